@@ -1,0 +1,136 @@
+// The only place that starts an `lvm` process.
+//
+// Every call: an argument array (no shell), LC_ALL=C so stderr is matchable,
+// stdin closed so a prompt ("Do you really want to proceed?") fails instead of
+// hanging the master, an explicit timeout and cancel signal, and the same
+// common options: `--driverloaded n` where the kernel has no device-mapper, and
+// a `--devices` restriction when configured (tests always set one, so lvm never
+// looks at a device the test did not create). Failures are classified by exit
+// code and recognised stderr text into LvmError codes, never guessed.
+
+import { execa } from 'execa';
+import { ErrorCode, LvmError } from '../errors.js';
+
+export const DEFAULT_LVM_TIMEOUT_MS = 60_000;
+/** Bound on what we keep of lvm's stderr in an error, so a chatty failure cannot flood logs. */
+export const MAX_STDERR_KEPT_CHARS = 4_000;
+
+export interface LvmCallOptions {
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface LvmResult {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs one lvm command (e.g. "fullreport") with the runner's common options. */
+export interface LvmRunner {
+  run(command: string, args: readonly string[], options?: LvmCallOptions): Promise<LvmResult>;
+}
+
+export interface LvmRunnerConfig {
+  readonly lvmPath?: string;
+  /** When set, lvm sees only these devices (`--devices`). */
+  readonly devices?: readonly string[];
+  /** False when the kernel has no device-mapper: adds `--driverloaded n`. */
+  readonly deviceMapperAvailable: boolean;
+  readonly defaultTimeoutMs?: number;
+  /** lvm.conf settings for every call, as `--config` takes them (tests turn off /etc/lvm archives). */
+  readonly extraConfig?: string;
+}
+
+// Recognised stderr texts (LVM 2.03), most specific first.
+const STDERR_CLASSES: readonly { pattern: RegExp; code: string; hint: string }[] = [
+  { pattern: /Volume group "[^"]*" not found/, code: ErrorCode.vgNotFound, hint: 'check the VG name and --devices' },
+  { pattern: /Failed to find logical volume|Logical volume [^ ]+ not found/, code: ErrorCode.lvNotFound, hint: 'check the LV name' },
+  {
+    pattern: /Insufficient free (space|extents)|insufficient free extents/i,
+    code: ErrorCode.insufficientExtents,
+    hint: 'free space in the VG or add a PV',
+  },
+  {
+    pattern: /exceeds maximum metadata size|metadata area too small|No space for metadata|Not enough space for metadata/i,
+    code: ErrorCode.metadataAreaTooSmall,
+    hint: 'the PV metadata area is full; recreate the PVs with a larger --metadatasize',
+  },
+  {
+    pattern: /Can't get lock|Giving up waiting for lock|Resource temporarily unavailable.*lock/i,
+    code: ErrorCode.lockBusy,
+    hint: 'another lvm command holds the VG lock; retry',
+  },
+];
+
+function firstMeaningfulLine(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0 && !/^WARNING: (Activation disabled|Failed to check for active)/.test(line))
+    .filter((line) => !/device-mapper|libdevmapper|\/dev\/mapper\/control/i.test(line));
+  return lines.find((line) => !line.startsWith('WARNING')) ?? lines[0] ?? '';
+}
+
+/** Classifies a failed lvm run into an LvmError with a stable code. Exported for tests. */
+export function classifyLvmFailure(command: string, args: readonly string[], exitCode: number | undefined, stderr: string): LvmError {
+  const kept = stderr.slice(0, MAX_STDERR_KEPT_CHARS);
+  const data = { command, args: [...args], exitCode, stderr: kept };
+  for (const known of STDERR_CLASSES) {
+    const match = known.pattern.exec(stderr);
+    if (match) {
+      const line = stderr.split('\n').find((l) => known.pattern.test(l))?.trim() ?? match[0];
+      return new LvmError(known.code, `lvm ${command}: ${line} (${known.hint})`, data);
+    }
+  }
+  return new LvmError(
+    ErrorCode.lvmFailed,
+    `lvm ${command} failed with exit code ${exitCode ?? 'none'}: ${firstMeaningfulLine(stderr) || 'no message'}`,
+    data,
+  );
+}
+
+export function createLvmRunner(config: LvmRunnerConfig): LvmRunner {
+  const lvmPath = config.lvmPath ?? 'lvm';
+  const defaultTimeoutMs = config.defaultTimeoutMs ?? DEFAULT_LVM_TIMEOUT_MS;
+  const commonArgs: string[] = [];
+  if (!config.deviceMapperAvailable) commonArgs.push('--driverloaded', 'n');
+  for (const device of config.devices ?? []) commonArgs.push('--devices', device);
+  if (config.extraConfig !== undefined) commonArgs.push('--config', config.extraConfig);
+
+  return {
+    async run(command, args, options = {}) {
+      const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+      const fullArgs = [command, ...commonArgs, ...args];
+      const result = await execa(lvmPath, fullArgs, {
+        env: { LC_ALL: 'C', LANG: 'C', LVM_SUPPRESS_FD_WARNINGS: '1' },
+        stdin: 'ignore',
+        timeout: timeoutMs,
+        ...(options.signal ? { cancelSignal: options.signal } : {}),
+        reject: false,
+        stripFinalNewline: false,
+        maxBuffer: 512 * 1024 * 1024,
+      });
+      if (result.failed) {
+        const errorCode = (result.cause as NodeJS.ErrnoException | undefined)?.code;
+        if (errorCode === 'ENOENT') {
+          throw new LvmError(ErrorCode.lvmMissing, `lvm not found at "${lvmPath}": install lvm2 (apt-get install lvm2)`, {
+            lvmPath,
+          });
+        }
+        if (result.timedOut) {
+          throw new LvmError(ErrorCode.lvmTimeout, `lvm ${command} did not finish within ${timeoutMs} ms`, {
+            command,
+            args: fullArgs,
+            timeoutMs,
+            stderr: String(result.stderr).slice(0, MAX_STDERR_KEPT_CHARS),
+          });
+        }
+        if (result.isCanceled) {
+          throw new LvmError(ErrorCode.lvmFailed, `lvm ${command} was cancelled`, { command, args: fullArgs });
+        }
+        throw classifyLvmFailure(command, fullArgs, result.exitCode, String(result.stderr));
+      }
+      return { stdout: String(result.stdout), stderr: String(result.stderr) };
+    },
+  };
+}
