@@ -1,0 +1,37 @@
+// What every CLI command gets from the global options: a logger and an lvm
+// runner restricted to --devices, with --driverloaded decided by asking the kernel.
+
+import { probeDeviceMapper, type DeviceMapperProbe } from '../dm/dmsetup.js';
+import { createLvmRunner, type LvmRunner } from '../lvm/runLvm.js';
+import { createLogger, type Logger } from '../log.js';
+import type { LevelWithSilent } from 'pino';
+
+export interface GlobalOptions {
+  readonly devices?: readonly string[] | undefined;
+  readonly logLevel: LevelWithSilent;
+  readonly json: boolean;
+  readonly lvmPath: string;
+  readonly lvmTimeoutMs: number;
+  readonly lvmConfig?: string | undefined;
+}
+
+export interface CommandContext {
+  readonly options: GlobalOptions;
+  readonly log: Logger;
+  readonly lvm: LvmRunner;
+  readonly deviceMapper: DeviceMapperProbe;
+}
+
+export async function createCommandContext(options: GlobalOptions): Promise<CommandContext> {
+  const log = createLogger(options.logLevel);
+  const deviceMapper = await probeDeviceMapper();
+  log.debug({ deviceMapper }, 'device-mapper probe');
+  const lvm = createLvmRunner({
+    lvmPath: options.lvmPath,
+    deviceMapperAvailable: deviceMapper.available,
+    defaultTimeoutMs: options.lvmTimeoutMs,
+    ...(options.devices && options.devices.length > 0 ? { devices: options.devices } : {}),
+    ...(options.lvmConfig !== undefined ? { extraConfig: options.lvmConfig } : {}),
+  });
+  return { options, log, lvm, deviceMapper };
+}
