@@ -54,6 +54,7 @@ export const ErrorCode = {
   lvmMissing: 'LVM_MISSING',
   lvmFailed: 'LVM_FAILED',
   lvmOutputInvalid: 'LVM_OUTPUT_INVALID',
+  vgMetadataCorrupt: 'VG_METADATA_CORRUPT',
   metadataParse: 'METADATA_PARSE',
   staleSeqno: 'STALE_SEQNO',
   invalidBatch: 'INVALID_BATCH',

@@ -96,7 +96,7 @@ export interface CommitResult {
 export async function commitBatch(lvm: LvmRunner, base: VgMetadata, changes: readonly MetadataChange[], options: CommitOptions = {}): Promise<CommitResult> {
   const identity = options.identity ?? systemIdentity;
   // Step 1: refuse a bad batch before touching lvm at all.
-  applyChanges(base, changes, identity);
+  const plannedOnBase = applyChanges(base, changes, identity);
   const vgName = base.name;
 
   return withVgLock(
@@ -111,8 +111,10 @@ export async function commitBatch(lvm: LvmRunner, base: VgMetadata, changes: rea
             { vg: vgName, expectedSeqno: base.seqno, currentSeqno: current.seqno },
           );
         }
-        // Planned on the freshly read text, so entries LVM wrote are kept exactly as it wrote them.
-        const planned = applyChanges(current, changes, identity);
+        // The same seqno means the same metadata, so the first plan normally stands; if the
+        // caller's model differs from what LVM holds (built by hand, or from another reader),
+        // plan again on what LVM wrote so its entries are kept exactly as written.
+        const planned = isDeepStrictEqual(comparable(current), comparable(base)) ? plannedOnBase : applyChanges(current, changes, identity);
         const file = join(dir, 'vg-next.txt');
         await writeFile(file, printVgMetadata({ ...planned, seqno: current.seqno }), { mode: 0o600 });
         await lvm.run('vgcfgrestore', ['--nolocking', '--yes', '-f', file, vgName], options);

@@ -56,6 +56,11 @@ const STDERR_CLASSES: readonly { pattern: RegExp; code: string; hint: string }[]
     hint: 'the PV metadata area is full; recreate the PVs with a larger --metadatasize',
   },
   {
+    pattern: /PV segments corrupted|PV segment .*mismatch|Inconsistent length|Checksum error|Failed to read metadata/i,
+    code: ErrorCode.vgMetadataCorrupt,
+    hint: 'LVM refuses this VG\'s metadata; run vgck, and restore a good copy from /etc/lvm/backup or /etc/lvm/archive with vgcfgrestore',
+  },
+  {
     pattern: /Can't get lock|Giving up waiting for lock|Resource temporarily unavailable.*lock/i,
     code: ErrorCode.lockBusy,
     hint: 'another lvm command holds the VG lock; retry',

@@ -1,17 +1,38 @@
 // `thinlv check VG`: what can be checked from metadata alone. Exit 0 when clean,
 // 1 when there are error findings (warnings alone still exit 0).
 
+import { ErrorCode, LvmError } from '../../errors.js';
 import { readVgReport } from '../../lvm/readVgReport.js';
-import { checkVgReport } from '../../metadata/checkLayout.js';
+import { checkVgReport, type VgCheckResult } from '../../metadata/checkLayout.js';
 import type { CommandContext } from '../context.js';
 import { validateVgName } from '../validate.js';
 
+/** A VG that LVM itself refuses to read is the worst finding there is, not an operating error. */
+function refusedByLvm(error: LvmError): VgCheckResult {
+  return {
+    ok: false,
+    findings: [{ severity: 'error', code: ErrorCode.vgMetadataCorrupt, message: error.message, data: { stderr: error.data['stderr'] } }],
+    extentCount: 0,
+    freeExtentCount: 0,
+    allocatedExtentCount: 0,
+    metadataAreaUsedRatio: 0,
+  };
+}
+
 export async function runCheck(context: CommandContext, vgName: string): Promise<number> {
   validateVgName(vgName);
-  const report = await readVgReport(context.lvm, vgName);
-  const result = checkVgReport(report);
+  let result: VgCheckResult;
+  let seqno: number | null = null;
+  try {
+    const report = await readVgReport(context.lvm, vgName);
+    seqno = report.seqno;
+    result = checkVgReport(report);
+  } catch (error) {
+    if (!(error instanceof LvmError && error.code === ErrorCode.vgMetadataCorrupt)) throw error;
+    result = refusedByLvm(error);
+  }
   if (context.options.json) {
-    process.stdout.write(`${JSON.stringify({ vg: vgName, seqno: report.seqno, ...result }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ vg: vgName, seqno, ...result }, null, 2)}\n`);
   } else {
     for (const finding of result.findings) process.stdout.write(`${finding.severity}: ${finding.code}: ${finding.message}\n`);
     const errors = result.findings.filter((f) => f.severity === 'error').length;
