@@ -29,6 +29,9 @@ export type ConfigEntry =
 export const MAX_SECTION_DEPTH = 32;
 
 const IDENTIFIER = /^[A-Za-z0-9_.+\-]+$/;
+// The tokenizer reads "1.5" as a float, which cannot be a key; integers can.
+const FLOAT_LIKE = /^-?[0-9]+\.[0-9]+$/;
+const printableKey = (key: string): boolean => IDENTIFIER.test(key) && !FLOAT_LIKE.test(key);
 
 export class ConfigParseError extends ThinlvError {
   constructor(message: string, line: number) {
@@ -194,10 +197,10 @@ export function printConfig(entries: readonly ConfigEntry[], depth = 0): string 
   let out = '';
   for (const entry of entries) {
     if (entry.kind === 'assign') {
-      if (!IDENTIFIER.test(entry.key)) throw new ConfigParseError(`cannot print key ${JSON.stringify(entry.key)}`, 0);
+      if (!printableKey(entry.key)) throw new ConfigParseError(`cannot print key ${JSON.stringify(entry.key)}`, 0);
       out += `${indent}${entry.key} = ${printValue(entry.value)}\n`;
     } else {
-      if (!IDENTIFIER.test(entry.name)) throw new ConfigParseError(`cannot print section ${JSON.stringify(entry.name)}`, 0);
+      if (!printableKey(entry.name)) throw new ConfigParseError(`cannot print section ${JSON.stringify(entry.name)}`, 0);
       out += `${indent}${entry.name} {\n${printConfig(entry.entries, depth + 1)}${indent}}\n`;
     }
   }

@@ -105,6 +105,8 @@ function parseSegment(name: string, entries: readonly ConfigEntry[], pvByKey: Re
   const r = new SectionReader(entries, `${where} ${name}`);
   const logicalStart = r.int('start_extent');
   const extentCount = r.int('extent_count');
+  if (logicalStart < 0) fail(`${where} ${name}: start_extent ${logicalStart} is negative`);
+  if (extentCount < 1) fail(`${where} ${name}: extent_count ${extentCount} is not positive`);
   const type = r.string('type');
   let stripes: StripeArea[] = [];
   if (type === 'striped') {
@@ -194,6 +196,7 @@ export function parseVgMetadata(text: string): VgMetadata {
   const extra = r.rest();
 
   const pvs = sectionsOf(pvEntries, 'physical_volumes').map((s) => parsePv(s.name, s.entries));
+  if (new Set(pvs.map((pv) => pv.key)).size !== pvs.length) fail('two PV sections have the same name');
   const pvByKey = new Map(pvs.map((pv) => [pv.key, pv.device]));
   if (new Set(pvs.map((pv) => pv.device)).size !== pvs.length) fail('two PVs claim the same device');
   const lvs = sectionsOf(lvEntries, 'logical_volumes').map((s) => parseLv(s.name, s.entries, pvByKey));

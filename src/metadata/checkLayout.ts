@@ -6,7 +6,7 @@ import { findOverlaps, type OwnedRange } from '../extent/findOverlaps.js';
 import { ExtentSet } from '../extent/extentSet.js';
 import type { PhysicalRange } from '../extent/types.js';
 import { invalidNameReason, invalidTagReason } from './names.js';
-import { segmentPhysicalRanges, type VgLayout, type VgReport } from './vgModel.js';
+import { segmentPhysicalRanges, type Segment, type VgLayout, type VgReport } from './vgModel.js';
 
 export const METADATA_AREA_WARN_RATIO = 0.5;
 export const METADATA_AREA_ERROR_RATIO = 0.8;
@@ -26,9 +26,17 @@ export interface Finding {
 const describe = (r: PhysicalRange): string =>
   r.extentCount === 1 ? `${r.pv}:${r.firstExtent}` : `${r.pv}:${r.firstExtent}-${r.firstExtent + r.extentCount - 1}`;
 
-/** Extents held by LVs, each tagged with its LV, in VG order. */
+/** A segment whose size is not a positive whole number of extents per stripe maps no extents thinlv can name. */
+const hasWholeStripes = (segment: Segment): boolean =>
+  Number.isSafeInteger(segment.extentCount) &&
+  segment.extentCount >= 1 &&
+  (segment.stripes.length === 0 || segment.extentCount % segment.stripes.length === 0);
+
+/** Extents held by LVs, each tagged with its LV, in VG order. Malformed segments are left to checkLayout's SEGMENT_INVALID. */
 export function ownedRanges(vg: VgLayout): OwnedRange[] {
-  return vg.lvs.flatMap((lv) => lv.segments.flatMap((segment) => segmentPhysicalRanges(segment).map((range) => ({ owner: lv.name, range }))));
+  return vg.lvs.flatMap((lv) =>
+    lv.segments.filter(hasWholeStripes).flatMap((segment) => segmentPhysicalRanges(segment).map((range) => ({ owner: lv.name, range }))),
+  );
 }
 
 /** The extents of all PVs. */
@@ -77,6 +85,13 @@ export function checkLayout(vg: VgLayout): Finding[] {
         });
       }
       expectedStart = segment.logicalStart + segment.extentCount;
+      if (!hasWholeStripes(segment)) {
+        add('error', 'SEGMENT_INVALID', `LV ${lv.name}: segment at logical extent ${segment.logicalStart} has ${segment.extentCount} extents in ${segment.stripes.length} stripes`, {
+          lv: lv.name,
+          logicalStart: segment.logicalStart,
+        });
+        continue;
+      }
       for (const range of segmentPhysicalRanges(segment)) {
         const pv = pvByDevice.get(range.pv);
         if (pv === undefined) {
