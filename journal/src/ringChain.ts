@@ -1,0 +1,249 @@
+// Reading a ring: the checks both the writer and the reader apply. Keeping them in
+// one place is what makes the two sides agree on where the log ends.
+//
+//   region:  | header | consumer | rec s+1 | rec s+2 | ... | rec t | (free) ... | wrap gap |
+//            block 0   block 1    ^ consumer.nextRecordOffsetBytes
+//
+// The chain starts at the consumer block's position and follows records while each
+// one is valid and carries the next sequence number (isNextInChain). Both the writer
+// (to find its tail) and the reader (to return records) stop at the first record
+// that fails; nothing after it is ever looked at.
+
+import { BLOCK_BYTES, RECORD_HEADER_BYTES, CONSUMER_BLOCK_OFFSET_BYTES, HEADER_BLOCK_OFFSET_BYTES, MAX_RING_BYTES, MIN_RING_BYTES, READ_CHUNK_BYTES, RING_ID_PATTERN, MAX_RING_ID_BYTES } from './constants.js';
+import { JournalError, RingIdentityError, assert } from './errors.js';
+import {
+  decodeConsumerBlock,
+  decodeRecordHeader,
+  decodeRingHeader,
+  claimedRecordBlocks,
+  futureRecordIntact,
+  recordCrcMatches,
+  recordStartAt,
+  type ConsumerState,
+  type RecordHeader,
+  type RingHeader,
+} from './layout.js';
+import type { BlockRegion } from './blockRegion.js';
+
+export function checkRingId(ringId: string): void {
+  const bytes = new TextEncoder().encode(ringId);
+  if (bytes.length === 0 || bytes.length > MAX_RING_ID_BYTES || !RING_ID_PATTERN.test(ringId)) {
+    throw new JournalError(
+      'INVALID_ARGUMENT',
+      `ring id ${JSON.stringify(ringId)} must be 1 to ${MAX_RING_ID_BYTES} characters from [A-Za-z0-9._:-]`,
+      { ringId },
+    );
+  }
+}
+
+export function checkRegionSize(region: BlockRegion): void {
+  const sizeBytes = region.sizeBytes;
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes % BLOCK_BYTES !== 0 || sizeBytes < MIN_RING_BYTES || sizeBytes > MAX_RING_BYTES) {
+    throw new JournalError(
+      'REGION_INVALID',
+      `region ${region.description} is ${sizeBytes} bytes; a ring needs a multiple of ${BLOCK_BYTES} between ${MIN_RING_BYTES} and ${MAX_RING_BYTES}`,
+      { sizeBytes, minRingBytes: MIN_RING_BYTES, maxRingBytes: MAX_RING_BYTES },
+    );
+  }
+}
+
+/** Reads block 0 and checks it is the ring `ringId` in a format this code speaks. */
+export async function readRingHeader(region: BlockRegion, ringId: string): Promise<RingHeader> {
+  checkRingId(ringId);
+  checkRegionSize(region);
+  const decoded = decodeRingHeader(await region.read(HEADER_BLOCK_OFFSET_BYTES, BLOCK_BYTES));
+  const where = region.description;
+  switch (decoded.kind) {
+    case 'not-a-ring':
+      throw new RingIdentityError('NOT_A_RING', `${where} holds no thinlv ring (magic missing); create it with createRing or check the offset`, { region: where, ringId });
+    case 'other-version':
+      throw new RingIdentityError('RING_VERSION', `${where} holds a ring of format version ${decoded.formatVersion}; this code reads only version 1. Upgrade thinlv on this node`, { region: where, formatVersion: decoded.formatVersion });
+    case 'corrupt':
+      throw new RingIdentityError('HEADER_CORRUPT', `ring header on ${where} is damaged (${decoded.reason}); the ring cannot be trusted, recreate it with force after replaying what can be read`, { region: where, reason: decoded.reason });
+    case 'ok':
+      break;
+  }
+  const header = decoded.header;
+  if (header.ringId !== ringId) {
+    throw new RingIdentityError('RING_ID_MISMATCH', `${where} holds ring ${JSON.stringify(header.ringId)}, not ${JSON.stringify(ringId)}; check which LV this offset belongs to`, { region: where, expected: ringId, found: header.ringId });
+  }
+  if (header.ringBytes !== region.sizeBytes) {
+    throw new JournalError('REGION_INVALID', `ring ${ringId} was created ${header.ringBytes} bytes long but the region is ${region.sizeBytes}; open it with its original length`, { ringBytes: header.ringBytes, regionBytes: region.sizeBytes });
+  }
+  return header;
+}
+
+export async function readConsumerState(region: BlockRegion, header: RingHeader): Promise<ConsumerState> {
+  const decoded = decodeConsumerBlock(header, await region.read(CONSUMER_BLOCK_OFFSET_BYTES, BLOCK_BYTES));
+  if (decoded.kind === 'corrupt') {
+    throw new JournalError('CONSUMER_CORRUPT', `consumer block of ring ${header.ringId} on ${region.description} is damaged (${decoded.reason}); the consumed position is unknown, so neither side may proceed. Replay from LVM's applied sequence and recreate the ring`, { ringId: header.ringId, reason: decoded.reason });
+  }
+  return decoded.state;
+}
+
+/** Blocks of the data area read in large chunks; records are re-read only when they cross a chunk end. */
+class ChunkedReader {
+  private chunkStart = -1;
+  private chunk: Uint8Array = new Uint8Array(0);
+
+  constructor(
+    private readonly region: BlockRegion,
+    private readonly header: RingHeader,
+  ) {}
+
+  /** Bytes [offset, offset + length), never past the end of the ring. */
+  async bytes(offsetBytes: number, lengthBytes: number): Promise<Uint8Array> {
+    assert(offsetBytes + lengthBytes <= this.header.ringBytes, 'read past the ring end');
+    if (this.chunkStart < 0 || offsetBytes < this.chunkStart || offsetBytes + lengthBytes > this.chunkStart + this.chunk.length) {
+      const chunkBytes = Math.min(Math.max(READ_CHUNK_BYTES, lengthBytes), this.header.ringBytes - offsetBytes);
+      this.chunk = await this.region.read(offsetBytes, chunkBytes);
+      this.chunkStart = offsetBytes;
+    }
+    const start = offsetBytes - this.chunkStart;
+    return this.chunk.subarray(start, start + lengthBytes);
+  }
+
+  forget(): void {
+    this.chunkStart = -1;
+  }
+}
+
+export interface ChainPosition {
+  /** Sequence number of the last record in the chain so far (consumedSeq when none). */
+  readonly seq: number;
+  /** Epoch of that record (the consumer block's epoch when none). */
+  readonly epoch: number;
+  /** Where the record after it must start (wrap rule applied). */
+  readonly nextRecordOffsetBytes: number;
+}
+
+export interface ChainRecord {
+  readonly seq: number;
+  readonly epoch: number;
+  readonly offsetBytes: number;
+  readonly recordBlocks: number;
+  readonly payload: Uint8Array;
+}
+
+export type ChainStopReason =
+  | 'empty'
+  | 'no-magic'
+  | 'bad-fields'
+  | 'other-ring'
+  | 'bad-crc'
+  | 'seq-mismatch'
+  | 'older-epoch';
+
+export class ChainReader {
+  private readonly chunks: ChunkedReader;
+
+  constructor(
+    region: BlockRegion,
+    private readonly header: RingHeader,
+  ) {
+    this.chunks = new ChunkedReader(region, header);
+  }
+
+  /** Drop cached bytes so the next call sees what the other side wrote since. */
+  refresh(): void {
+    this.chunks.forget();
+  }
+
+  /**
+   * Validity rule (FORMAT.md, "Which records a reader accepts"). The record at the
+   * chain's next position is accepted only if its magic, ring nonce, version, sizes and
+   * CRC32C are right, its seq is exactly one more than its predecessor's, and its
+   * epoch is not older than its predecessor's. The last condition is the ghost-record
+   * guard: a record left behind by a torn write of a crashed writer session carries
+   * that session's epoch, which is older than the epoch of whatever the next session
+   * wrote in front of it.
+   */
+  async next(after: ChainPosition): Promise<{ kind: 'record'; record: ChainRecord } | { kind: 'stop'; reason: ChainStopReason }> {
+    const offsetBytes = after.nextRecordOffsetBytes;
+    const first = await this.chunks.bytes(offsetBytes, BLOCK_BYTES);
+    const decoded = decodeRecordHeader(this.header, first);
+    if (decoded.kind === 'unknown-version') {
+      // Only a record whose CRC holds under the layout every version shares is a
+      // newer version; otherwise it is a damaged record (e.g. a flipped version bit).
+      const recordBlocks = claimedRecordBlocks(this.header, first);
+      const intact = recordBlocks !== undefined && futureRecordIntact(await this.chunks.bytes(offsetBytes, recordBlocks * BLOCK_BYTES));
+      if (!intact) return { kind: 'stop', reason: 'bad-crc' };
+      if (decoded.seq === after.seq + 1 && decoded.epoch !== undefined && decoded.epoch >= after.epoch) {
+        throw new JournalError(
+          'RECORD_VERSION',
+          `record ${decoded.seq} of ring ${this.header.ringId} has record version ${decoded.recordVersion}; this code reads only version 1. Upgrade thinlv before replaying this ring`,
+          { ringId: this.header.ringId, seq: decoded.seq, recordVersion: decoded.recordVersion },
+        );
+      }
+      return { kind: 'stop', reason: 'seq-mismatch' };
+    }
+    if (decoded.kind === 'invalid') return { kind: 'stop', reason: decoded.reason };
+    const recordHeader: RecordHeader = decoded.header;
+    if (recordHeader.seq !== after.seq + 1) return { kind: 'stop', reason: 'seq-mismatch' };
+    if (recordHeader.epoch < after.epoch) return { kind: 'stop', reason: 'older-epoch' };
+    const recordBytes = recordHeader.recordBlocks * BLOCK_BYTES;
+    // decodeRecordHeader bounded recordBlocks by maxRecordBytes, and a record starts
+    // only where maxRecordBytes fit, so this read stays inside the ring.
+    const bytes = recordHeader.recordBlocks === 1 ? first : await this.chunks.bytes(offsetBytes, recordBytes);
+    if (!recordCrcMatches(bytes, recordHeader.payloadBytes)) return { kind: 'stop', reason: 'bad-crc' };
+    return {
+      kind: 'record',
+      record: {
+        seq: recordHeader.seq,
+        epoch: recordHeader.epoch,
+        offsetBytes,
+        recordBlocks: recordHeader.recordBlocks,
+        payload: bytes.slice(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + recordHeader.payloadBytes),
+      },
+    };
+  }
+}
+
+export function positionAfter(header: RingHeader, record: ChainRecord): ChainPosition {
+  return {
+    seq: record.seq,
+    epoch: record.epoch,
+    nextRecordOffsetBytes: recordStartAt(header, record.offsetBytes + record.recordBlocks * BLOCK_BYTES),
+  };
+}
+
+export function positionOfConsumer(state: ConsumerState): ChainPosition {
+  return { seq: state.consumedSeq, epoch: state.consumedEpoch, nextRecordOffsetBytes: state.nextRecordOffsetBytes };
+}
+
+export interface RingSurvey {
+  /** Highest seq of any record of this ring anywhere in the data area, valid CRC only; 0 if none. */
+  readonly maxSeq: number;
+  /** Highest epoch of any such record; 0 if none. */
+  readonly maxEpoch: number;
+}
+
+/**
+ * Looks at every block of the data area for a record of this ring, wherever it is.
+ * Opening uses it twice: a consumer block that claims more than any record ever
+ * written is refused (CONSUMER_AHEAD), and a new writer session takes an epoch above
+ * every record on disk, ghosts included.
+ */
+export async function surveyDataArea(region: BlockRegion, header: RingHeader): Promise<RingSurvey> {
+  let maxSeq = 0;
+  let maxEpoch = 0;
+  const chunks = new ChunkedReader(region, header);
+  for (let offset = header.dataOffsetBytes; offset < header.ringBytes; offset += BLOCK_BYTES) {
+    const decoded = decodeRecordHeader(header, await chunks.bytes(offset, BLOCK_BYTES));
+    if (decoded.kind !== 'ok') continue;
+    const recordBytes = decoded.header.recordBlocks * BLOCK_BYTES;
+    if (offset + recordBytes > header.ringBytes) continue;
+    if (!recordCrcMatches(await chunks.bytes(offset, recordBytes), decoded.header.payloadBytes)) continue;
+    maxSeq = Math.max(maxSeq, decoded.header.seq);
+    maxEpoch = Math.max(maxEpoch, decoded.header.epoch);
+  }
+  return { maxSeq, maxEpoch };
+}
+
+export function consumerAheadError(header: RingHeader, consumed: ConsumerState, survey: RingSurvey): JournalError {
+  return new JournalError(
+    'CONSUMER_AHEAD',
+    `consumer block of ring ${header.ringId} claims seq ${consumed.consumedSeq} consumed, but no record above seq ${survey.maxSeq} was ever written; the consumer block is wrong. Replay from LVM's applied sequence and recreate the ring`,
+    { ringId: header.ringId, consumedSeq: consumed.consumedSeq, maxSeqOnDisk: survey.maxSeq },
+  );
+}
