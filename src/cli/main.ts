@@ -12,8 +12,10 @@ import type { LevelWithSilent } from 'pino';
 import { ErrorCode, InvariantError, ThinlvError, UsageError } from '../errors.js';
 import { DEFAULT_LVM_TIMEOUT_MS } from '../lvm/runLvm.js';
 import { LOG_LEVELS } from '../log.js';
+import { runFormat, runHostAdd, runHostRemove, runLvCreate, runLvRemove, runLvResize } from './commands/admin.js';
 import { runCheck } from './commands/check.js';
 import { runInspect } from './commands/inspect.js';
+import { DEFAULT_INTERVAL_MS, MASTER_RUN_DIR, MASTER_STATE_DIR, runMaster } from './commands/master.js';
 import { createCommandContext, type GlobalOptions } from './context.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, operational: 3, internal: 4 } as const;
@@ -97,6 +99,82 @@ export async function main(argv: readonly string[]): Promise<number> {
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
           exitCode = await runCheck(context, args.vg);
+        },
+      )
+      .command(
+        'format <vg>',
+        'prepare a VG for thinlv: format tag and pool settings, in one metadata commit',
+        (y) =>
+          withVgPositional(y)
+            .option('quantum', { type: 'string', describe: 'extents granted per pool refill, as a size (default: 0.5% of the VG, at least 256m)' })
+            .option('low-water', { type: 'string', describe: 'refill a pool that falls below this size (default: half the quantum)' })
+            .option('reserve-percent', { type: 'number', describe: 'share of the VG pools are never refilled from (default 5)' })
+            .option('expected-lvs', { type: 'number', describe: 'LVs the metadata area must hold (default 1000)' }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args));
+          exitCode = await runFormat(context, { vg: args.vg, quantum: args.quantum, lowWater: args['low-water'], reservePercent: args['reserve-percent'], expectedLvs: args['expected-lvs'] });
+        },
+      )
+      .command(
+        'host <action> <vg> <host>',
+        'add a host (creates its journal and grants rings), remove a stopped host, or declare a fenced host dead; remove and declare-dead replay its journal, then return its pool to free space',
+        (y) =>
+          withVgPositional(y)
+            .positional('action', { type: 'string', choices: ['add', 'remove', 'declare-dead'] as const, demandOption: true })
+            .positional('host', { type: 'string', demandOption: true, describe: 'host name (letters, digits, ".", "-")' }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args));
+          exitCode = args.action === 'add' ? await runHostAdd(context, args.vg, args.host) : await runHostRemove(context, args.vg, args.host, args.action as 'remove' | 'declare-dead');
+        },
+      )
+      .command(
+        'lvcreate <vg>',
+        'create a thin LV: -n NAME -V VIRTUAL_SIZE [-L INITIAL_SIZE] (initial default: one extent, the least LVM holds)',
+        (y) =>
+          withVgPositional(y)
+            .option('n', { alias: 'name', type: 'string', demandOption: true, describe: 'LV name' })
+            .option('V', { alias: 'virtualsize', type: 'string', demandOption: true, describe: 'virtual size (k m g t, binary; default unit m)' })
+            .option('L', { alias: 'size', type: 'string', describe: 'initial allocated size' }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args));
+          exitCode = await runLvCreate(context, { vg: args.vg, name: args.n, virtualSize: args.V, size: args.L });
+        },
+      )
+      .command(
+        'lvremove <lv>',
+        'remove a thin LV (VG/LV)',
+        (y) => y.positional('lv', { type: 'string', demandOption: true, describe: 'VG/LV' }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args as RawGlobals));
+          exitCode = await runLvRemove(context, String(args.lv));
+        },
+      )
+      .command(
+        'lvresize <lv>',
+        'change a thin LV (VG/LV): -V SIZE sets the virtual size; -L SIZE deflates (shrinks the allocated size; the LV must not be active on any host)',
+        (y) =>
+          y
+            .positional('lv', { type: 'string', demandOption: true, describe: 'VG/LV' })
+            .option('V', { alias: 'virtualsize', type: 'string', describe: 'new virtual size, or +/- a size' })
+            .option('L', { alias: 'size', type: 'string', describe: 'new allocated size (deflate), or - a size' }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args as RawGlobals));
+          exitCode = await runLvResize(context, { path: String(args.lv), virtualSize: args.V, size: args.L });
+        },
+      )
+      .command(
+        'master <vg>',
+        'run the replayer: replay host journals into LVM metadata and refill pools (pino JSON logs on stdout)',
+        (y) =>
+          withVgPositional(y)
+            .option('once', { type: 'boolean', default: false, describe: 'run one pass (more while journals hold more than a pass takes), then exit' })
+            .option('interval-ms', { type: 'number', default: DEFAULT_INTERVAL_MS, describe: 'time between passes; SIGUSR1 asks for a pass now' })
+            .option('run-dir', { type: 'string', default: MASTER_RUN_DIR, describe: 'where the one-master-per-VG lock and pid live' })
+            .option('state-dir', { type: 'string', default: MASTER_STATE_DIR, describe: 'where the SQLite history lives (reports only; deleting it loses history, never correctness)' })
+            .option('history', { type: 'boolean', default: true, describe: 'keep replay and grant history (--no-history: none)' }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args));
+          exitCode = await runMaster(context, { vg: args.vg, once: args.once, intervalMs: args['interval-ms'], runDir: args['run-dir'], stateDir: args.history ? args['state-dir'] : undefined });
         },
       )
       .demandCommand(1, 'name a command: thinlv --help lists them')

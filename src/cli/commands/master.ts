@@ -1,0 +1,116 @@
+// `thinlv master VG`: the replayer, as a daemon or a single pass (--once).
+//
+// One master per VG on a machine: an flock on /run/thinlv/master-<vg>.lock,
+// whose file also holds the daemon's pid. SIGUSR1 asks for a pass now; SIGTERM
+// and SIGINT let the pass in flight finish, then exit 0. A second master on
+// another machine is stopped by the metadata seqno check, not by this lock.
+
+import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { ThinlvError, InvariantError } from '../../errors.js';
+import { acquireFileLock } from '../../fileLock.js';
+import { TAG, readThinlvVg } from '../../format/thinlvVg.js';
+import { commitBatch, readVgMetadata } from '../../lvm/commitBatch.js';
+import { MasterSession, runPass, type PassHistory } from '../../master/replayPass.js';
+import { createLogger } from '../../log.js';
+import { MasterState, openStateDb } from '../../state/index.js';
+import type { CommandContext } from '../context.js';
+import { masterDeps } from '../masterContext.js';
+import { validateVgName } from '../validate.js';
+
+export const MASTER_RUN_DIR = '/run/thinlv';
+/** History for reports; losing it loses history, never correctness. */
+export const MASTER_STATE_DIR = '/var/lib/thinlv';
+export const DEFAULT_INTERVAL_MS = 2_000;
+export const MIN_INTERVAL_MS = 10;
+export const MAX_INTERVAL_MS = 3_600_000;
+/** Passes --once runs back to back while journals hold more than one pass takes. */
+export const MAX_ONCE_PASSES = 100;
+
+export interface MasterArgs {
+  readonly vg: string;
+  readonly once: boolean;
+  readonly intervalMs: number;
+  readonly runDir: string;
+  /** Where the SQLite history lives; undefined keeps no history. */
+  readonly stateDir: string | undefined;
+}
+
+/** Records this machine as the VG's master, so metadata commands elsewhere know where to go. */
+async function claimMasterTag(context: CommandContext, vgName: string): Promise<void> {
+  const vg = await readVgMetadata(context.lvm, vgName);
+  const current = readThinlvVg(vg).masterHost;
+  const here = hostname();
+  if (current === here) return;
+  if (current !== undefined) context.log.warn({ vg: vgName, previous: current, here }, 'taking over as master from another machine');
+  await commitBatch(context.lvm, vg, [{ kind: 'setTag', tag: `${TAG.master}${here}`, replacingPrefix: TAG.master }]);
+}
+
+export async function runMaster(context: CommandContext, args: MasterArgs): Promise<number> {
+  validateVgName(args.vg);
+  if (!Number.isSafeInteger(args.intervalMs) || args.intervalMs < MIN_INTERVAL_MS || args.intervalMs > MAX_INTERVAL_MS) {
+    throw new ThinlvError('INVALID_ARGUMENT', `--interval-ms must be from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}, got ${args.intervalMs}`);
+  }
+  const lockPath = join(args.runDir, `master-${args.vg}.lock`);
+  const lock = await acquireFileLock(lockPath, 0);
+  if (lock === undefined) {
+    throw new ThinlvError('MASTER_RUNNING', `a master for VG ${args.vg} already runs on this machine (lock ${lockPath} is held)`, { vg: args.vg, lockPath });
+  }
+  writeFileSync(lockPath, `${process.pid}\n`);
+  // Daemon logs are JSON lines on stdout, for journald or a log shipper.
+  const log = createLogger(context.options.logLevel === 'warn' ? 'info' : context.options.logLevel, 1);
+  const db = args.stateDir === undefined ? undefined : openStateDb(join(args.stateDir, `master-${args.vg}.db`));
+  const history: PassHistory | undefined = db === undefined ? undefined : new MasterState(db);
+  const deps = { ...masterDeps({ ...context, log }), history };
+  const session = new MasterSession();
+
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  const onStop = (): void => {
+    stopping = true;
+    wake?.();
+  };
+  const onPoke = (): void => wake?.();
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGUSR1', onPoke);
+  try {
+    await claimMasterTag({ ...context, log }, args.vg);
+    log.info({ vg: args.vg, once: args.once, intervalMs: args.intervalMs }, 'master started');
+    for (let pass = 0; !stopping; pass++) {
+      let moreWaiting = false;
+      try {
+        const result = await runPass(deps, session, args.vg);
+        moreWaiting = result.moreWaiting;
+        if (result.committed || result.replayedRecordCount > 0) log.info({ vg: args.vg, ...result }, 'pass done');
+      } catch (error) {
+        // A broken invariant must stop the master before it writes anything else;
+        // an operating error (lvm, a ring) is logged and retried next interval.
+        if (args.once || error instanceof InvariantError || !(error instanceof ThinlvError)) throw error;
+        log.error({ vg: args.vg, err: error }, 'pass failed; retrying next interval');
+      }
+      if (args.once) {
+        if (!moreWaiting || pass + 1 >= MAX_ONCE_PASSES) break;
+        continue;
+      }
+      if (moreWaiting) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, args.intervalMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+    log.info({ vg: args.vg }, 'master stopped');
+    return 0;
+  } finally {
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+    process.off('SIGUSR1', onPoke);
+    db?.close();
+    lock.release();
+  }
+}

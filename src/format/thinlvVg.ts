@@ -1,0 +1,183 @@
+// How thinlv lays itself out inside an ordinary LVM VG, and how to read that
+// layout back. Pure: it names things and parses tags; it does no I/O.
+//
+//   VG tags        thinlv_format=1
+//                  thinlv_quantum_extents=N     extents granted to a pool per refill
+//                  thinlv_lowwater_extents=N    refill a pool that falls below this
+//                  thinlv_reserve_permille=N    VG share pools are never refilled from
+//   per host H     thinlv_H_journal   ring host -> master; tags thinlv_applied_seq=N,
+//                                     thinlv_rejected=N (records replay refused)
+//                  thinlv_H_grants    ring master -> host; tag thinlv_grant_gen=N
+//                  thinlv_H_free      the host's pool; absent while the pool is empty
+//                                     (LVM cannot hold an LV of zero extents)
+//                  thinlv_master=<hostname>    where `thinlv master` runs (set when it starts)
+//   thin LV        tag thinlv_virtual_bytes=N, and LVM's activation-skip flag
+//
+// The cursors (applied_seq, grant_gen) are tags on LVs that never change size,
+// written in the same metadata commit as the change they describe: that is
+// what makes a replay or a grant repeated after a crash harmless.
+
+import { ErrorCode, ThinlvError, UsageError } from '../errors.js';
+import type { LvLayout, VgLayout } from '../metadata/vgModel.js';
+import { lvExtentCount } from '../metadata/vgModel.js';
+
+export const THINLV_FORMAT_VERSION = 1;
+
+export const TAG = {
+  format: 'thinlv_format=',
+  quantumExtents: 'thinlv_quantum_extents=',
+  lowWaterExtents: 'thinlv_lowwater_extents=',
+  reservePermille: 'thinlv_reserve_permille=',
+  appliedSeq: 'thinlv_applied_seq=',
+  rejectedCount: 'thinlv_rejected=',
+  grantGeneration: 'thinlv_grant_gen=',
+  virtualBytes: 'thinlv_virtual_bytes=',
+  /** The machine whose `thinlv master` runs this VG; metadata-changing commands run there. */
+  master: 'thinlv_master=',
+} as const;
+
+/** Ring LV sizes: big enough for tens of thousands of records between replays. */
+export const JOURNAL_RING_EXTENTS_DEFAULT = 1;
+export const GRANTS_RING_EXTENTS_DEFAULT = 1;
+
+/** Host names: what a hostname may hold, and nothing that would make `thinlv_<host>_free` ambiguous. */
+export const HOST_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/;
+
+export const hostLvNames = (host: string): { free: string; journal: string; grants: string } => ({
+  free: `thinlv_${host}_free`,
+  journal: `thinlv_${host}_journal`,
+  grants: `thinlv_${host}_grants`,
+});
+
+const HOST_LV = /^thinlv_([A-Za-z0-9][A-Za-z0-9.-]{0,62})_(free|journal|grants)$/;
+
+export function validateHostName(host: string): void {
+  if (!HOST_NAME_PATTERN.test(host)) {
+    throw new UsageError(
+      ErrorCode.invalidArgument,
+      `invalid host name "${host}": use 1 to 63 letters, digits, "." or "-", starting with a letter or digit`,
+      { host },
+    );
+  }
+}
+
+export interface ThinlvSettings {
+  readonly quantumExtents: number;
+  readonly lowWaterExtents: number;
+  readonly reservePermille: number;
+}
+
+export const MIN_QUANTUM_BYTES = 256 * 1024 * 1024;
+export const QUANTUM_PERMILLE_OF_VG = 5;
+export const DEFAULT_RESERVE_PERMILLE = 50;
+
+/** DESIGN's sizing: quantum about 0.5% of the VG with a floor of 256 MiB, low-water half of it, reserve 5%. */
+export function defaultSettings(vgExtentCount: number, extentSizeBytes: number): ThinlvSettings {
+  const floorExtents = Math.ceil(MIN_QUANTUM_BYTES / extentSizeBytes);
+  const quantumExtents = Math.max(floorExtents, Math.ceil((vgExtentCount * QUANTUM_PERMILLE_OF_VG) / 1000));
+  return { quantumExtents, lowWaterExtents: Math.max(1, Math.floor(quantumExtents / 2)), reservePermille: DEFAULT_RESERVE_PERMILLE };
+}
+
+export interface ThinlvHost {
+  readonly host: string;
+  readonly journalLv: LvLayout;
+  readonly grantsLv: LvLayout;
+  /** Undefined while the pool is empty. */
+  readonly freeLv: LvLayout | undefined;
+  readonly appliedSeq: number;
+  readonly rejectedCount: number;
+  readonly grantGeneration: number;
+}
+
+export interface ThinLv {
+  readonly lv: LvLayout;
+  readonly virtualBytes: number;
+}
+
+export interface ThinlvVg {
+  readonly formatVersion: number;
+  /** Hostname of the machine the master runs on, once one has started. */
+  readonly masterHost: string | undefined;
+  readonly settings: ThinlvSettings;
+  readonly hosts: ReadonlyMap<string, ThinlvHost>;
+  readonly thinLvs: ReadonlyMap<string, ThinLv>;
+  /** Host LVs missing a partner (e.g. a journal without grants): a host add that crashed half-way. */
+  readonly incompleteHosts: readonly string[];
+}
+
+/** The value of the one tag starting with `prefix`, as a non-negative integer; undefined when absent. */
+export function numericTag(tags: readonly string[], prefix: string, where: string): number | undefined {
+  const matching = tags.filter((t) => t.startsWith(prefix));
+  if (matching.length === 0) return undefined;
+  if (matching.length > 1) {
+    throw new ThinlvError(ErrorCode.unsupportedMetadata, `${where} carries ${matching.length} "${prefix}" tags; expected one: run "thinlv check"`, { where, tags: matching });
+  }
+  const raw = matching[0]!.slice(prefix.length);
+  const value = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(value)) {
+    throw new ThinlvError(ErrorCode.unsupportedMetadata, `${where}: tag ${matching[0]} does not hold a whole number`, { where, tag: matching[0] });
+  }
+  return value;
+}
+
+export const isFormatted = (vg: VgLayout): boolean => vg.tags.some((t) => t.startsWith(TAG.format));
+
+/** Reads thinlv's layout out of a VG; throws NOT_FORMATTED for a VG thinlv was not set up on. */
+export function readThinlvVg(vg: VgLayout): ThinlvVg {
+  const formatVersion = numericTag(vg.tags, TAG.format, `VG ${vg.name}`);
+  if (formatVersion === undefined) {
+    throw new ThinlvError('NOT_FORMATTED', `VG ${vg.name} is not formatted for thinlv: run "thinlv format ${vg.name}" first`, { vg: vg.name });
+  }
+  if (formatVersion !== THINLV_FORMAT_VERSION) {
+    throw new ThinlvError('FORMAT_VERSION', `VG ${vg.name} has thinlv format ${formatVersion}; this thinlv reads format ${THINLV_FORMAT_VERSION}: upgrade thinlv`, {
+      vg: vg.name,
+      formatVersion,
+    });
+  }
+  const setting = (prefix: string): number => {
+    const value = numericTag(vg.tags, prefix, `VG ${vg.name}`);
+    if (value === undefined) throw new ThinlvError(ErrorCode.unsupportedMetadata, `VG ${vg.name} lacks its ${prefix}N tag: re-run "thinlv format ${vg.name}"`, { vg: vg.name });
+    return value;
+  };
+  const settings: ThinlvSettings = {
+    quantumExtents: setting(TAG.quantumExtents),
+    lowWaterExtents: setting(TAG.lowWaterExtents),
+    reservePermille: setting(TAG.reservePermille),
+  };
+
+  const parts = new Map<string, { free?: LvLayout; journal?: LvLayout; grants?: LvLayout }>();
+  const thinLvs = new Map<string, ThinLv>();
+  for (const lv of vg.lvs) {
+    const match = HOST_LV.exec(lv.name);
+    if (match) {
+      const entry = parts.get(match[1]!) ?? {};
+      entry[match[2] as 'free' | 'journal' | 'grants'] = lv;
+      parts.set(match[1]!, entry);
+      continue;
+    }
+    const virtualBytes = numericTag(lv.tags, TAG.virtualBytes, `LV ${lv.name}`);
+    if (virtualBytes !== undefined) thinLvs.set(lv.name, { lv, virtualBytes });
+  }
+
+  const hosts = new Map<string, ThinlvHost>();
+  const incompleteHosts: string[] = [];
+  for (const [host, entry] of parts) {
+    if (entry.journal === undefined || entry.grants === undefined) {
+      incompleteHosts.push(host);
+      continue;
+    }
+    hosts.set(host, {
+      host,
+      journalLv: entry.journal,
+      grantsLv: entry.grants,
+      freeLv: entry.free,
+      appliedSeq: numericTag(entry.journal.tags, TAG.appliedSeq, `LV ${entry.journal.name}`) ?? 0,
+      rejectedCount: numericTag(entry.journal.tags, TAG.rejectedCount, `LV ${entry.journal.name}`) ?? 0,
+      grantGeneration: numericTag(entry.grants.tags, TAG.grantGeneration, `LV ${entry.grants.name}`) ?? 0,
+    });
+  }
+  const masterTag = vg.tags.find((t) => t.startsWith(TAG.master));
+  return { formatVersion, masterHost: masterTag?.slice(TAG.master.length), settings, hosts, thinLvs, incompleteHosts };
+}
+
+export const poolExtentCount = (host: ThinlvHost): number => (host.freeLv ? lvExtentCount(host.freeLv) : 0);

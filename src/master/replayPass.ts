@@ -1,0 +1,243 @@
+// One pass of the master: replay every host's journal into LVM metadata and
+// refill pools, as ONE metadata commit.
+//
+//   1. read the VG (vgcfgbackup) and thinlv's layout from it
+//   2. read each host's journal from its applied seq + 1           (no writes yet)
+//   3. plan replay, then plan refills on the VG as replay leaves it  (pure)
+//   4. commit all of it at once, with the new applied seqs and grant generations as tags
+//   5. advance each journal's consumer pointer                     -> hosts may reuse ring space
+//   6. write a grant record (pool snapshot) to each refilled host's grants ring
+//   7. ask hosts holding far more than their share to return some
+//
+// A crash between any two steps is harmless:
+//   - before 4: nothing was written; the next pass does the same work.
+//   - between 4 and 5: the records are applied and the cursor says so; the next
+//     pass reads from the cursor, so it re-reads nothing (the ring still holds the
+//     records, and the reader skips those at or below the cursor) and step 5 catches up.
+//   - between 4 and 6: the grant is in metadata with its generation; every master
+//     process re-sends each host's current grant on its first pass, and a host
+//     ignores a generation it already has.
+// A second master elsewhere cannot double-apply: its commit from a stale seqno
+// is refused, and it re-reads (and then sees the advanced cursors) before retrying.
+
+import { openRingReader, openRingWriter, type BlockRegion, type RingReader } from '../../journal/index.js';
+import { CommitError, ErrorCode } from '../errors.js';
+import type { FaultPoints } from '../faults.js';
+import { hostLvNames, readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
+import { commitBatch, readVgMetadata, systemIdentity } from '../lvm/commitBatch.js';
+import type { LvmRunner } from '../lvm/runLvm.js';
+import type { Logger } from '../log.js';
+import { applyChanges, type MetadataChange } from '../metadata/applyChanges.js';
+import { computeFreeExtents } from '../metadata/checkLayout.js';
+import type { VgMetadata } from '../metadata/vgModel.js';
+import { planRefill } from '../pool/planRefill.js';
+import { encodeGrantRecord } from '../records/records.js';
+import { planReplay, poolOf, toUuidRanges, type JournalRecordBytes, type ReplayPlan } from '../replay/planReplay.js';
+import { ringLocation, type RegionOpener } from '../rings/ringRegions.js';
+
+/** Records replayed per host per pass; the rest wait for the next pass (which starts at once). */
+export const MAX_RECORDS_PER_HOST_PER_PASS = 4096;
+/** Commits refused for a stale seqno are retried (re-reading the VG) this many times. */
+export const MAX_STALE_RETRIES = 5;
+
+/** The history sink (SQLite on the master); optional, since history never decides anything. */
+export interface PassHistory {
+  recordReplay(row: {
+    atMs: number;
+    host: string;
+    recordCount: number;
+    extentCount: number;
+    rejectedCount: number;
+    appliedSeq: number;
+    vgSeqno: number;
+    vgFreeExtentsAfter: number;
+  }): void;
+  recordGrant(row: { atMs: number; host: string; generation: number; extentCount: number; vgSeqno: number; vgFreeExtentsAfter: number }): void;
+}
+
+export interface MasterDeps {
+  readonly lvm: LvmRunner;
+  readonly regions: RegionOpener;
+  readonly log: Logger;
+  readonly faults: FaultPoints;
+  readonly nowMs: () => number;
+  readonly history?: PassHistory | undefined;
+}
+
+export interface PassResult {
+  readonly seqnoBefore: number;
+  readonly seqnoAfter: number;
+  readonly committed: boolean;
+  readonly replayedRecordCount: number;
+  readonly rejectedRecordCount: number;
+  readonly grantedHosts: readonly string[];
+  /** True when some journal had more records than one pass takes: run another pass now. */
+  readonly moreWaiting: boolean;
+}
+
+/** State a master process keeps between passes: which hosts still need their current grant (re)sent. */
+export class MasterSession {
+  private readonly grantsToSend = new Set<string>();
+  private firstPass = true;
+
+  /** Hosts whose current grant must be written to their grants ring this pass. */
+  hostsNeedingGrant(thinlv: ThinlvVg): Set<string> {
+    if (this.firstPass) {
+      for (const host of thinlv.hosts.values()) if (host.grantGeneration > 0) this.grantsToSend.add(host.host);
+      this.firstPass = false;
+    }
+    return this.grantsToSend;
+  }
+}
+
+interface OpenJournals {
+  readonly readers: Map<string, RingReader>;
+  readonly regions: BlockRegion[];
+  readonly records: Map<string, JournalRecordBytes[]>;
+  readonly moreWaiting: boolean;
+}
+
+async function readJournals(deps: MasterDeps, vg: VgMetadata, thinlv: ThinlvVg): Promise<OpenJournals> {
+  const readers = new Map<string, RingReader>();
+  const regions: BlockRegion[] = [];
+  const records = new Map<string, JournalRecordBytes[]>();
+  let moreWaiting = false;
+  for (const host of thinlv.hosts.values()) {
+    const name = hostLvNames(host.host).journal;
+    const location = ringLocation(vg, name);
+    const region = await deps.regions.open(location);
+    regions.push(region);
+    try {
+      const reader = await openRingReader(region, { ringId: location.ringId });
+      const result = await reader.read({ fromSeq: host.appliedSeq + 1, maxRecords: MAX_RECORDS_PER_HOST_PER_PASS });
+      readers.set(host.host, reader);
+      if (result.records.length > 0) records.set(host.host, result.records);
+      if (result.stopReason === 'max-records') moreWaiting = true;
+    } catch (error) {
+      await closeRegions(regions);
+      throw error;
+    }
+  }
+  return { readers, regions, records, moreWaiting };
+}
+
+async function closeRegions(regions: readonly BlockRegion[]): Promise<void> {
+  for (const region of regions) await region.close();
+}
+
+/** Appends one record to the host's grants ring, then closes the writer and its region. */
+async function appendToGrantsRing(deps: MasterDeps, vg: VgMetadata, host: string, payload: Uint8Array): Promise<void> {
+  const location = ringLocation(vg, hostLvNames(host).grants);
+  const region = await deps.regions.open(location);
+  try {
+    const writer = await openRingWriter(region, { ringId: location.ringId });
+    try {
+      await writer.append(payload);
+    } finally {
+      await writer.close();
+    }
+  } finally {
+    await region.close();
+  }
+}
+
+/** Writes the host's grant: its whole pool at the current generation, and the seq it reflects. */
+async function writeGrant(deps: MasterDeps, vg: VgMetadata, thinlv: ThinlvVg, host: string): Promise<void> {
+  const info = thinlv.hosts.get(host);
+  if (info === undefined || info.grantGeneration === 0) return;
+  const freeRanges = toUuidRanges(vg, poolOf(vg, host).ranges());
+  await appendToGrantsRing(deps, vg, host, encodeGrantRecord({ kind: 'grant', generation: info.grantGeneration, appliedSeq: info.appliedSeq, freeRanges }));
+}
+
+async function writeReturnRequest(deps: MasterDeps, vg: VgMetadata, thinlv: ThinlvVg, host: string, extentCount: number): Promise<void> {
+  const info = thinlv.hosts.get(host);
+  if (info === undefined) return;
+  await appendToGrantsRing(deps, vg, host, encodeGrantRecord({ kind: 'returnRequest', generation: Math.max(1, info.grantGeneration), extentCount }));
+}
+
+/** Runs one pass. Operating errors (lvm, rings) propagate; the daemon logs them and tries again next interval. */
+export async function runPass(deps: MasterDeps, session: MasterSession, vgName: string): Promise<PassResult> {
+  for (let attempt = 0; ; attempt++) {
+    const vg = await readVgMetadata(deps.lvm, vgName);
+    const thinlv = readThinlvVg(vg);
+    await deps.faults.hit('master.afterRead');
+    const { readers, regions, records, moreWaiting } = await readJournals(deps, vg, thinlv);
+    try {
+      const replay: ReplayPlan = planReplay(vg, thinlv, records);
+      const afterReplay = applyChanges(vg, replay.changes, systemIdentity);
+      const refill = planRefill(afterReplay, thinlv);
+      const changes: MetadataChange[] = [...replay.changes, ...refill.changes];
+      for (const host of replay.hosts) {
+        for (const rejected of host.rejected) {
+          deps.log.warn({ host: rejected.host, seq: rejected.seq, reason: rejected.reason }, 'journal record rejected, not applied');
+        }
+      }
+
+      let committed = vg;
+      if (changes.length > 0) {
+        try {
+          committed = (await commitBatch(deps.lvm, vg, changes)).metadata;
+        } catch (error) {
+          if (error instanceof CommitError && error.code === ErrorCode.staleSeqno && attempt < MAX_STALE_RETRIES) {
+            deps.log.warn({ vg: vgName, attempt }, 'VG changed underneath the pass; re-reading and retrying');
+            continue;
+          }
+          throw error;
+        }
+        deps.log.info({ vg: vgName, seqno: committed.seqno, changeCount: changes.length }, 'pass committed');
+      }
+      await deps.faults.hit('master.afterCommit');
+
+      // Step 5: safe to repeat; consuming through a seq already consumed is a no-op.
+      for (const host of replay.hosts) await readers.get(host.host)?.consume(host.appliedSeqAfter);
+      await deps.faults.hit('master.afterConsume');
+
+      const committedThinlv = readThinlvVg(committed);
+      const grantsDue = session.hostsNeedingGrant(committedThinlv);
+      for (const grant of refill.grants) grantsDue.add(grant.host);
+      for (const host of [...grantsDue]) {
+        try {
+          await writeGrant(deps, committed, committedThinlv, host);
+          grantsDue.delete(host);
+          await deps.faults.hit('master.afterGrant');
+        } catch (error) {
+          deps.log.error({ host, err: error }, 'could not write grant record; will retry next pass');
+        }
+      }
+      for (const request of refill.returnRequests) {
+        await writeReturnRequest(deps, committed, committedThinlv, request.host, request.extentCount).catch((error: unknown) => {
+          deps.log.warn({ host: request.host, err: error }, 'could not write return request');
+        });
+      }
+
+      const atMs = deps.nowMs();
+      const vgFreeExtentsAfter = computeFreeExtents(committed).extentCount;
+      for (const host of replay.hosts) {
+        deps.history?.recordReplay({
+          atMs,
+          host: host.host,
+          recordCount: host.appliedRecordCount,
+          extentCount: host.movedExtentCount,
+          rejectedCount: host.rejected.length,
+          appliedSeq: host.appliedSeqAfter,
+          vgSeqno: committed.seqno,
+          vgFreeExtentsAfter,
+        });
+      }
+      for (const grant of refill.grants) {
+        deps.history?.recordGrant({ atMs, host: grant.host, generation: grant.generation, extentCount: grant.extentCount, vgSeqno: committed.seqno, vgFreeExtentsAfter });
+      }
+      return {
+        seqnoBefore: vg.seqno,
+        seqnoAfter: committed.seqno,
+        committed: committed !== vg,
+        replayedRecordCount: replay.hosts.reduce((sum, h) => sum + h.appliedRecordCount + h.rejected.length, 0),
+        rejectedRecordCount: replay.hosts.reduce((sum, h) => sum + h.rejected.length, 0),
+        grantedHosts: refill.grants.map((g) => g.host),
+        moreWaiting,
+      };
+    } finally {
+      await closeRegions(regions);
+    }
+  }
+}

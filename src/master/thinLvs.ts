@@ -1,0 +1,112 @@
+// Thin LVs: ordinary linear LVs that carry their virtual size as a tag and
+// LVM's activation-skip flag, so a stock `vgchange -ay` never activates them
+// from metadata that lacks a host's unreplayed extents.
+//
+// Every operation here is one metadata commit. A deflate (physical shrink)
+// first replays all journals, so extents a host allocated to the LV are in
+// metadata before the tail is cut; the LV must not be active on any host.
+
+import { ErrorCode, ThinlvError, UsageError } from '../errors.js';
+import { chooseExtents } from '../extent/chooseExtents.js';
+import { TAG, readThinlvVg } from '../format/thinlvVg.js';
+import { commitBatch, readVgMetadata } from '../lvm/commitBatch.js';
+import type { LvmRunner } from '../lvm/runLvm.js';
+import { invalidNameReason } from '../metadata/names.js';
+import { computeFreeExtents } from '../metadata/checkLayout.js';
+import { extentSizeBytes, linearSegments, lvExtentCount, type VgMetadata } from '../metadata/vgModel.js';
+import type { PhysicalRange } from '../extent/types.js';
+import { runPass, MasterSession, type MasterDeps } from './replayPass.js';
+
+export interface ThinLvSummary {
+  readonly vg: string;
+  readonly lv: string;
+  readonly virtualBytes: number;
+  readonly physicalBytes: number;
+  readonly seqno: number;
+}
+
+function thinLvOf(vg: VgMetadata, name: string) {
+  const thinlv = readThinlvVg(vg);
+  const lv = vg.lvs.find((l) => l.name === name);
+  if (lv === undefined) throw new ThinlvError(ErrorCode.lvNotFound, `LV ${vg.name}/${name} does not exist`, { vg: vg.name, lv: name });
+  const thin = thinlv.thinLvs.get(name);
+  if (thin === undefined) throw new ThinlvError('NOT_THIN_LV', `LV ${vg.name}/${name} is not a thinlv LV (it has no ${TAG.virtualBytes} tag); use lvm for it`, { vg: vg.name, lv: name });
+  return { thinlv, lv, thin };
+}
+
+function checkLvName(name: string): void {
+  const problem = invalidNameReason(name, 'LV');
+  if (problem) throw new UsageError(ErrorCode.invalidArgument, `invalid LV name: ${problem}`, { lv: name });
+  if (/^thinlv_/.test(name)) throw new UsageError(ErrorCode.invalidArgument, `LV names starting with "thinlv_" are reserved for thinlv's own LVs`, { lv: name });
+}
+
+/** Creates a thin LV of `virtualBytes`, with `initialBytes` (at least one extent) allocated now. */
+export async function createThinLv(lvm: LvmRunner, vgName: string, name: string, virtualBytes: number, initialBytes = 0): Promise<ThinLvSummary> {
+  checkLvName(name);
+  const vg = await readVgMetadata(lvm, vgName);
+  readThinlvVg(vg);
+  const extentBytes = extentSizeBytes(vg);
+  if (virtualBytes < extentBytes) throw new UsageError(ErrorCode.invalidArgument, `virtual size ${virtualBytes} bytes is less than one extent (${extentBytes} bytes)`);
+  if (initialBytes > virtualBytes) throw new UsageError(ErrorCode.invalidArgument, `initial size ${initialBytes} exceeds the virtual size ${virtualBytes}`);
+  if (vg.lvs.some((lv) => lv.name === name)) throw new ThinlvError('LV_EXISTS', `LV ${vgName}/${name} already exists`, { vg: vgName, lv: name });
+  // LVM cannot hold an LV of zero extents, so a thin LV starts with one.
+  const extentCount = Math.max(1, Math.ceil(initialBytes / extentBytes));
+  const chosen = chooseExtents(computeFreeExtents(vg), [], extentCount);
+  if (!chosen.ok) {
+    throw new ThinlvError(ErrorCode.insufficientExtents, `VG ${vgName} has ${chosen.availableExtentCount} free extents; ${name} needs ${extentCount}`, { vg: vgName, needed: extentCount, available: chosen.availableExtentCount });
+  }
+  const result = await commitBatch(lvm, vg, [
+    { kind: 'createLv', name, ranges: chosen.ranges, activationSkip: true, tags: [`${TAG.virtualBytes}${virtualBytes}`] },
+  ]);
+  return { vg: vgName, lv: name, virtualBytes, physicalBytes: extentCount * extentBytes, seqno: result.seqno };
+}
+
+export async function removeThinLv(lvm: LvmRunner, vgName: string, name: string): Promise<{ vg: string; lv: string; seqno: number }> {
+  const vg = await readVgMetadata(lvm, vgName);
+  thinLvOf(vg, name);
+  // Records for this LV still in a journal return their extents to free space when replayed.
+  const result = await commitBatch(lvm, vg, [{ kind: 'removeLv', name }]);
+  return { vg: vgName, lv: name, seqno: result.seqno };
+}
+
+export async function setVirtualSize(lvm: LvmRunner, vgName: string, name: string, virtualBytes: number): Promise<ThinLvSummary> {
+  const vg = await readVgMetadata(lvm, vgName);
+  const { lv } = thinLvOf(vg, name);
+  const physicalBytes = lvExtentCount(lv) * extentSizeBytes(vg);
+  if (virtualBytes < physicalBytes) {
+    throw new UsageError(ErrorCode.invalidArgument, `virtual size ${virtualBytes} bytes is below ${name}'s allocated ${physicalBytes} bytes; deflate it first (-L)`, { virtualBytes, physicalBytes });
+  }
+  const result = await commitBatch(lvm, vg, [{ kind: 'setTag', lv: name, tag: `${TAG.virtualBytes}${virtualBytes}`, replacingPrefix: TAG.virtualBytes }]);
+  return { vg: vgName, lv: name, virtualBytes, physicalBytes, seqno: result.seqno };
+}
+
+/** The physical ranges past logical extent `keepExtentCount`, in logical order. */
+export function tailRanges(segments: readonly { logicalStart: number; extentCount: number; pv: string; firstExtent: number }[], keepExtentCount: number): PhysicalRange[] {
+  const ranges: PhysicalRange[] = [];
+  for (const segment of segments) {
+    const end = segment.logicalStart + segment.extentCount;
+    if (end <= keepExtentCount) continue;
+    const skip = Math.max(0, keepExtentCount - segment.logicalStart);
+    ranges.push({ pv: segment.pv, firstExtent: segment.firstExtent + skip, extentCount: segment.extentCount - skip });
+  }
+  return ranges;
+}
+
+/** Shrinks the physical size of a thin LV (deflate), after replaying every journal. */
+export async function deflateThinLv(deps: MasterDeps, vgName: string, name: string, physicalBytes: number): Promise<ThinLvSummary> {
+  await runPass(deps, new MasterSession(), vgName);
+  const vg = await readVgMetadata(deps.lvm, vgName);
+  const { lv, thin } = thinLvOf(vg, name);
+  const extentBytes = extentSizeBytes(vg);
+  const keepExtentCount = Math.max(1, Math.ceil(physicalBytes / extentBytes));
+  const current = lvExtentCount(lv);
+  if (keepExtentCount > current) {
+    throw new UsageError(ErrorCode.invalidArgument, `${name} holds ${current * extentBytes} bytes; a deflate cannot grow it (hosts grow LVs: thinlv lvextend)`, { physicalBytes });
+  }
+  const segments = linearSegments(lv);
+  if (segments === undefined) throw new ThinlvError(ErrorCode.unsupportedMetadata, `LV ${name} has non-linear segments`, { lv: name });
+  const tail = tailRanges(segments, keepExtentCount);
+  let seqno = vg.seqno;
+  if (tail.length > 0) seqno = (await commitBatch(deps.lvm, vg, [{ kind: 'releaseRanges', lv: name, ranges: tail }])).seqno;
+  return { vg: vgName, lv: name, virtualBytes: thin.virtualBytes, physicalBytes: keepExtentCount * extentBytes, seqno };
+}
