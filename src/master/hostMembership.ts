@@ -1,8 +1,8 @@
 // Hosts joining and leaving a thinlv VG.
 //
 // host add (resumable: each step checks what is already done)
-//   1. commit: create thinlv_<host>_journal and _grants (one extent each, one
-//      segment), cursors thinlv_applied_seq=0 and thinlv_grant_gen=0
+//   1. commit: create thinlv_<host>_journal (16 MiB) and _grants (1 MiB), each one
+//      contiguous segment, with cursors thinlv_applied_seq=0 and thinlv_grant_gen=0
 //   2. initialise the journal ring, then the grants ring, identified by their
 //      LVs' uuids. A ring that already carries its LV's uuid was initialised by
 //      an earlier run; anything else on those extents is stale and overwritten.
@@ -18,16 +18,25 @@
 import { isJournalError, createRing, openRingReader } from '../../journal/index.js';
 import { ErrorCode, ThinlvError } from '../errors.js';
 import { ExtentSet } from '../extent/extentSet.js';
-import { chooseExtents } from '../extent/chooseExtents.js';
+import type { PhysicalRange } from '../extent/types.js';
 import { TAG, hostLvNames, readThinlvVg, validateHostName } from '../format/thinlvVg.js';
 import { commitBatch, readVgMetadata } from '../lvm/commitBatch.js';
 import type { MetadataChange } from '../metadata/applyChanges.js';
 import { computeFreeExtents } from '../metadata/checkLayout.js';
-import type { VgMetadata } from '../metadata/vgModel.js';
+import { extentSizeBytes, type VgMetadata } from '../metadata/vgModel.js';
 import { ringLocation } from '../rings/ringRegions.js';
 import { runPass, MasterSession, type MasterDeps } from './replayPass.js';
 
-export const RING_EXTENT_COUNT = 1;
+/** Journal ring size: at one 4 KiB block per record, 4096 records between replays. */
+export const JOURNAL_RING_BYTES = 16 * 1024 * 1024;
+/** Grants ring size: grants are rare and small. */
+export const GRANTS_RING_BYTES = 1024 * 1024;
+
+/** The first free run of at least `extentCount` extents, since a ring must be one segment. */
+function contiguousRun(free: ExtentSet, extentCount: number): PhysicalRange | undefined {
+  const run = free.ranges().find((r) => r.extentCount >= extentCount);
+  return run === undefined ? undefined : { pv: run.pv, firstExtent: run.firstExtent, extentCount };
+}
 /** Replay passes host removal runs before it gives up on a journal that keeps growing. */
 export const MAX_REMOVAL_PASSES = 20;
 
@@ -74,14 +83,17 @@ export async function addHost(deps: MasterDeps, vgName: string, host: string): P
   if (missing.length > 0) {
     let free = computeFreeExtents(vg);
     const changes: MetadataChange[] = [];
+    const extentBytes = extentSizeBytes(vg);
     for (const name of missing) {
-      const chosen = chooseExtents(free, [], RING_EXTENT_COUNT);
-      if (!chosen.ok) {
-        throw new ThinlvError(ErrorCode.insufficientExtents, `VG ${vgName} has no free extent for ${name}; free space first`, { vg: vgName, lv: name });
+      const ringBytes = name === names.journal ? JOURNAL_RING_BYTES : GRANTS_RING_BYTES;
+      const extentCount = Math.max(1, Math.ceil(ringBytes / extentBytes));
+      const run = contiguousRun(free, extentCount);
+      if (run === undefined) {
+        throw new ThinlvError(ErrorCode.insufficientExtents, `VG ${vgName} has no run of ${extentCount} free contiguous extents for ${name}; free space first`, { vg: vgName, lv: name, extentCount });
       }
-      free = free.difference(ExtentSet.fromRanges(chosen.ranges));
+      free = free.difference(ExtentSet.fromRanges([run]));
       const tag = name === names.journal ? `${TAG.appliedSeq}0` : `${TAG.grantGeneration}0`;
-      changes.push({ kind: 'createLv', name, ranges: chosen.ranges, tags: [tag], activationSkip: true });
+      changes.push({ kind: 'createLv', name, ranges: [run], tags: [tag], activationSkip: true });
       createdLvs.push(name);
     }
     vg = (await commitBatch(deps.lvm, vg, changes)).metadata;
