@@ -19,7 +19,8 @@ function tryFlock(fd: number): Promise<boolean> {
   return new Promise((resolve, reject) => {
     directIo.setFlock(fd, 1, (error?: NodeJS.ErrnoException | null) => {
       if (!error) resolve(true);
-      else if (error.code === 'EWOULDBLOCK' || error.code === 'EAGAIN') resolve(false);
+      // The addon reports contention as an Error whose message starts with the errno name.
+      else if (error.code === 'EWOULDBLOCK' || error.code === 'EAGAIN' || /^(EWOULDBLOCK|EAGAIN)\b/.test(error.message)) resolve(false);
       else reject(error);
     });
   });
