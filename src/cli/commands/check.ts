@@ -6,6 +6,7 @@ import { readVgReport } from '../../lvm/readVgReport.js';
 import { checkVgReport, type VgCheckResult } from '../../metadata/checkLayout.js';
 import type { CommandContext } from '../context.js';
 import { validateVgName } from '../validate.js';
+import { checkThinlv } from '../../format/checkThinlv.js';
 
 /** A VG that LVM itself refuses to read is the worst finding there is, not an operating error. */
 function refusedByLvm(error: LvmError): VgCheckResult {
@@ -26,7 +27,9 @@ export async function runCheck(context: CommandContext, vgName: string): Promise
   try {
     const report = await readVgReport(context.lvm, vgName);
     seqno = report.seqno;
-    result = checkVgReport(report);
+    const base = checkVgReport(report);
+    const findings = [...base.findings, ...checkThinlv(report)];
+    result = { ...base, findings, ok: !findings.some((f) => f.severity === 'error') };
   } catch (error) {
     if (!(error instanceof LvmError && error.code === ErrorCode.vgMetadataCorrupt)) throw error;
     result = refusedByLvm(error);

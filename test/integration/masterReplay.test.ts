@@ -1,0 +1,162 @@
+import { describe, expect, test } from 'vitest';
+import { readThinlvVg } from '../../src/format/thinlvVg.js';
+import { readVgMetadata } from '../../src/lvm/commitBatch.js';
+import { MasterSession, runPass } from '../../src/master/replayPass.js';
+import { toUuidRanges } from '../../src/replay/planReplay.js';
+import { expectInvariantsAfterReplay } from '../fixtures/invariants.js';
+import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
+import { runCli, startCli } from '../fixtures/runCli.js';
+import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { createThinlvTestVg } from '../fixtures/thinlvVg.js';
+
+const skipReason = realLvmUnavailableReason();
+
+describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
+  test('10,000 records from 8 hosts land in one commit; a second pass changes nothing; vgck, lvs and thinlv check agree', async () => {
+    const hostNames = Array.from({ length: 8 }, (_, i) => `host${i}`);
+    const t = await createThinlvTestVg({ sizeBytes: 64 * 1024 ** 3, hosts: hostNames, thinLvCount: 100, quantumExtents: 1300, lowWaterExtents: 10 });
+    const hosts: SimulatedHost[] = [];
+    try {
+      for (const name of hostNames) {
+        const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, name);
+        hosts.push(host);
+        expect(await host.applyGrants(t.vg.lvm, t.vg.vgName)).toBe(true);
+      }
+      // 1,250 one-extent allocations per host, spread over 100 LVs, issued 25 at a time
+      // so group commit shares writes as it would on a busy host.
+      await Promise.all(
+        hosts.map(async (host, h) => {
+          for (let batch = 0; batch < 50; batch++) {
+            const lvs = Array.from({ length: 25 }, (_, i) => t.thinLvs[(h * 7 + batch * 25 + i) % t.thinLvs.length]!);
+            // One LV per request in flight at a time, as the allocator serialises extends of one LV.
+            await Promise.all([...new Set(lvs)].map((lv) => host.allocate(lv, 1)));
+          }
+        }),
+      );
+      const recordCount = hosts.reduce((sum, h) => sum + h.acknowledged.length, 0);
+      expect(recordCount).toBe(8 * 50 * 25);
+
+      const session = new MasterSession();
+      const pass = await runPass(t.deps(), session, t.vg.vgName);
+      expect(pass.replayedRecordCount).toBe(10_000);
+      expect(pass.seqnoAfter).toBe(pass.seqnoBefore + 1);
+      expect(pass.moreWaiting).toBe(false);
+
+      const again = await runPass(t.deps(), session, t.vg.vgName);
+      expect(again.committed).toBe(false);
+      expect(again.seqnoAfter).toBe(pass.seqnoAfter);
+
+      await expectInvariantsAfterReplay(t.vg, hosts, 1);
+      // Stock lvs agrees with what thinlv inspect reports for every LV.
+      const inspect = JSON.parse((await runCli(['inspect', t.vg.vgName, '--json', ...t.cliArgs()])).stdout) as { lvs: { name: string; extentCount: number }[] };
+      const { stdout } = await t.vg.lvm.run('lvs', ['--reportformat', 'json', '-o', 'lv_name,seg_size_pe', '--segments', t.vg.vgName]);
+      const lvsRows = (JSON.parse(stdout) as { report: { seg: { lv_name: string; seg_size_pe: string }[] }[] }).report[0]!.seg;
+      for (const lv of inspect.lvs) {
+        expect(lvsRows.filter((r) => r.lv_name === lv.name).reduce((n, r) => n + Number(r.seg_size_pe), 0), lv.name).toBe(lv.extentCount);
+      }
+      const check = await runCli(['check', t.vg.vgName, ...t.cliArgs()]);
+      expect(check.exitCode, check.stdout).toBe(0);
+    } finally {
+      for (const host of hosts) await host.close();
+      await t.destroy();
+    }
+  });
+
+  test('when the VG seqno moves underneath a pass, its commit is refused, it re-reads, retries, and applies each record once', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 2, quantumExtents: 32, lowWaterExtents: 4 });
+    const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    try {
+      await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      for (let i = 0; i < 6; i++) await host.allocate(t.thinLvs[i % 2]!, 1);
+      let interfered = 0;
+      const faults = {
+        async hit(point: string) {
+          // An operator's lvm command lands between the pass's read and its commit, twice.
+          if (point === 'master.afterRead' && interfered < 2) {
+            interfered++;
+            await t.vg.lvm.run('lvchange', ['--addtag', `by_hand_${interfered}`, `${t.vg.vgName}/${t.thinLvs[0]}`]);
+          }
+        },
+      };
+      const before = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      const pass = await runPass(t.deps(faults), new MasterSession(), t.vg.vgName);
+      expect(interfered).toBe(2);
+      expect(pass.replayedRecordCount).toBe(6);
+      expect(pass.seqnoAfter).toBe(before.seqno + 3);
+      const after = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      expect(after.lvs.find((lv) => lv.name === t.thinLvs[0])?.tags).toEqual(expect.arrayContaining(['by_hand_1', 'by_hand_2']));
+      await expectInvariantsAfterReplay(t.vg, [host], 1);
+    } finally {
+      await host.close();
+      await t.destroy();
+    }
+  });
+
+  test('two masters on one VG never double-apply: on one machine the second is refused, from two they serialise on the seqno', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 3, quantumExtents: 64, lowWaterExtents: 8 });
+    const hosts = [await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA'), await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostB')];
+    try {
+      for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      const once = (runDir: string) => runCli(['master', t.vg.vgName, '--once', '--no-history', '--run-dir', runDir, ...t.cliArgs()]);
+
+      // Same machine, same lock: the second master is refused while the first runs.
+      const daemon = startCli(['master', t.vg.vgName, '--interval-ms', '50', '--no-history', '--run-dir', t.runDir, ...t.cliArgs()]);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const second = await runCli(['master', t.vg.vgName, '--once', '--json', '--no-history', '--run-dir', t.runDir, ...t.cliArgs()]);
+      expect(JSON.parse(second.stdout)).toMatchObject({ ok: false, error: { code: 'MASTER_RUNNING' } });
+      // SIGTERM lets the pass in flight finish, then the daemon exits 0.
+      daemon.kill('SIGTERM');
+      const stopped = await daemon;
+      expect(stopped.exitCode, String(stopped.stderr)).toBe(0);
+      expect(String(stopped.stdout)).toContain('master stopped');
+
+      // Two masters as if on two machines (separate locks), racing over several rounds of records.
+      for (let round = 0; round < 4; round++) {
+        for (const host of hosts) for (let i = 0; i < 3; i++) await host.allocate(t.thinLvs[(round + i) % 3]!, 1);
+        const [a, b] = await Promise.all([once(`${t.runDir}/a`), once(`${t.runDir}/b`)]);
+        expect(a.exitCode, a.stderr).toBe(0);
+        expect(b.exitCode, b.stderr).toBe(0);
+      }
+      const final = await once(`${t.runDir}/a`);
+      expect(final.exitCode).toBe(0);
+      await expectInvariantsAfterReplay(t.vg, hosts, 1);
+    } finally {
+      for (const host of hosts) await host.close();
+      await t.destroy();
+    }
+  });
+
+  test('a record claiming extents outside its host pool is rejected, counted, logged, and reported by thinlv check', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 1, quantumExtents: 32, lowWaterExtents: 4 });
+    const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    try {
+      await hostA.applyGrants(t.vg.lvm, t.vg.vgName);
+      await hostA.allocate('disk0', 2);
+      // hostA claims an extent of hostB's pool.
+      const metadata = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      const stolen = metadata.lvs.find((lv) => lv.name === 'thinlv_hostB_free')!.segments[0]!;
+      const disk0 = metadata.lvs.find((lv) => lv.name === 'disk0')!;
+      const badSeq = await hostA.appendRaw({
+        kind: 'allocate',
+        lv: 'disk0',
+        lvUuid: disk0.uuid,
+        ranges: toUuidRanges(metadata, [{ pv: stolen.stripes[0]!.pv, firstExtent: stolen.stripes[0]!.firstExtent, extentCount: 1 }]),
+        extentCountAfter: 4,
+      });
+      const pass = await runPass(t.deps(), new MasterSession(), t.vg.vgName);
+      expect(pass.rejectedRecordCount).toBe(1);
+      const after = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      const thinlv = readThinlvVg(after);
+      expect(thinlv.hosts.get('hostA')).toMatchObject({ appliedSeq: badSeq, rejectedCount: 1 });
+      // hostB's pool still holds the extent; disk0 got only the honest allocation.
+      expect(after.lvs.find((lv) => lv.name === 'thinlv_hostB_free')?.segments.reduce((n, s) => n + s.extentCount, 0)).toBe(32);
+      expect(after.lvs.find((lv) => lv.name === 'disk0')?.segments.reduce((n, s) => n + s.extentCount, 0)).toBe(3);
+      const check = await runCli(['check', t.vg.vgName, '--json', ...t.cliArgs()]);
+      expect(check.exitCode).toBe(1);
+      expect(JSON.parse(check.stdout).findings).toContainEqual(expect.objectContaining({ code: 'REJECTED_RECORDS', severity: 'error' }));
+    } finally {
+      await hostA.close();
+      await t.destroy();
+    }
+  });
+});
