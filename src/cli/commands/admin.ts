@@ -2,6 +2,7 @@
 // declare-dead, and thin LV create/remove/resize. Thin layers over src/master/.
 
 import { ErrorCode, UsageError } from '../../errors.js';
+import { validateHostName } from '../../format/thinlvVg.js';
 import { readVgMetadata } from '../../lvm/commitBatch.js';
 import { extentSizeBytes, lvExtentCount } from '../../metadata/vgModel.js';
 import { formatVg } from '../../master/formatVg.js';
@@ -47,6 +48,7 @@ export async function runFormat(context: CommandContext, args: FormatArgs): Prom
 
 export async function runHostAdd(context: CommandContext, vgName: string, host: string): Promise<number> {
   validateVgName(vgName);
+  validateHostName(host);
   await ensureOnMasterHost(context, vgName);
   const result = await addHost(masterDeps(context), vgName, host);
   printResult(context, { vg: vgName, ...result }, `host ${host} added to ${vgName} (created ${result.createdLvs.join(', ') || 'nothing new'}; initialised ${result.initialisedRings.join(', ') || 'no rings'}); the master's next pass grants its first quantum`);
@@ -55,6 +57,7 @@ export async function runHostAdd(context: CommandContext, vgName: string, host: 
 
 export async function runHostRemove(context: CommandContext, vgName: string, host: string, mode: 'remove' | 'declare-dead'): Promise<number> {
   validateVgName(vgName);
+  validateHostName(host);
   await ensureOnMasterHost(context, vgName);
   const result = await removeHost(masterDeps(context), vgName, host);
   printResult(
