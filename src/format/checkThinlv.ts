@@ -4,11 +4,19 @@
 
 import type { Finding } from '../metadata/checkLayout.js';
 import { linearSegments, lvExtentCount, SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
-import { isFormatted, readThinlvVg } from './thinlvVg.js';
+import { ThinlvError } from '../errors.js';
+import { isFormatted, readThinlvVg, type ThinlvVg } from './thinlvVg.js';
 
 export function checkThinlv(vg: VgLayout): Finding[] {
   if (!isFormatted(vg)) return [];
-  const thinlv = readThinlvVg(vg);
+  let thinlv: ThinlvVg;
+  try {
+    thinlv = readThinlvVg(vg);
+  } catch (error) {
+    // A layout thinlv cannot read is a finding to report, not a reason for check to fail.
+    if (!(error instanceof ThinlvError)) throw error;
+    return [{ severity: 'error', code: 'THINLV_LAYOUT_INVALID', message: error.message, data: { cause: error.code } }];
+  }
   const findings: Finding[] = [];
   for (const host of thinlv.hosts.values()) {
     if (host.rejectedCount > 0) {

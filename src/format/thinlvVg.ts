@@ -20,6 +20,7 @@
 import { ErrorCode, ThinlvError, UsageError } from '../errors.js';
 import type { LvLayout, VgLayout } from '../metadata/vgModel.js';
 import { lvExtentCount } from '../metadata/vgModel.js';
+import { invalidNameReason } from '../metadata/names.js';
 
 export const THINLV_FORMAT_VERSION = 1;
 
@@ -58,6 +59,11 @@ export function validateHostName(host: string): void {
       `invalid host name "${host}": use 1 to 63 letters, digits, "." or "-", starting with a letter or digit`,
       { host },
     );
+  }
+  // The host's LV names must pass LVM's own rules ("tmeta" would make thinlv_tmeta_free, which holds "_tmeta").
+  for (const lvName of Object.values(hostLvNames(host))) {
+    const problem = invalidNameReason(lvName, 'LV');
+    if (problem) throw new UsageError(ErrorCode.invalidArgument, `invalid host name "${host}": ${problem}`, { host });
   }
 }
 

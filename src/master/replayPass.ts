@@ -167,6 +167,9 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
       const afterReplay = applyChanges(vg, replay.changes, systemIdentity);
       const refill = planRefill(afterReplay, thinlv);
       const changes: MetadataChange[] = [...replay.changes, ...refill.changes];
+      for (const mismatch of replay.sizeMismatches) {
+        deps.log.warn({ ...mismatch }, 'replayed allocation lands at another logical offset than its host computed');
+      }
       for (const host of replay.hosts) {
         for (const rejected of host.rejected) {
           deps.log.warn({ host: rejected.host, seq: rejected.seq, reason: rejected.reason }, 'journal record rejected, not applied');

@@ -1,7 +1,8 @@
 // Pure planning of one replay pass: journal records in, metadata changes out.
 //
 //   for each host, records seq = appliedSeq+1, +2, ... (contiguous, checked):
-//     undecodable, unknown PV, or extents not in the host's pool  -> rejected (counted, never applied)
+//     undecodable, unknown PV, extents not in the host's pool,
+//     or a target that exists but is not a thin LV                 -> rejected (counted, never applied)
 //     allocate to an LV that exists with the record's uuid        -> moveRanges free LV -> LV
 //     allocate to an LV that is gone (or replaced by a namesake)  -> releaseRanges to VG free space
 //     return                                                      -> releaseRanges to VG free space
@@ -18,7 +19,7 @@ import { ExtentSet } from '../extent/extentSet.js';
 import type { PhysicalRange } from '../extent/types.js';
 import { TAG, hostLvNames, type ThinlvVg } from '../format/thinlvVg.js';
 import type { MetadataChange } from '../metadata/applyChanges.js';
-import { linearSegments, type VgMetadata } from '../metadata/vgModel.js';
+import { linearSegments, lvExtentCount, type VgMetadata } from '../metadata/vgModel.js';
 import { decodeJournalRecord, type PvExtentRange } from '../records/records.js';
 
 export interface JournalRecordBytes {
@@ -44,9 +45,19 @@ export interface HostReplayPlan {
   readonly poolAfter: ExtentSet;
 }
 
+/** An applied allocation whose LV size afterwards differs from what the host computed. */
+export interface SizeMismatch {
+  readonly host: string;
+  readonly seq: number;
+  readonly lv: string;
+  readonly expectedExtentCount: number;
+  readonly actualExtentCount: number;
+}
+
 export interface ReplayPlan {
   readonly changes: readonly MetadataChange[];
   readonly hosts: readonly HostReplayPlan[];
+  readonly sizeMismatches: readonly SizeMismatch[];
 }
 
 /** Converts record ranges (PV uuids) to model ranges (device paths); undefined if a PV is unknown. */
@@ -83,6 +94,8 @@ export function planReplay(vg: VgMetadata, thinlv: ThinlvVg, recordsByHost: Read
   const changes: MetadataChange[] = [];
   const hosts: HostReplayPlan[] = [];
   const lvsByName = new Map(vg.lvs.map((lv) => [lv.name, lv]));
+  const lvSizes = new Map(vg.lvs.map((lv) => [lv.name, lvExtentCount(lv)]));
+  const sizeMismatches: SizeMismatch[] = [];
 
   for (const [host, records] of recordsByHost) {
     const info = thinlv.hosts.get(host);
@@ -122,11 +135,24 @@ export function planReplay(vg: VgMetadata, thinlv: ThinlvVg, recordsByHost: Read
         reject(`claims extents outside ${names.free}: ${claimed.difference(pool).toString()}`);
         continue;
       }
-      pool = pool.difference(claimed);
       const target = decoded.record.kind === 'allocate' ? lvsByName.get(decoded.record.lv) : undefined;
+      // Hosts grow thin LVs only: a record naming a ring, a pool or an LV thinlv does not
+      // manage is a bug or an attack, and moving extents into it would break that LV.
+      if (decoded.record.kind === 'allocate' && target !== undefined && !thinlv.thinLvs.has(target.name)) {
+        reject(`names ${target.name}, which is not a thin LV`);
+        continue;
+      }
+      pool = pool.difference(claimed);
       if (decoded.record.kind === 'allocate' && target !== undefined && target.uuid === decoded.record.lvUuid) {
         changes.push({ kind: 'moveRanges', fromLv: names.free, toLv: target.name, ranges });
         movedExtentCount += claimedCount;
+        const sizeBefore = lvSizes.get(target.name) ?? 0;
+        lvSizes.set(target.name, sizeBefore + claimedCount);
+        if (sizeBefore + claimedCount !== decoded.record.extentCountAfter) {
+          // The host mapped these extents at a different logical offset than replay appends
+          // them (the LV was changed on the master meanwhile). Applied, but reported.
+          sizeMismatches.push({ host, seq: record.seq, lv: target.name, expectedExtentCount: decoded.record.extentCountAfter, actualExtentCount: sizeBefore + claimedCount });
+        }
       } else {
         // A return, or an allocation for an LV removed since: the extents go back to VG free space.
         changes.push({ kind: 'releaseRanges', lv: names.free, ranges });
@@ -151,5 +177,5 @@ export function planReplay(vg: VgMetadata, thinlv: ThinlvVg, recordsByHost: Read
       poolAfter: pool,
     });
   }
-  return { changes, hosts };
+  return { changes, hosts, sizeMismatches };
 }

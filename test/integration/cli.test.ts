@@ -38,7 +38,7 @@ describe.skipIf(skipReason !== undefined)('thinlv inspect and thinlv check on a 
       { kind: 'createLv', name: 'vm1_disk', ranges: [{ pv, firstExtent: 0, extentCount: 10 }, { pv, firstExtent: 40, extentCount: 3 }], tags: ['thinlv_virtual=10737418240'], activationSkip: true },
       { kind: 'createLv', name: 'vm2_disk', ranges: [{ pv, firstExtent: 10, extentCount: 5 }, { pv, firstExtent: 100, extentCount: 1 }, { pv, firstExtent: 20, extentCount: 2 }] },
       { kind: 'createLv', name: 'plain', ranges: [{ pv, firstExtent: 200, extentCount: 7 }], tags: ['a', 'b'] },
-      { kind: 'setTag', tag: 'thinlv_format=1' },
+      { kind: 'setTag', tag: 'pool=gold' },
     ]);
   });
   afterAll(async () => {
@@ -52,7 +52,7 @@ describe.skipIf(skipReason !== undefined)('thinlv inspect and thinlv check on a 
     const rows = await lvsSegments(vg);
 
     expect(view.name).toBe(vg.vgName);
-    expect(view.tags).toEqual(['thinlv_format=1']);
+    expect(view.tags).toEqual(['pool=gold']);
     expect(view.extentSizeBytes).toBe(4 * MiB);
     expect(view.pvs.map((p) => p.device)).toEqual([vg.device]);
     expect(new Set(view.lvs.map((lv) => lv.name))).toEqual(new Set(rows.map((r) => r.lv_name)));
