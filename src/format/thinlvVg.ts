@@ -6,7 +6,8 @@
 //                  thinlv_lowwater_extents=N    refill a pool that falls below this
 //                  thinlv_reserve_permille=N    VG share pools are never refilled from
 //   per host H     thinlv_H_journal   ring host -> master; tags thinlv_applied_seq=N,
-//                                     thinlv_rejected=N (records replay refused)
+//                                     thinlv_rejected=N (records replay refused),
+//                                     thinlv_active_lvs=N (as the host last journaled)
 //                  thinlv_H_grants    ring master -> host; tag thinlv_grant_gen=N
 //                  thinlv_H_free      the host's pool; absent while the pool is empty
 //                                     (LVM cannot hold an LV of zero extents)
@@ -31,6 +32,7 @@ export const TAG = {
   reservePermille: 'thinlv_reserve_permille=',
   appliedSeq: 'thinlv_applied_seq=',
   rejectedCount: 'thinlv_rejected=',
+  activeLvCount: 'thinlv_active_lvs=',
   grantGeneration: 'thinlv_grant_gen=',
   virtualBytes: 'thinlv_virtual_bytes=',
   /** The machine whose `thinlv master` runs this VG; metadata-changing commands run there. */
@@ -92,6 +94,8 @@ export interface ThinlvHost {
   readonly freeLv: LvLayout | undefined;
   readonly appliedSeq: number;
   readonly rejectedCount: number;
+  /** LVs active on the host as of its last replayed activity record. */
+  readonly activeLvCount: number;
   readonly grantGeneration: number;
 }
 
@@ -179,6 +183,7 @@ export function readThinlvVg(vg: VgLayout): ThinlvVg {
       freeLv: entry.free,
       appliedSeq: numericTag(entry.journal.tags, TAG.appliedSeq, `LV ${entry.journal.name}`) ?? 0,
       rejectedCount: numericTag(entry.journal.tags, TAG.rejectedCount, `LV ${entry.journal.name}`) ?? 0,
+      activeLvCount: numericTag(entry.journal.tags, TAG.activeLvCount, `LV ${entry.journal.name}`) ?? 0,
       grantGeneration: numericTag(entry.grants.tags, TAG.grantGeneration, `LV ${entry.grants.name}`) ?? 0,
     });
   }

@@ -9,7 +9,9 @@
 //   The pool starts empty; the master's next pass grants the first quantum.
 //
 // host remove / declare-dead
-//   1. replay passes until the host's journal holds nothing past its cursor
+//   1. replay passes until the host's journal holds nothing past its cursor; remove
+//      then refuses a host whose last activity record reports active LVs
+//      (declare-dead does not: the operator says the host is fenced)
 //   2. commit: remove the host's free, journal and grants LVs; the pool's
 //      extents return to VG free space
 //   A crash between 1 and 2 leaves the host a member with a fully replayed
@@ -120,7 +122,7 @@ export interface RemoveHostResult {
 }
 
 /** Replays the host's journal to the end, then removes its LVs, returning its pool to VG free space. */
-export async function removeHost(deps: MasterDeps, vgName: string, host: string): Promise<RemoveHostResult> {
+export async function removeHost(deps: MasterDeps, vgName: string, host: string, mode: 'remove' | 'declare-dead' = 'remove'): Promise<RemoveHostResult> {
   validateHostName(host);
   const names = hostLvNames(host);
   const session = new MasterSession();
@@ -140,6 +142,15 @@ export async function removeHost(deps: MasterDeps, vgName: string, host: string)
   await deps.faults.hit('host.remove.afterReplay');
 
   const vg = await readVgMetadata(deps.lvm, vgName);
+  const activeLvCount = readThinlvVg(vg).hosts.get(host)?.activeLvCount ?? 0;
+  if (mode === 'remove' && activeLvCount > 0) {
+    // Its pool and journal would vanish under LVs that are still writing.
+    throw hostError('HOST_ACTIVE', `host ${host} reports ${activeLvCount} active LVs: deactivate them there first, or, if the host is fenced, use "thinlv host declare-dead ${vgName} ${host}"`, {
+      vg: vgName,
+      host,
+      activeLvCount,
+    });
+  }
   const free = vg.lvs.find((lv) => lv.name === names.free);
   const returnedExtentCount = free ? free.segments.reduce((sum, s) => sum + s.extentCount, 0) : 0;
   const changes: MetadataChange[] = [names.free, names.journal, names.grants]

@@ -9,6 +9,8 @@
 //     allocate  {lv, lvUuid, ranges, extentCountAfter}  extents moved from the host's
 //                                                        free LV to the end of lv
 //     return    {ranges}                                extents handed back to VG free space
+//     activity  {activeLvCount}                         LVs active on the host now (host
+//                                                        removal refuses a host that has any)
 //   grants ring (master -> host)
 //     grant     {generation, appliedSeq, freeRanges}     the host's whole free LV as of
 //                                                        generation, after replay through
@@ -40,7 +42,9 @@ export type JournalRecord =
       /** The LV's size in extents once these ranges are appended; lets replay detect a mismatch. */
       readonly extentCountAfter: number;
     }
-  | { readonly kind: 'return'; readonly ranges: readonly PvExtentRange[] };
+  | { readonly kind: 'return'; readonly ranges: readonly PvExtentRange[] }
+  /** How many LVs the host has active now; journaled on every activate and deactivate. */
+  | { readonly kind: 'activity'; readonly activeLvCount: number };
 
 export type GrantRecord =
   | { readonly kind: 'grant'; readonly generation: number; readonly appliedSeq: number; readonly freeRanges: readonly PvExtentRange[] }
@@ -120,7 +124,9 @@ export function encodeJournalRecord(record: JournalRecord): Uint8Array {
   const json =
     record.kind === 'allocate'
       ? { v: RECORD_FORMAT_VERSION, kind: record.kind, lv: record.lv, lvUuid: record.lvUuid, ranges: rangesJson(record.ranges), extentCountAfter: record.extentCountAfter }
-      : { v: RECORD_FORMAT_VERSION, kind: record.kind, ranges: rangesJson(record.ranges) };
+      : record.kind === 'return'
+        ? { v: RECORD_FORMAT_VERSION, kind: record.kind, ranges: rangesJson(record.ranges) }
+        : { v: RECORD_FORMAT_VERSION, kind: record.kind, activeLvCount: record.activeLvCount };
   const bytes = encoder.encode(JSON.stringify(json));
   // Pair assertion: what we write must read back as what we meant.
   const back = decodeJournalRecord(bytes);
@@ -136,6 +142,7 @@ export function decodeJournalRecord(bytes: Uint8Array): DecodeResult<JournalReco
       return { kind, lv: text(object, 'lv'), lvUuid: text(object, 'lvUuid'), ranges: ranges(object, 'ranges', false), extentCountAfter: count(object, 'extentCountAfter', 1) };
     }
     if (kind === 'return') return { kind, ranges: ranges(object, 'ranges', false) };
+    if (kind === 'activity') return { kind, activeLvCount: count(object, 'activeLvCount', 0) };
     return fail(`unknown journal record kind ${JSON.stringify(kind)}`);
   });
 }

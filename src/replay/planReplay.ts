@@ -6,6 +6,7 @@
 //     allocate to an LV that exists with the record's uuid        -> moveRanges free LV -> LV
 //     allocate to an LV that is gone (or replaced by a namesake)  -> releaseRanges to VG free space
 //     return                                                      -> releaseRanges to VG free space
+//     activity                                                    -> thinlv_active_lvs=<count> (last one wins)
 //   then, in the same commit: thinlv_applied_seq=<last seq> on the host's journal LV
 //   (and thinlv_rejected=<total>), and the free LV is removed if replay emptied it.
 //
@@ -108,6 +109,7 @@ export function planReplay(vg: VgMetadata, thinlv: ThinlvVg, recordsByHost: Read
     let movedExtentCount = 0;
     let releasedExtentCount = 0;
     let expectedSeq = info.appliedSeq + 1;
+    let activeLvCount = info.activeLvCount;
 
     for (const record of records) {
       assert(record.seq === expectedSeq, `journal of ${host} skipped from seq ${expectedSeq - 1} to ${record.seq}`, { host });
@@ -118,6 +120,10 @@ export function planReplay(vg: VgMetadata, thinlv: ThinlvVg, recordsByHost: Read
       const decoded = decodeJournalRecord(record.payload);
       if (!decoded.ok) {
         reject(`undecodable: ${decoded.reason}`);
+        continue;
+      }
+      if (decoded.record.kind === 'activity') {
+        activeLvCount = decoded.record.activeLvCount;
         continue;
       }
       const ranges = toDeviceRanges(vg, decoded.record.ranges);
@@ -165,6 +171,9 @@ export function planReplay(vg: VgMetadata, thinlv: ThinlvVg, recordsByHost: Read
     changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.appliedSeq}${appliedSeqAfter}`, replacingPrefix: TAG.appliedSeq });
     if (rejected.length > 0) {
       changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.rejectedCount}${info.rejectedCount + rejected.length}`, replacingPrefix: TAG.rejectedCount });
+    }
+    if (activeLvCount !== info.activeLvCount) {
+      changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.activeLvCount}${activeLvCount}`, replacingPrefix: TAG.activeLvCount });
     }
     hosts.push({
       host,

@@ -125,18 +125,46 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
     }
   });
 
+  test('a host that reports active LVs is not removed; once it reports none, it is', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 1, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
+    const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    try {
+      await hostA.applyGrants(t.vg.lvm, t.vg.vgName);
+      await hostA.appendRaw({ kind: 'activity', activeLvCount: 2 });
+      await hostA.allocate('disk0', 1);
+      const refused = await runCli(['host', 'remove', t.vg.vgName, 'hostA', '--json', ...t.cliArgs()]);
+      expect(refused.exitCode).toBe(3);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code: 'HOST_ACTIVE', data: { activeLvCount: 2 } } });
+      // The replay it ran first is kept (always safe); the host and its pool are.
+      const metadata = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      expect(metadata.lvs.some((lv) => lv.name === 'thinlv_hostA_journal')).toBe(true);
+      expect(readThinlvVg(metadata).hosts.get('hostA')).toMatchObject({ appliedSeq: 2, activeLvCount: 2 });
+
+      await hostA.appendRaw({ kind: 'activity', activeLvCount: 0 });
+      const removed = await runCli(['host', 'remove', t.vg.vgName, 'hostA', '--json', ...t.cliArgs()]);
+      expect(removed.exitCode, removed.stdout).toBe(0);
+      expect((await readVgMetadata(t.vg.lvm, t.vg.vgName)).lvs.some((lv) => lv.name.startsWith('thinlv_hostA_'))).toBe(false);
+    } finally {
+      await hostA.close();
+      await t.destroy();
+    }
+  });
+
   test('a host declared dead with unreplayed records: the records land, then its pool returns to free space', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 2, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
     const hostB = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostB');
     try {
       await hostB.applyGrants(t.vg.lvm, t.vg.vgName);
-      for (let i = 0; i < 7; i++) await hostB.allocate(t.thinLvs[i % 2]!, 2);
+      for (let i = 0; i < 6; i++) await hostB.allocate(t.thinLvs[i % 2]!, 2);
+      await hostB.appendRaw({ kind: 'activity', activeLvCount: 2 });
+      await hostB.allocate(t.thinLvs[0]!, 2);
+      // The host reported active LVs before it died; declare-dead proceeds regardless (it is fenced).
       const freeBefore = (await readVgMetadata(t.vg.lvm, t.vg.vgName)).lvs.length;
       expect(freeBefore).toBeGreaterThan(0);
       const result = await runCli(['host', 'declare-dead', t.vg.vgName, 'hostB', '--json', ...t.cliArgs()]);
       expect(result.exitCode, result.stdout + result.stderr).toBe(0);
       const body = JSON.parse(result.stdout) as { replayedRecordCount: number; returnedExtentCount: number };
-      expect(body.replayedRecordCount).toBe(7);
+      expect(body.replayedRecordCount).toBe(8);
       expect(body.returnedExtentCount).toBe(QUANTUM - 14);
       const metadata = await readVgMetadata(t.vg.lvm, t.vg.vgName);
       const sizes = new Map(metadata.lvs.map((lv) => [lv.name, lv.segments.reduce((n, s) => n + s.extentCount, 0)]));

@@ -99,6 +99,14 @@ describe('planReplay: applying records', () => {
     expect(logicalExtents(after, 'disk1').slice(-3)).toEqual(['/dev/sdb:40', '/dev/sdb:41', '/dev/sdb:31']);
   });
 
+  test("activity records set the host's active LV count, the last one winning, and move no extents", () => {
+    const { plan, after } = replay(twoHostSpec(), {
+      h1: journal(1, [{ kind: 'activity', activeLvCount: 3 }, allocate('disk1', [range('/dev/sdb', 40, 1)]), { kind: 'activity', activeLvCount: 2 }]),
+    });
+    expect(readThinlvVg(after).hosts.get('h1')).toMatchObject({ activeLvCount: 2, appliedSeq: 3 });
+    expect(hostPlan(plan, 'h1')).toMatchObject({ appliedRecordCount: 3, movedExtentCount: 1, rejected: [] });
+  });
+
   test('an allocation for an LV that no longer exists releases its extents to VG free space', () => {
     const { before, plan, after } = replay(twoHostSpec(), { h1: journal(1, [allocate('removed-disk', [range('/dev/sdb', 30, 5)])]) });
     expect(plan.changes).toContainEqual({ kind: 'releaseRanges', lv: 'thinlv_h1_free', ranges: [range('/dev/sdb', 30, 5)] });

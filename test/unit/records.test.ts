@@ -25,6 +25,7 @@ const journalRecord: fc.Arbitrary<JournalRecord> = fc.oneof(
     extentCountAfter: fc.integer({ min: 1, max: 2 ** 30 }),
   }),
   fc.record({ kind: fc.constant('return' as const), ranges }),
+  fc.record({ kind: fc.constant('activity' as const), activeLvCount: fc.nat({ max: 100_000 }) }),
 );
 const grantRecord: fc.Arbitrary<GrantRecord> = fc.oneof(
   fc.record({

@@ -59,7 +59,7 @@ export async function runHostRemove(context: CommandContext, vgName: string, hos
   validateVgName(vgName);
   validateHostName(host);
   await ensureOnMasterHost(context, vgName);
-  const result = await removeHost(masterDeps(context), vgName, host);
+  const result = await removeHost(masterDeps(context), vgName, host, mode);
   printResult(
     context,
     { vg: vgName, mode, ...result },
