@@ -133,6 +133,15 @@ export class RingReader {
       throw new JournalError('INVALID_ARGUMENT', `throughSeq ${throughSeq} must be a non-negative safe integer`, { throughSeq });
     }
     if (throughSeq <= this.consumer.consumedSeq) return;
+    // Never move the pointer back: another consumer (a second master started by mistake)
+    // may have consumed further since this reader last looked, and the writer may already
+    // have reused that space. One extra block read per consume buys that.
+    const onDisk = await readConsumerState(this.region, this.header);
+    if (onDisk.consumedSeq >= throughSeq) {
+      this.seen = this.seen.slice(Math.max(0, onDisk.consumedSeq - this.consumer.consumedSeq));
+      this.consumer = onDisk;
+      return;
+    }
     const index = throughSeq - this.consumer.consumedSeq - 1;
     const record = this.seen[index];
     if (record === undefined) {

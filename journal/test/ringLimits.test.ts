@@ -273,6 +273,23 @@ describe('reads', () => {
     expect(await errorCodeOf(reader.read({ fromSeq: 1, maxRecords: MAX_RECORDS_PER_READ + 1 }))).toBe('INVALID_ARGUMENT');
   });
 
+  it('a consumer never moves the consumer pointer back behind another that consumed further', async () => {
+    const disk = await freshMemoryRing(1024 * 1024);
+    const writer = await openRingWriter(disk.open(), OPTIONS);
+    await appendAll(writer, Array(10).fill(20));
+    const slow = await openRingReader(disk.open(), OPTIONS);
+    const fast = await openRingReader(disk.open(), OPTIONS);
+    await slow.read({ fromSeq: 1 });
+    await fast.read({ fromSeq: 1 });
+    await fast.consume(8);
+    await slow.consume(5);
+    expect((await openRingReader(disk.open(), OPTIONS)).consumedSeq).toBe(8);
+    expect(slow.consumedSeq).toBe(8);
+    // The slower one still moves it forward when it is ahead.
+    await slow.consume(10);
+    expect((await openRingReader(disk.open(), OPTIONS)).consumedSeq).toBe(10);
+  });
+
   it('starts at any seq after the consumed one (the master\'s applied seq may be ahead) and refuses consumed ones', async () => {
     const disk = await freshMemoryRing(1024 * 1024);
     const writer = await openRingWriter(disk.open(), OPTIONS);
