@@ -1,0 +1,376 @@
+// The host allocator's core: grow LVs from the local pool in about one
+// synchronous write, with every side effect passed in.
+//
+//   extend(lv, size)
+//     1. serialise on the LV (concurrent extends of one LV queue; different LVs proceed)
+//     2. round up to whole extents; equal size -> no-op; smaller -> SHRINK_REFUSED
+//     3. take extents from the pool NOW (synchronously, so no concurrent extend can
+//        take them too), preferring the extent right after the LV's last one
+//     4. journal one record {lv, lvUuid, ranges, extentCountAfter} (group-committed)
+//     5. if the LV is active here, load its new table (suspend, load, resume)
+//     6. reply
+//   Pool empty: wait for a grant up to `outOfSpaceWaitMs`, then OUT_OF_SPACE.
+//
+// What the host believes, and why it is safe (I1, I4):
+//   pool       = its free LV in metadata, less the extents of its own records the
+//                master has not replayed yet; replaced by each newer grant snapshot,
+//                less its records after the seq that snapshot reflects.
+//   LV layout  = metadata segments, then its own unreplayed records in seq order,
+//                which is exactly where replay will append them (I6).
+// An extent taken for a record whose write failed is NOT returned to the pool, not
+// even by a later grant snapshot (it is quarantined): the write may have reached the
+// disk, and the master would then give the extent to the LV. The pool is rebuilt
+// from metadata and the journal at the next start.
+
+import { ErrorCode, ThinlvError, assert } from '../errors.js';
+import { chooseExtents } from '../extent/chooseExtents.js';
+import { linearTable, type DmTableLine } from '../extent/dmTable.js';
+import { ExtentSet } from '../extent/extentSet.js';
+import type { LinearSegment, PhysicalRange } from '../extent/types.js';
+import { linearSegments, SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
+import type { GrantRecord, JournalRecord, PvExtentRange } from '../records/records.js';
+
+export const DEFAULT_OUT_OF_SPACE_WAIT_MS = 5_000;
+/** Longest wait for a grant a caller may configure. */
+export const MAX_OUT_OF_SPACE_WAIT_MS = 120_000;
+/** Largest single extend, in extents: bounds one journal record's range list. */
+export const MAX_EXTEND_EXTENTS = 1 << 20;
+
+export interface HostJournal {
+  append(record: JournalRecord): Promise<{ seq: number }>;
+}
+
+/** The dm operations the allocator needs (src/dm/deviceMapper.ts implements them). */
+export interface HostDeviceMapper {
+  activate(name: string, table: readonly DmTableLine[]): Promise<void>;
+  reload(name: string, table: readonly DmTableLine[]): Promise<void>;
+  deactivate(name: string): Promise<void>;
+}
+
+export interface HostEffects {
+  readonly journal: HostJournal;
+  readonly dm: HostDeviceMapper;
+  readonly nowMs: () => number;
+  readonly sleepMs: (ms: number) => Promise<void>;
+  /** How thinlv names the dm device of an LV. */
+  readonly dmName: (vg: string, lv: string) => string;
+  /** Called when a new activity count should be journaled (activate/deactivate). */
+  readonly onActivityChange?: (activeLvCount: number) => void;
+}
+
+/** One of this host's journal records that the master has not replayed yet. */
+export interface UnreplayedRecord {
+  readonly seq: number;
+  readonly record: JournalRecord;
+}
+
+export interface HostStart {
+  readonly host: string;
+  /** The VG as metadata says (read-only on a host). */
+  readonly vg: VgLayout;
+  /** The host's free LV extents in that metadata (device paths). */
+  readonly freeRanges: readonly PhysicalRange[];
+  /** Records after the applied seq in that metadata, in seq order. */
+  readonly unreplayed: readonly UnreplayedRecord[];
+  readonly lastGrantGeneration: number;
+  /** LVs this host had active before a restart (from its SQLite state); dm devices outlive the daemon. */
+  readonly activeLvs?: readonly string[];
+  readonly outOfSpaceWaitMs?: number;
+}
+
+export interface ExtendResult {
+  readonly lv: string;
+  readonly extentsGranted: number;
+  readonly sizeBytes: number;
+  readonly seq: number | null;
+}
+
+export interface HostStatus {
+  readonly host: string;
+  readonly poolExtentCount: number;
+  readonly unreplayedRecordCount: number;
+  readonly lastGrantGeneration: number;
+  readonly activeLvs: readonly string[];
+}
+
+function hostError(code: string, message: string, data: Record<string, unknown> = {}): ThinlvError {
+  return new ThinlvError(code, message, data);
+}
+
+/** Serialises async work per key. */
+class KeyedMutex {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return next;
+  }
+}
+
+export class HostAllocator {
+  private pool: ExtentSet;
+  private generation: number;
+  private vg: VgLayout;
+  /** LV name -> unreplayed segments appended after its metadata segments (device paths). */
+  private readonly pending = new Map<string, PhysicalRange[]>();
+  private readonly unreplayed: UnreplayedRecord[] = [];
+  private readonly active = new Set<string>();
+  private readonly lvLocks = new KeyedMutex();
+  private grantWaiters: (() => void)[] = [];
+  private readonly outOfSpaceWaitMs: number;
+  /**
+   * Extents taken for records whose write failed: the write may have reached the disk,
+   * so they stay out of every pool until a restart rebuilds it from the journal.
+   */
+  private quarantine = ExtentSet.empty();
+  /**
+   * Set when a journal write failed. Whether that record reached the disk decides the
+   * logical offset of every later extent of its LV, and only re-reading the journal
+   * tells, so no extend is served until the daemon restarts and rebuilds from the ring.
+   */
+  private journalFailure: unknown = undefined;
+  private readonly deviceByUuid: Map<string, string>;
+  private readonly uuidByDevice: Map<string, string>;
+
+  constructor(
+    private readonly start: HostStart,
+    private readonly effects: HostEffects,
+  ) {
+    this.vg = start.vg;
+    this.generation = start.lastGrantGeneration;
+    this.outOfSpaceWaitMs = start.outOfSpaceWaitMs ?? DEFAULT_OUT_OF_SPACE_WAIT_MS;
+    assert(this.outOfSpaceWaitMs >= 0 && this.outOfSpaceWaitMs <= MAX_OUT_OF_SPACE_WAIT_MS, 'outOfSpaceWaitMs out of bounds');
+    this.deviceByUuid = new Map(start.vg.pvs.map((pv) => [pv.uuid, pv.device]));
+    this.uuidByDevice = new Map(start.vg.pvs.map((pv) => [pv.device, pv.uuid]));
+    let pool = ExtentSet.fromRanges(start.freeRanges);
+    for (const entry of start.unreplayed) {
+      const ranges = this.toDevice(entry.record.kind === 'activity' ? [] : entry.record.ranges);
+      pool = pool.difference(ExtentSet.fromRanges(ranges));
+      this.remember(entry, ranges);
+    }
+    this.pool = pool;
+    for (const lv of start.activeLvs ?? []) this.active.add(lv);
+  }
+
+  /**
+   * After a restart, loads each active LV's table again. A crash between a record's
+   * write and its table reload left the device on the old table (the record is
+   * durable, its extents are this LV's); reloading is harmless when it did not.
+   */
+  async recover(): Promise<void> {
+    for (const lv of [...this.active].sort()) {
+      await this.lvLocks.run(lv, () => this.effects.dm.reload(this.effects.dmName(this.vg.name, lv), this.tableOf(lv)));
+    }
+  }
+
+  private toDevice(ranges: readonly PvExtentRange[]): PhysicalRange[] {
+    return ranges.map((r) => {
+      const pv = this.deviceByUuid.get(r.pvUuid);
+      assert(pv !== undefined, `record names PV ${r.pvUuid}, which is not in the VG`);
+      return { pv, firstExtent: r.firstExtent, extentCount: r.extentCount };
+    });
+  }
+
+  private toUuid(ranges: readonly PhysicalRange[]): PvExtentRange[] {
+    return ranges.map((r) => {
+      const pvUuid = this.uuidByDevice.get(r.pv);
+      assert(pvUuid !== undefined, `range on ${r.pv}, which is not a PV of the VG`);
+      return { pvUuid, firstExtent: r.firstExtent, extentCount: r.extentCount };
+    });
+  }
+
+  private remember(entry: UnreplayedRecord, ranges: readonly PhysicalRange[]): void {
+    this.unreplayed.push(entry);
+    if (entry.record.kind === 'allocate') {
+      this.pending.set(entry.record.lv, [...(this.pending.get(entry.record.lv) ?? []), ...ranges]);
+    }
+  }
+
+  private extentSizeBytes(): number {
+    return this.vg.extentSizeSectors * SECTOR_BYTES;
+  }
+
+  /** The LV's segments as this host must map them: metadata, then its unreplayed records. */
+  segmentsOf(lvName: string): LinearSegment[] {
+    const lv = this.vg.lvs.find((l) => l.name === lvName);
+    if (lv === undefined) throw hostError(ErrorCode.lvNotFound, `LV ${this.vg.name}/${lvName} does not exist`, { lv: lvName });
+    const base = linearSegments(lv);
+    if (base === undefined) throw hostError(ErrorCode.unsupportedMetadata, `LV ${lvName} is not linear`, { lv: lvName });
+    let logicalStart = base.reduce((sum, s) => sum + s.extentCount, 0);
+    const extra = (this.pending.get(lvName) ?? []).map((r) => {
+      const segment = { ...r, logicalStart };
+      logicalStart += r.extentCount;
+      return segment;
+    });
+    return [...base, ...extra];
+  }
+
+  tableOf(lvName: string): DmTableLine[] {
+    const pvs = new Map(this.vg.pvs.map((pv) => [pv.device, { devicePath: pv.device, peStartSectors: pv.peStartSectors }]));
+    return linearTable(this.segmentsOf(lvName), pvs, this.vg.extentSizeSectors);
+  }
+
+  /** Grows `lvName` to at least `sizeBytes` (rounded up to whole extents). */
+  extend(lvName: string, sizeBytes: number): Promise<ExtendResult> {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
+      return Promise.reject(hostError(ErrorCode.invalidArgument, `size must be a positive whole number of bytes, got ${sizeBytes}`));
+    }
+    return this.lvLocks.run(lvName, () => this.extendLocked(lvName, sizeBytes));
+  }
+
+  /** Grows `lvName` by `incrementBytes`, rounded up to whole extents. */
+  extendBy(lvName: string, incrementBytes: number): Promise<ExtendResult> {
+    return this.lvLocks.run(lvName, () => {
+      const current = this.segmentsOf(lvName).reduce((n, s) => n + s.extentCount, 0) * this.extentSizeBytes();
+      return this.extendLocked(lvName, current + incrementBytes);
+    });
+  }
+
+  private async extendLocked(lvName: string, sizeBytes: number): Promise<ExtendResult> {
+    if (this.journalFailure !== undefined) {
+      throw hostError('JOURNAL_FAILED', `host ${this.start.host} could not write its journal (${this.journalFailure instanceof Error ? this.journalFailure.message : String(this.journalFailure)}); it serves no extends until restarted, which re-reads the journal`, {
+        host: this.start.host,
+      });
+    }
+    const lv = this.vg.lvs.find((l) => l.name === lvName);
+    if (lv === undefined) throw hostError(ErrorCode.lvNotFound, `LV ${this.vg.name}/${lvName} does not exist`, { lv: lvName });
+    const extentBytes = this.extentSizeBytes();
+    const segments = this.segmentsOf(lvName);
+    const currentExtentCount = segments.reduce((n, s) => n + s.extentCount, 0);
+    const wantedExtentCount = Math.ceil(sizeBytes / extentBytes);
+    if (wantedExtentCount < currentExtentCount) {
+      throw hostError('SHRINK_REFUSED', `LV ${lvName} holds ${currentExtentCount * extentBytes} bytes; hosts only grow LVs (shrinking goes through the master: thinlv lvresize -L)`, {
+        lv: lvName,
+        sizeBytes,
+      });
+    }
+    const needed = wantedExtentCount - currentExtentCount;
+    if (needed === 0) return { lv: lvName, extentsGranted: 0, sizeBytes: currentExtentCount * extentBytes, seq: null };
+    if (needed > MAX_EXTEND_EXTENTS) throw hostError(ErrorCode.invalidArgument, `one extend may add at most ${MAX_EXTEND_EXTENTS} extents, asked ${needed}`);
+
+    const deadline = this.effects.nowMs() + this.outOfSpaceWaitMs;
+    let chosen = chooseExtents(this.pool, segments, needed);
+    while (!chosen.ok) {
+      const remaining = deadline - this.effects.nowMs();
+      if (remaining <= 0) {
+        throw hostError('OUT_OF_SPACE', `VG ${this.vg.name}: host ${this.start.host}'s pool has ${chosen.availableExtentCount} extents, ${lvName} needs ${needed} more (${needed * extentBytes} bytes); no grant arrived within ${this.outOfSpaceWaitMs} ms: check that the master runs and the VG has free space`, {
+          vg: this.vg.name,
+          host: this.start.host,
+          lv: lvName,
+          neededExtents: needed,
+          poolExtents: chosen.availableExtentCount,
+        });
+      }
+      await this.waitForGrant(remaining);
+      chosen = chooseExtents(this.pool, this.segmentsOf(lvName), needed);
+    }
+    // Taken before the first await below, so no other extend can choose these extents.
+    this.pool = this.pool.difference(ExtentSet.fromRanges(chosen.ranges));
+    const record: JournalRecord = { kind: 'allocate', lv: lvName, lvUuid: lv.uuid, ranges: this.toUuid(chosen.ranges), extentCountAfter: wantedExtentCount };
+    let seq: number;
+    try {
+      ({ seq } = await this.effects.journal.append(record));
+    } catch (error) {
+      this.quarantine = this.quarantine.union(ExtentSet.fromRanges(chosen.ranges));
+      this.journalFailure = error;
+      throw error;
+    }
+    this.remember({ seq, record }, chosen.ranges);
+    if (this.active.has(lvName)) {
+      await this.effects.dm.reload(this.effects.dmName(this.vg.name, lvName), this.tableOf(lvName));
+    }
+    return { lv: lvName, extentsGranted: needed, sizeBytes: wantedExtentCount * extentBytes, seq };
+  }
+
+  private waitForGrant(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (): void => {
+        if (!done) {
+          done = true;
+          resolve();
+        }
+      };
+      this.grantWaiters.push(finish);
+      void this.effects.sleepMs(Math.min(timeoutMs, 100)).then(finish);
+    });
+  }
+
+  /**
+   * Applies a grant if its generation is newer than the last applied; returns whether it did.
+   * Safe to repeat: an older or equal generation changes nothing, so a grant re-sent
+   * after a master crash is applied once.
+   */
+  applyGrant(grant: GrantRecord): boolean {
+    if (grant.kind !== 'grant' || grant.generation <= this.generation) return false;
+    const snapshot = ExtentSet.fromRanges(this.toDevice(grant.freeRanges));
+    const mine = this.unreplayed.filter((u) => u.seq > grant.appliedSeq && u.record.kind !== 'activity');
+    const taken = ExtentSet.fromRanges(mine.flatMap((u) => (u.record.kind === 'activity' ? [] : this.toDevice(u.record.ranges))));
+    this.pool = snapshot.difference(taken).difference(this.quarantine);
+    this.generation = grant.generation;
+    const waiters = this.grantWaiters;
+    this.grantWaiters = [];
+    for (const wake of waiters) wake();
+    return true;
+  }
+
+  /**
+   * Takes in metadata the master has committed (after a replay): records at or below
+   * `appliedSeq` are now metadata segments, so they leave the pending lists. An active
+   * LV whose layout changed in a way this host did not know (a record whose write
+   * failed here but reached the disk, now replayed) gets its table reloaded (I6).
+   */
+  async refreshMetadata(vg: VgLayout, appliedSeq: number): Promise<void> {
+    const before = new Map([...this.active].map((lv) => [lv, JSON.stringify(this.tableOf(lv))]));
+    this.vg = vg;
+    const kept = this.unreplayed.filter((u) => u.seq > appliedSeq);
+    this.unreplayed.length = 0;
+    this.pending.clear();
+    for (const entry of kept) this.remember(entry, entry.record.kind === 'activity' ? [] : this.toDevice(entry.record.ranges));
+    for (const [lv, table] of before) {
+      if (JSON.stringify(this.tableOf(lv)) !== table) {
+        await this.lvLocks.run(lv, () => this.effects.dm.reload(this.effects.dmName(this.vg.name, lv), this.tableOf(lv)));
+      }
+    }
+  }
+
+  async activate(lvName: string): Promise<DmTableLine[]> {
+    return this.lvLocks.run(lvName, async () => {
+      const table = this.tableOf(lvName);
+      const name = this.effects.dmName(this.vg.name, lvName);
+      if (this.active.has(lvName)) await this.effects.dm.reload(name, table);
+      else await this.effects.dm.activate(name, table);
+      this.active.add(lvName);
+      this.effects.onActivityChange?.(this.active.size);
+      return table;
+    });
+  }
+
+  async deactivate(lvName: string): Promise<void> {
+    return this.lvLocks.run(lvName, async () => {
+      await this.effects.dm.deactivate(this.effects.dmName(this.vg.name, lvName));
+      this.active.delete(lvName);
+      this.effects.onActivityChange?.(this.active.size);
+    });
+  }
+
+  status(): HostStatus {
+    return {
+      host: this.start.host,
+      poolExtentCount: this.pool.extentCount,
+      unreplayedRecordCount: this.unreplayed.filter((u) => u.record.kind !== 'activity').length,
+      lastGrantGeneration: this.generation,
+      activeLvs: [...this.active].sort(),
+    };
+  }
+
+  /** The pool, for tests and reports. */
+  poolExtents(): ExtentSet {
+    return this.pool;
+  }
+}

@@ -1,0 +1,290 @@
+// Model-based tests of the host allocator with in-memory effects: a journal that
+// is a list, a device-mapper that keeps tables in a map, a master that replays
+// and grants by hand. Random interleavings of extend, activate, deactivate,
+// replay, grant, failed writes and crashes must keep I1, I3, I4 and I6.
+
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect } from 'vitest';
+import { ExtentSet } from '../../src/extent/extentSet.js';
+import type { DmTableLine } from '../../src/extent/dmTable.js';
+import type { PhysicalRange } from '../../src/extent/types.js';
+import { HostAllocator, type HostDeviceMapper, type HostJournal, type UnreplayedRecord } from '../../src/host/allocator.js';
+import type { LvLayout, VgLayout } from '../../src/metadata/vgModel.js';
+import type { JournalRecord } from '../../src/records/records.js';
+
+const PV = '/dev/sdx';
+const PV_UUID = 'pv-uuid-sdx';
+const PE_COUNT = 400;
+const EXTENT_SECTORS = 8192;
+const EXTENT_BYTES = EXTENT_SECTORS * 512;
+const LVS = ['lv0', 'lv1', 'lv2'];
+
+/** The master and the shared disk, as a model: metadata segments, the host's free LV, the journal. */
+class World {
+  metadata = new Map<string, PhysicalRange[]>(LVS.map((lv, i) => [lv, [{ pv: PV, firstExtent: i, extentCount: 1 }]]));
+  freeLv = ExtentSet.empty();
+  vgFree = ExtentSet.fromRanges([{ pv: PV, firstExtent: LVS.length, extentCount: PE_COUNT - LVS.length }]);
+  journal: { seq: number; record: JournalRecord }[] = [];
+  appliedSeq = 0;
+  generation = 0;
+  failNextAppend = false;
+  dmTables = new Map<string, readonly DmTableLine[]>();
+
+  layout(): VgLayout {
+    const lvs: LvLayout[] = LVS.map((name) => {
+      let logicalStart = 0;
+      return {
+        name,
+        uuid: `uuid-${name}`,
+        tags: [],
+        activationSkip: true,
+        segments: this.metadata.get(name)!.map((r) => {
+          const segment = { logicalStart, extentCount: r.extentCount, type: 'striped', stripes: [{ pv: r.pv, firstExtent: r.firstExtent }] };
+          logicalStart += r.extentCount;
+          return segment;
+        }),
+      };
+    });
+    return { name: 'vg', uuid: 'vg-uuid', seqno: 1, extentSizeSectors: EXTENT_SECTORS, tags: [], pvs: [{ device: PV, uuid: PV_UUID, peStartSectors: 2048, peCount: PE_COUNT }], lvs };
+  }
+
+  journalEffect(): HostJournal {
+    return {
+      append: async (record) => {
+        if (this.failNextAppend) {
+          this.failNextAppend = false;
+          // A write that reached the disk but whose acknowledgement was lost.
+          this.journal.push({ seq: this.journal.length + 1, record });
+          throw new Error('injected I/O error');
+        }
+        this.journal.push({ seq: this.journal.length + 1, record });
+        return { seq: this.journal.length };
+      },
+    };
+  }
+
+  dmEffect(): HostDeviceMapper {
+    return {
+      activate: async (name, table) => {
+        expect(this.dmTables.has(name), `activate of active ${name}`).toBe(false);
+        this.dmTables.set(name, table);
+      },
+      reload: async (name, table) => {
+        expect(this.dmTables.has(name), `reload of inactive ${name}`).toBe(true);
+        this.dmTables.set(name, table);
+      },
+      deactivate: async (name) => {
+        this.dmTables.delete(name);
+      },
+    };
+  }
+
+  /** The master's replay: every journal record after the cursor lands in metadata. */
+  replay(): void {
+    for (const { seq, record } of this.journal.filter((j) => j.seq > this.appliedSeq)) {
+      if (record.kind === 'allocate') {
+        const ranges = record.ranges.map((r) => ({ pv: PV, firstExtent: r.firstExtent, extentCount: r.extentCount }));
+        const set = ExtentSet.fromRanges(ranges);
+        expect(this.freeLv.containsAll(set), `record ${seq} takes extents outside the host's free LV (I4)`).toBe(true);
+        this.freeLv = this.freeLv.difference(set);
+        this.metadata.set(record.lv, [...this.metadata.get(record.lv)!, ...ranges]);
+      }
+      this.appliedSeq = seq;
+    }
+  }
+
+  /** The master's refill: `extentCount` extents from VG free into the host's free LV. */
+  grant(extentCount: number) {
+    const taken = this.vgFree.ranges().slice(0, 1).map((r) => ({ ...r, extentCount: Math.min(r.extentCount, extentCount) }));
+    const set = ExtentSet.fromRanges(taken);
+    this.vgFree = this.vgFree.difference(set);
+    this.freeLv = this.freeLv.union(set);
+    this.generation++;
+    return {
+      kind: 'grant' as const,
+      generation: this.generation,
+      appliedSeq: this.appliedSeq,
+      freeRanges: this.freeLv.ranges().map((r) => ({ pvUuid: PV_UUID, firstExtent: r.firstExtent, extentCount: r.extentCount })),
+    };
+  }
+
+  start(lastGrantGeneration: number, activeLvs: readonly string[] = []): HostAllocator {
+    const unreplayed: UnreplayedRecord[] = this.journal.filter((j) => j.seq > this.appliedSeq);
+    return new HostAllocator(
+      { host: 'h1', vg: this.layout(), freeRanges: this.freeLv.ranges(), unreplayed, lastGrantGeneration, activeLvs, outOfSpaceWaitMs: 0 },
+      {
+        journal: this.journalEffect(),
+        dm: this.dmEffect(),
+        nowMs: () => 0,
+        sleepMs: async () => undefined,
+        dmName: (vg, lv) => `${vg}-${lv}`,
+      },
+    );
+  }
+}
+
+type Step =
+  | { kind: 'extend'; lv: string; extentCount: number }
+  | { kind: 'activate'; lv: string }
+  | { kind: 'deactivate'; lv: string }
+  | { kind: 'replay' }
+  | { kind: 'grant'; extentCount: number }
+  | { kind: 'failNextWrite' }
+  | { kind: 'crash' };
+
+const lvArb = fc.constantFrom(...LVS);
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('extend' as const), lv: lvArb, extentCount: fc.integer({ min: 1, max: 6 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('activate' as const), lv: lvArb }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('deactivate' as const), lv: lvArb }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'replay' as const }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('grant' as const), extentCount: fc.integer({ min: 1, max: 30 }) }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'failNextWrite' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'crash' as const }) },
+);
+
+describe('host allocator against a model', () => {
+  test.prop([fc.array(stepArb, { minLength: 1, maxLength: 60 })], { numRuns: 200 })(
+    'random extends, activations, replays, grants, failed writes and crashes keep I1, I3, I4 and I6',
+    async (steps) => {
+      const world = new World();
+      let lastGrant = world.grant(20);
+      let allocator = world.start(0);
+      expect(allocator.applyGrant(lastGrant)).toBe(true);
+      const acknowledged: { lv: string; ranges: PhysicalRange[]; logicalStart: number }[] = [];
+      const active = new Set<string>();
+
+      for (const step of steps) {
+        switch (step.kind) {
+          case 'extend': {
+            const before = allocator.segmentsOf(step.lv).reduce((n, s) => n + s.extentCount, 0);
+            const poolBefore = allocator.poolExtents();
+            try {
+              const result = await allocator.extend(step.lv, (before + step.extentCount) * EXTENT_BYTES);
+              const record = world.journal[result.seq! - 1]!.record;
+              expect(record.kind).toBe('allocate');
+              const ranges = record.kind === 'allocate' ? record.ranges.map((r) => ({ pv: PV, firstExtent: r.firstExtent, extentCount: r.extentCount })) : [];
+              // I4: taken from the host's own pool only.
+              expect(poolBefore.containsAll(ExtentSet.fromRanges(ranges))).toBe(true);
+              // Where the host mapped the new extents: the guest may write there at once.
+              acknowledged.push({ lv: step.lv, ranges, logicalStart: before });
+            } catch (error) {
+              expect((error as { code?: string }).code ?? (error as Error).message).toMatch(/OUT_OF_SPACE|JOURNAL_FAILED|injected I\/O error/);
+            }
+            break;
+          }
+          case 'activate':
+            await allocator.activate(step.lv);
+            active.add(step.lv);
+            break;
+          case 'deactivate':
+            await allocator.deactivate(step.lv);
+            active.delete(step.lv);
+            break;
+          case 'replay':
+            world.replay();
+            await allocator.refreshMetadata(world.layout(), world.appliedSeq);
+            break;
+          case 'grant':
+            world.replay();
+            await allocator.refreshMetadata(world.layout(), world.appliedSeq);
+            lastGrant = world.grant(step.extentCount);
+            expect(allocator.applyGrant(lastGrant)).toBe(true);
+            // A grant delivered twice is applied once.
+            expect(allocator.applyGrant(lastGrant)).toBe(false);
+            break;
+          case 'failNextWrite':
+            world.failNextAppend = true;
+            break;
+          case 'crash': {
+            // Lose all in-memory state; dm devices and the SQLite list of active LVs survive.
+            allocator = world.start(world.generation, [...active]);
+            await allocator.recover();
+            break;
+          }
+        }
+
+        // I1: pool and every LV's layout (metadata + unreplayed) are disjoint.
+        const owned = [{ owner: 'pool', set: allocator.poolExtents() }, ...LVS.map((lv) => ({ owner: lv, set: ExtentSet.fromRanges(allocator.segmentsOf(lv)) }))];
+        for (let i = 0; i < owned.length; i++) {
+          for (let j = i + 1; j < owned.length; j++) {
+            expect(owned[i]!.set.overlaps(owned[j]!.set), `${owned[i]!.owner} and ${owned[j]!.owner} share extents`).toBe(false);
+          }
+        }
+        // The pool never holds what the master has not given this host.
+        expect(world.freeLv.containsAll(allocator.poolExtents())).toBe(true);
+        // I3: every acknowledged allocation is in its LV's layout.
+        for (const ack of acknowledged) {
+          expect(ExtentSet.fromRanges(allocator.segmentsOf(ack.lv)).containsAll(ExtentSet.fromRanges(ack.ranges))).toBe(true);
+        }
+        // I6: each active LV's table is its metadata segments followed by its unreplayed ones.
+        for (const lv of active) expect(world.dmTables.get(`vg-${lv}`)).toEqual(allocator.tableOf(lv));
+      }
+      // After a final replay, metadata holds every acknowledged allocation exactly once,
+      // at the logical offset the host mapped it when it acknowledged (no data moves).
+      world.replay();
+      for (const lv of LVS) {
+        const logicalOf = new Map<number, number>();
+        let logical = 0;
+        for (const r of world.metadata.get(lv)!) {
+          for (let e = 0; e < r.extentCount; e++) {
+            expect(logicalOf.has(r.firstExtent + e), `extent ${r.firstExtent + e} twice in ${lv}`).toBe(false);
+            logicalOf.set(r.firstExtent + e, logical++);
+          }
+        }
+        for (const ack of acknowledged.filter((a) => a.lv === lv)) {
+          let expected = ack.logicalStart;
+          for (const r of ack.ranges) for (let e = 0; e < r.extentCount; e++) expect(logicalOf.get(r.firstExtent + e)).toBe(expected++);
+        }
+      }
+    },
+  );
+
+  test('an extend to the size the LV has is a no-op; a smaller size is refused; an empty pool answers OUT_OF_SPACE naming VG, host and request', async () => {
+    const world = new World();
+    const allocator = world.start(0);
+    allocator.applyGrant(world.grant(4));
+    expect(await allocator.extend('lv0', EXTENT_BYTES)).toMatchObject({ extentsGranted: 0, seq: null });
+    expect(await allocator.extend('lv0', 1)).toMatchObject({ extentsGranted: 0, sizeBytes: EXTENT_BYTES });
+    expect(await allocator.extend('lv0', 3 * EXTENT_BYTES)).toMatchObject({ extentsGranted: 2, seq: 1 });
+    await expect(allocator.extend('lv0', EXTENT_BYTES)).rejects.toMatchObject({ code: 'SHRINK_REFUSED' });
+    const error = await allocator.extend('lv1', 10 * EXTENT_BYTES).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'OUT_OF_SPACE', data: { vg: 'vg', host: 'h1', lv: 'lv1', neededExtents: 9, poolExtents: 2 } });
+    expect(world.journal).toHaveLength(1);
+  });
+
+  test('an extend that waits for a grant succeeds when one arrives within the bound', async () => {
+    const world = new World();
+    let now = 0;
+    const allocator = new HostAllocator(
+      { host: 'h1', vg: world.layout(), freeRanges: [], unreplayed: [], lastGrantGeneration: 0, outOfSpaceWaitMs: 1000 },
+      { journal: world.journalEffect(), dm: world.dmEffect(), nowMs: () => now, sleepMs: async (ms) => void (now += ms), dmName: (vg, lv) => `${vg}-${lv}` },
+    );
+    const pending = allocator.extend('lv2', 3 * EXTENT_BYTES);
+    await Promise.resolve();
+    allocator.applyGrant(world.grant(8));
+    expect(await pending).toMatchObject({ extentsGranted: 2 });
+  });
+
+  test('after a failed journal write no extend is served until a restart, which finds the record if it landed', async () => {
+    const world = new World();
+    const allocator = world.start(0);
+    allocator.applyGrant(world.grant(10));
+    world.failNextAppend = true;
+    await expect(allocator.extend('lv0', 2 * EXTENT_BYTES)).rejects.toThrow('injected I/O error');
+    await expect(allocator.extend('lv1', 2 * EXTENT_BYTES)).rejects.toMatchObject({ code: 'JOURNAL_FAILED' });
+    // The write had reached the disk: after a restart the record is part of lv0's layout.
+    const restarted = world.start(world.generation);
+    expect(restarted.segmentsOf('lv0').reduce((n, s) => n + s.extentCount, 0)).toBe(2);
+    expect(await restarted.extend('lv0', 3 * EXTENT_BYTES)).toMatchObject({ extentsGranted: 1, seq: 2 });
+  });
+
+  test('concurrent extends of one LV are serialised and each lands after the previous one', async () => {
+    const world = new World();
+    const allocator = world.start(0);
+    allocator.applyGrant(world.grant(40));
+    const results = await Promise.all([2, 3, 4, 5].map((n) => allocator.extend('lv1', n * EXTENT_BYTES)));
+    expect(results.map((r) => r.extentsGranted)).toEqual([1, 1, 1, 1]);
+    expect(allocator.segmentsOf('lv1').reduce((n, s) => n + s.extentCount, 0)).toBe(5);
+  });
+});
