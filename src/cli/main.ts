@@ -16,6 +16,8 @@ import { runFormat, runHostAdd, runHostRemove, runLvCreate, runLvRemove, runLvRe
 import { runCheck } from './commands/check.js';
 import { runInspect } from './commands/inspect.js';
 import { DEFAULT_INTERVAL_MS, MASTER_RUN_DIR, MASTER_STATE_DIR, runMaster } from './commands/master.js';
+import { HOST_STATE_DIR, LVM_EXIT, runHostDaemon, runHostStatus, runLvextend } from './commands/hostDaemon.js';
+import { DEFAULT_OUT_OF_SPACE_WAIT_MS } from '../host/allocator.js';
 import { createCommandContext, type GlobalOptions } from './context.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, operational: 3, internal: 4 } as const;
@@ -117,14 +119,44 @@ export async function main(argv: readonly string[]): Promise<number> {
       )
       .command(
         'host <action> <vg> <host>',
-        'add a host (creates its journal and grants rings), remove a stopped host, or declare a fenced host dead; remove and declare-dead replay its journal, then return its pool to free space',
+        'run: the host allocator daemon for this host; status: ask it how it is; add a host (creates its journal and grants rings), remove a stopped host, or declare a fenced host dead (remove and declare-dead replay its journal, then return its pool to free space)',
         (y) =>
           withVgPositional(y)
-            .positional('action', { type: 'string', choices: ['add', 'remove', 'declare-dead'] as const, demandOption: true })
-            .positional('host', { type: 'string', demandOption: true, describe: 'host name (letters, digits, ".", "-")' }),
+            .positional('action', { type: 'string', choices: ['run', 'status', 'add', 'remove', 'declare-dead'] as const, demandOption: true })
+            .positional('host', { type: 'string', demandOption: true, describe: 'host name (letters, digits, ".", "-")' })
+            .option('socket', { type: 'string', describe: 'the daemon socket (default /run/thinlv/host-<vg>.sock)' })
+            .option('state-dir', { type: 'string', default: HOST_STATE_DIR, describe: "where the daemon's SQLite state lives" })
+            .option('out-of-space-wait-ms', { type: 'number', default: DEFAULT_OUT_OF_SPACE_WAIT_MS, describe: 'how long an extend waits for a grant before OUT_OF_SPACE' }),
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
-          exitCode = args.action === 'add' ? await runHostAdd(context, args.vg, args.host) : await runHostRemove(context, args.vg, args.host, args.action as 'remove' | 'declare-dead');
+          switch (args.action) {
+            case 'run':
+              exitCode = await runHostDaemon(context, { vg: args.vg, host: args.host, socket: args.socket, stateDir: args['state-dir'], outOfSpaceWaitMs: args['out-of-space-wait-ms'] });
+              break;
+            case 'status':
+              exitCode = await runHostStatus(context, args.vg, args.host, args.socket);
+              break;
+            case 'add':
+              exitCode = await runHostAdd(context, args.vg, args.host);
+              break;
+            default:
+              exitCode = await runHostRemove(context, args.vg, args.host, args.action as 'remove' | 'declare-dead');
+          }
+        },
+      )
+      .command(
+        'lvextend <lv>',
+        'grow a thin LV (VG/LV) through this host\'s allocator, as lvm lvextend does: -L [+]SIZE or -l [+]EXTENTS; prints and exits like lvextend (0 ok, 3 bad command line, 5 failed)',
+        (y) =>
+          y
+            .positional('lv', { type: 'string', demandOption: true, describe: 'VG/LV' })
+            .option('L', { alias: 'size', type: 'string', describe: 'new size, or + an increment (k m g t, binary; default m)' })
+            .option('l', { alias: 'extents', type: 'string', describe: 'new size in extents, or + a number of extents' })
+            .option('live', { type: 'boolean', default: false, describe: 'accepted for compatibility: an LV active on this host always gets its new table' })
+            .option('socket', { type: 'string', describe: 'the daemon socket (default /run/thinlv/host-<vg>.sock)' }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args as RawGlobals));
+          exitCode = await runLvextend(context, { path: String(args.lv), size: args.L, extents: args.l, socket: args.socket });
         },
       )
       .command(
@@ -188,6 +220,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       .parseAsync();
   } catch (error) {
     exitCode = reportError(error, wantsJson);
+    // The lvextend wrapper exits as lvm does, since its callers test lvm's codes.
+    if (argv[0] === 'lvextend') exitCode = exitCode === EXIT.usage ? LVM_EXIT.invalidCommandLine : LVM_EXIT.failed;
   }
   return exitCode;
 }

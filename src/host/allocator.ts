@@ -54,8 +54,10 @@ export interface HostEffects {
   readonly sleepMs: (ms: number) => Promise<void>;
   /** How thinlv names the dm device of an LV. */
   readonly dmName: (vg: string, lv: string) => string;
-  /** Called when a new activity count should be journaled (activate/deactivate). */
-  readonly onActivityChange?: (activeLvCount: number) => void;
+  /** Records the table just loaded for an active LV (after an extend or a recovery). */
+  readonly onTableLoaded?: (lv: string, table: readonly DmTableLine[]) => void;
+  /** Persists and journals the set of active LVs after an activate or deactivate. */
+  readonly onActivityChange?: (activeLvs: readonly string[], changed: { lv: string; table: readonly DmTableLine[] | null }) => Promise<void>;
 }
 
 /** One of this host's journal records that the master has not replayed yet. */
@@ -164,7 +166,7 @@ export class HostAllocator {
    */
   async recover(): Promise<void> {
     for (const lv of [...this.active].sort()) {
-      await this.lvLocks.run(lv, () => this.effects.dm.reload(this.effects.dmName(this.vg.name, lv), this.tableOf(lv)));
+      await this.lvLocks.run(lv, () => this.reloadTable(lv));
     }
   }
 
@@ -281,9 +283,7 @@ export class HostAllocator {
       throw error;
     }
     this.remember({ seq, record }, chosen.ranges);
-    if (this.active.has(lvName)) {
-      await this.effects.dm.reload(this.effects.dmName(this.vg.name, lvName), this.tableOf(lvName));
-    }
+    if (this.active.has(lvName)) await this.reloadTable(lvName);
     return { lv: lvName, extentsGranted: needed, sizeBytes: wantedExtentCount * extentBytes, seq };
   }
 
@@ -334,7 +334,7 @@ export class HostAllocator {
     for (const entry of kept) this.remember(entry, entry.record.kind === 'activity' ? [] : this.toDevice(entry.record.ranges));
     for (const [lv, table] of before) {
       if (JSON.stringify(this.tableOf(lv)) !== table) {
-        await this.lvLocks.run(lv, () => this.effects.dm.reload(this.effects.dmName(this.vg.name, lv), this.tableOf(lv)));
+        await this.lvLocks.run(lv, () => this.reloadTable(lv));
       }
     }
   }
@@ -346,7 +346,7 @@ export class HostAllocator {
       if (this.active.has(lvName)) await this.effects.dm.reload(name, table);
       else await this.effects.dm.activate(name, table);
       this.active.add(lvName);
-      this.effects.onActivityChange?.(this.active.size);
+      await this.effects.onActivityChange?.([...this.active], { lv: lvName, table });
       return table;
     });
   }
@@ -355,8 +355,38 @@ export class HostAllocator {
     return this.lvLocks.run(lvName, async () => {
       await this.effects.dm.deactivate(this.effects.dmName(this.vg.name, lvName));
       this.active.delete(lvName);
-      this.effects.onActivityChange?.(this.active.size);
+      await this.effects.onActivityChange?.([...this.active], { lv: lvName, table: null });
     });
+  }
+
+  /**
+   * Hands `extentCount` extents of the pool back to VG free space (the master asked):
+   * one `return` record, which the master replays into free space. Returns how many.
+   */
+  async returnExtents(extentCount: number): Promise<number> {
+    if (this.journalFailure !== undefined) return 0;
+    const count = Math.min(extentCount, this.pool.extentCount);
+    if (count <= 0) return 0;
+    // Give back the end of the pool's last runs, keeping long runs for growth near LVs' tails.
+    const ranges: PhysicalRange[] = [];
+    let remaining = count;
+    for (const run of [...this.pool.ranges()].reverse()) {
+      if (remaining === 0) break;
+      const take = Math.min(remaining, run.extentCount);
+      ranges.push({ pv: run.pv, firstExtent: run.firstExtent + run.extentCount - take, extentCount: take });
+      remaining -= take;
+    }
+    this.pool = this.pool.difference(ExtentSet.fromRanges(ranges));
+    const record: JournalRecord = { kind: 'return', ranges: this.toUuid(ranges) };
+    try {
+      const { seq } = await this.effects.journal.append(record);
+      this.remember({ seq, record }, ranges);
+    } catch (error) {
+      this.quarantine = this.quarantine.union(ExtentSet.fromRanges(ranges));
+      this.journalFailure = error;
+      throw error;
+    }
+    return count;
   }
 
   status(): HostStatus {
@@ -367,6 +397,12 @@ export class HostAllocator {
       lastGrantGeneration: this.generation,
       activeLvs: [...this.active].sort(),
     };
+  }
+
+  private async reloadTable(lv: string): Promise<void> {
+    const table = this.tableOf(lv);
+    await this.effects.dm.reload(this.effects.dmName(this.vg.name, lv), table);
+    this.effects.onTableLoaded?.(lv, table);
   }
 
   /** The pool, for tests and reports. */

@@ -37,13 +37,13 @@
 //   missing or invalid id) or the reply answers no request (TOO_MANY_CONNECTIONS).
 //   "data" is optional. A reply line holds at most MAX_REPLY_BYTES bytes.
 //   RESULT, by op:
-//     extend               {"lv":LV,"extentsGranted":N,"sizeBytes":N}
+//     extend               {"lv":LV,"extentsGranted":N,"sizeBytes":N,"extentSizeBytes":N}
 //                          extentsGranted (>= 0) is what this request added; sizeBytes the
 //                          LV's size after it.
 //     activate/deactivate  {"lv":LV,"active":BOOL}   the LV's state after the request
 //     status               {"vg":NAME,"host":NAME,"poolExtentCount":N,"lowWaterExtents":N,
 //                           "unreplayedRecordCount":N,"lastGrantGeneration":N,
-//                           "deviceMapperPresent":BOOL}
+//                           "deviceMapperPresent":BOOL,"extentSizeBytes":N}
 //   Clients must ignore reply fields they do not know: new fields may be added to
 //   version 1 replies; removing or changing a field means a new version.
 //
@@ -110,6 +110,8 @@ export interface ExtendResult {
   readonly lv: string;
   readonly extentsGranted: number;
   readonly sizeBytes: number;
+  /** The VG's extent size, so a client can report sizes in extents as lvm does. */
+  readonly extentSizeBytes: number;
 }
 export interface ActivationResult {
   readonly lv: string;
@@ -123,6 +125,7 @@ export interface StatusResult {
   readonly unreplayedRecordCount: number;
   readonly lastGrantGeneration: number;
   readonly deviceMapperPresent: boolean;
+  readonly extentSizeBytes: number;
 }
 export interface ResultByOp {
   readonly extend: ExtendResult;
@@ -302,7 +305,12 @@ export function invalidResultReason(op: Operation, result: unknown): string | un
   const isBoolean = (value: unknown): boolean => typeof value === 'boolean';
   switch (op) {
     case 'extend':
-      return need('lv', isString, 'a name') ?? need('extentsGranted', isCount, 'a count') ?? need('sizeBytes', isPositiveSafeInteger, 'a positive integer');
+      return (
+        need('lv', isString, 'a name') ??
+        need('extentsGranted', isCount, 'a count') ??
+        need('sizeBytes', isPositiveSafeInteger, 'a positive integer') ??
+        need('extentSizeBytes', isPositiveSafeInteger, 'a positive integer')
+      );
     case 'activate':
     case 'deactivate':
       return need('lv', isString, 'a name') ?? need('active', isBoolean, 'a boolean');
@@ -314,7 +322,8 @@ export function invalidResultReason(op: Operation, result: unknown): string | un
         need('lowWaterExtents', isCount, 'a count') ??
         need('unreplayedRecordCount', isCount, 'a count') ??
         need('lastGrantGeneration', isCount, 'a count') ??
-        need('deviceMapperPresent', isBoolean, 'a boolean')
+        need('deviceMapperPresent', isBoolean, 'a boolean') ??
+        need('extentSizeBytes', isPositiveSafeInteger, 'a positive integer')
       );
   }
 }
@@ -325,9 +334,10 @@ function readResult(op: Operation, result: JsonObject): Result | undefined {
   switch (op) {
     case 'extend': {
       const extentsGranted = field(result, 'extentsGranted');
+      const extentSizeBytes = field(result, 'extentSizeBytes');
       const sizeBytes = field(result, 'sizeBytes');
-      if (typeof lv !== 'string' || typeof extentsGranted !== 'number' || typeof sizeBytes !== 'number') return undefined;
-      return { lv, extentsGranted, sizeBytes };
+      if (typeof lv !== 'string' || typeof extentsGranted !== 'number' || typeof sizeBytes !== 'number' || typeof extentSizeBytes !== 'number') return undefined;
+      return { lv, extentsGranted, sizeBytes, extentSizeBytes };
     }
     case 'activate':
     case 'deactivate': {
@@ -336,13 +346,13 @@ function readResult(op: Operation, result: JsonObject): Result | undefined {
       return { lv, active };
     }
     case 'status': {
-      const [vg, host, pool, lowWater, unreplayed, generation, dm] = [
-        'vg', 'host', 'poolExtentCount', 'lowWaterExtents', 'unreplayedRecordCount', 'lastGrantGeneration', 'deviceMapperPresent',
+      const [vg, host, pool, lowWater, unreplayed, generation, dm, extentSize] = [
+        'vg', 'host', 'poolExtentCount', 'lowWaterExtents', 'unreplayedRecordCount', 'lastGrantGeneration', 'deviceMapperPresent', 'extentSizeBytes',
       ].map((key) => field(result, key));
       if (typeof vg !== 'string' || typeof host !== 'string' || typeof dm !== 'boolean') return undefined;
-      if (typeof pool !== 'number' || typeof lowWater !== 'number' || typeof unreplayed !== 'number' || typeof generation !== 'number') return undefined;
+      if (typeof pool !== 'number' || typeof lowWater !== 'number' || typeof unreplayed !== 'number' || typeof generation !== 'number' || typeof extentSize !== 'number') return undefined;
       return {
-        vg, host, poolExtentCount: pool, lowWaterExtents: lowWater, unreplayedRecordCount: unreplayed, lastGrantGeneration: generation, deviceMapperPresent: dm,
+        vg, host, poolExtentCount: pool, lowWaterExtents: lowWater, unreplayedRecordCount: unreplayed, lastGrantGeneration: generation, deviceMapperPresent: dm, extentSizeBytes: extentSize,
       };
     }
   }

@@ -161,7 +161,11 @@ export function parseFullReport(json: string, vgName: string): VgReport {
   };
 }
 
-export async function readVgReport(lvm: LvmRunner, vgName: string, options?: LvmCallOptions): Promise<VgReport> {
-  const { stdout } = await lvm.run('fullreport', [...FULLREPORT_ARGS, vgName], options);
+/**
+ * `readonly` adds lvm's --readonly: hosts read metadata this way, so that no lvm
+ * command they run can ever write ("repair") the VG the master owns.
+ */
+export async function readVgReport(lvm: LvmRunner, vgName: string, options?: LvmCallOptions & { readonly?: boolean }): Promise<VgReport> {
+  const { stdout } = await lvm.run('fullreport', [...FULLREPORT_ARGS, ...(options?.readonly ? ['--readonly'] : []), vgName], options);
   return parseFullReport(stdout, vgName);
 }

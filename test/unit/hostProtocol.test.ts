@@ -257,8 +257,8 @@ describe('parseRequest properties', () => {
 
 describe('formatResponse', () => {
   test('writes the documented success and error shapes', () => {
-    expect(formatResponse(successResponse('r1', { lv: 'lv', extentsGranted: 2, sizeBytes: 8388608 }))).toBe(
-      '{"v":1,"id":"r1","ok":true,"result":{"lv":"lv","extentsGranted":2,"sizeBytes":8388608}}\n',
+    expect(formatResponse(successResponse('r1', { lv: 'lv', extentsGranted: 2, sizeBytes: 8388608, extentSizeBytes: 4194304 }))).toBe(
+      '{"v":1,"id":"r1","ok":true,"result":{"lv":"lv","extentsGranted":2,"sizeBytes":8388608,"extentSizeBytes":4194304}}\n',
     );
     expect(formatResponse(errorResponse(null, 'BAD_JSON', 'request line is not valid JSON'))).toBe(
       '{"v":1,"id":null,"ok":false,"error":{"code":"BAD_JSON","message":"request line is not valid JSON"}}\n',
@@ -289,7 +289,7 @@ describe('formatResponse', () => {
       id: fc.string({ unit: 'binary', maxLength: 80 }),
       ok: fc.constant(true as const),
       result: fc.oneof(
-        fc.record({ lv: fc.string({ unit: 'binary' }), extentsGranted: fc.double(), sizeBytes: fc.integer() }),
+        fc.record({ lv: fc.string({ unit: 'binary' }), extentsGranted: fc.double(), sizeBytes: fc.integer(), extentSizeBytes: fc.integer() }),
         fc.record({ lv: fc.string(), active: fc.boolean() }),
         fc.record({
           vg: fc.string(),
@@ -299,6 +299,7 @@ describe('formatResponse', () => {
           unreplayedRecordCount: fc.nat(),
           lastGrantGeneration: fc.nat(),
           deviceMapperPresent: fc.boolean(),
+          extentSizeBytes: fc.integer(),
         }),
       ),
     }),
@@ -337,10 +338,11 @@ describe('parseResponse', () => {
     unreplayedRecordCount: 2,
     lastGrantGeneration: 7,
     deviceMapperPresent: true,
+    extentSizeBytes: 4194304,
   };
   test('reads back what formatResponse writes, for every op', () => {
     const cases: [Operation, Response][] = [
-      ['extend', successResponse('a', { lv: 'lv', extentsGranted: 0, sizeBytes: 4096 })],
+      ['extend', successResponse('a', { lv: 'lv', extentsGranted: 0, sizeBytes: 4096, extentSizeBytes: 4096 })],
       ['activate', successResponse('b', { lv: 'lv', active: true })],
       ['deactivate', successResponse('c', { lv: 'lv', active: false })],
       ['status', successResponse('d', status)],

@@ -35,6 +35,7 @@ const STATUS: StatusResult = {
   unreplayedRecordCount: 3,
   lastGrantGeneration: 9,
   deviceMapperPresent: false,
+  extentSizeBytes: 4096,
 };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -188,7 +189,7 @@ function testDaemon(): TestDaemon {
       if (lv === 'badresult') return { lv, active: 'maybe' } as unknown as Result;
       if (request.op === 'extend') {
         const sizeBytes = request.sizeBytes ?? request.incrementBytes;
-        return { lv, extentsGranted: 1, sizeBytes };
+        return { lv, extentsGranted: 1, sizeBytes, extentSizeBytes: 4096 };
       }
       return { lv, active: request.op === 'activate' };
     },
@@ -238,7 +239,7 @@ async function wellBehavedClient(count: number, name = 'good'): Promise<void> {
     const id = `${name}-${index}`;
     if (index % 2 === 0) {
       good.request(extend(id, `jitter-${name}`, 4096 * (index + 1)));
-      expect(await good.reply()).toEqual({ v: 1, id, ok: true, result: { lv: `jitter-${name}`, extentsGranted: 1, sizeBytes: 4096 * (index + 1) } });
+      expect(await good.reply()).toEqual({ v: 1, id, ok: true, result: { lv: `jitter-${name}`, extentsGranted: 1, sizeBytes: 4096 * (index + 1), extentSizeBytes: 4096 } });
     } else {
       good.request(status(id));
       expect(await good.reply()).toEqual({ v: 1, id, ok: true, result: STATUS });
@@ -357,7 +358,7 @@ describe('host socket server: requests and replies', () => {
             v: 1,
             id: `c${clientIndex}-r${index}`,
             ok: true,
-            result: { lv: `jitter${clientIndex}`, extentsGranted: 1, sizeBytes: (clientIndex * 1000 + index + 1) * 512 },
+            result: { lv: `jitter${clientIndex}`, extentsGranted: 1, sizeBytes: (clientIndex * 1000 + index + 1) * 512, extentSizeBytes: 4096 },
           });
         }
       }),
@@ -685,7 +686,7 @@ describe('host socket server: fuzz', () => {
       expect(answers.length, `${context} id ${request.id}`).toBeGreaterThanOrEqual(1);
       const answer = answers.find((reply) => reply.ok) ?? answers[0];
       if (answer?.ok) {
-        expect(answer.result, context).toEqual(request.op === 'status' ? STATUS : { lv: 'jitter', extentsGranted: 1, sizeBytes: request.sizeBytes });
+        expect(answer.result, context).toEqual(request.op === 'status' ? STATUS : { lv: 'jitter', extentsGranted: 1, sizeBytes: request.sizeBytes, extentSizeBytes: 4096 });
       } else {
         expect(answer?.error?.code, context).toBe('TOO_MANY_IN_FLIGHT');
       }
