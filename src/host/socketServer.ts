@@ -80,7 +80,9 @@ export interface SocketServerLimits {
 }
 
 export const DEFAULT_SOCKET_LIMITS: SocketServerLimits = {
-  maxConnections: 64,
+  // A hypervisor host runs a tapdisk (and its resize hook) per VM disk, each with its
+  // own short connection; closed connections linger for a moment, so leave room.
+  maxConnections: 256,
   maxInFlightPerConnection: 32,
   maxInFlightTotal: 256,
   maxLineBytes: MAX_LINE_BYTES,

@@ -1,0 +1,198 @@
+import { describe, expect, test } from 'vitest';
+import { formatDmTable, linearTable } from '../../src/extent/dmTable.js';
+import { readThinlvVg } from '../../src/format/thinlvVg.js';
+import { commitBatch, readVgMetadata } from '../../src/lvm/commitBatch.js';
+import { computeFreeExtents } from '../../src/metadata/checkLayout.js';
+import { linearSegments, type VgMetadata } from '../../src/metadata/vgModel.js';
+import { MasterSession, runPass } from '../../src/master/replayPass.js';
+import { HostState, openStateDb } from '../../src/state/index.js';
+import { join } from 'node:path';
+import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
+import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
+import { runCli } from '../fixtures/runCli.js';
+import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
+
+const skipReason = realLvmUnavailableReason();
+const EXTENT_BYTES = 4 * 1024 * 1024;
+
+const sizeOf = (vg: VgMetadata, lv: string): number => vg.lvs.find((l) => l.name === lv)!.segments.reduce((n, s) => n + s.extentCount, 0);
+
+/** Creates `count` thin LVs of one extent each, named prefix0.. */
+async function createThinLvs(t: ThinlvTestVg, prefix: string, count: number): Promise<string[]> {
+  const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+  const free = computeFreeExtents(vg).ranges();
+  const run = free.find((r) => r.extentCount >= count)!;
+  const names = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+  await commitBatch(
+    t.vg.lvm,
+    vg,
+    names.map((name, i) => ({ kind: 'createLv' as const, name, ranges: [{ pv: run.pv, firstExtent: run.firstExtent + i, extentCount: 1 }], activationSkip: true, tags: [`thinlv_virtual_bytes=${1024 ** 3}`] })),
+  );
+  return names;
+}
+
+/** Runs `tasks` with at most `concurrency` in flight. */
+async function pooled<T>(tasks: (() => Promise<T>)[], concurrency: number): Promise<PromiseSettledResult<T>[]> {
+  const results: PromiseSettledResult<T>[] = new Array(tasks.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < tasks.length) {
+        const index = next++;
+        try {
+          results[index] = { status: 'fulfilled', value: await tasks[index]!() };
+        } catch (reason) {
+          results[index] = { status: 'rejected', reason };
+        }
+      }
+    }),
+  );
+  return results;
+}
+
+async function replayUntilIdle(t: ThinlvTestVg): Promise<void> {
+  for (let i = 0; i < 10; i++) {
+    const pass = await runPass(t.deps(), new MasterSession(), t.vg.vgName);
+    if (pass.replayedRecordCount === 0 && !pass.moreWaiting) return;
+  }
+}
+
+describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG', () => {
+  test('3 host daemons extend 300 LVs concurrently; after replay every acknowledged extent is in metadata once and every active table equals its metadata', async () => {
+    const t = await createThinlvTestVg({ sizeBytes: 32 * 1024 ** 3, hosts: ['h1', 'h2', 'h3'], thinLvCount: 0, quantumExtents: 256, lowWaterExtents: 64 });
+    const lvs = await createThinLvs(t, 'vm', 300);
+    const master = startMasterDaemon(t);
+    const hosts = await Promise.all(['h1', 'h2', 'h3'].map((h) => HostDaemonProcess.start(t, h)));
+    try {
+      // Each host owns 100 LVs: it activates them and grows each in three steps.
+      const mine = (i: number) => lvs.filter((_, n) => n % 3 === i);
+      await Promise.all(hosts.map(async (host, i) => pooled(mine(i).map((lv) => () => host.activate(lv)), 16)));
+      const acknowledged = new Map<string, number>();
+      const results = await Promise.all(
+        hosts.map(async (host, i) =>
+          pooled(
+            mine(i).flatMap((lv) => [2, 3, 5].map((extents) => async () => {
+              const result = await host.extend(lv, extents * EXTENT_BYTES);
+              acknowledged.set(lv, Math.max(acknowledged.get(lv) ?? 0, result.sizeBytes / EXTENT_BYTES));
+              return result;
+            })),
+            64,
+          ),
+        ),
+      );
+      const failures = results.flat().filter((r) => r.status === 'rejected');
+      expect(failures, JSON.stringify(failures.slice(0, 3))).toEqual([]);
+      expect(acknowledged.size).toBe(300);
+
+      await stopDaemon(master);
+      await replayUntilIdle(t);
+      const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      for (const lv of lvs) expect(sizeOf(vg, lv), lv).toBe(acknowledged.get(lv));
+      const check = await runCli(['check', t.vg.vgName, ...t.cliArgs()]);
+      expect(check.exitCode, check.stdout).toBe(0);
+
+      // The tables each host loaded (kept in its state, as dm is absent here) equal metadata now.
+      for (const [i, host] of hosts.entries()) {
+        await host.stop();
+        const db = openStateDb(join(host.stateDir, `host-${t.vg.vgName}-${host.host}.db`));
+        try {
+          const state = new HostState(db);
+          for (const lv of mine(i)) {
+            const segments = linearSegments(vg.lvs.find((l) => l.name === lv)!)!;
+            const pvs = new Map(vg.pvs.map((pv) => [pv.device, { devicePath: pv.device, peStartSectors: pv.peStartSectors }]));
+            expect(state.activeLv(lv)?.tableText, lv).toBe(formatDmTable(linearTable(segments, pvs, vg.extentSizeSectors)));
+          }
+        } finally {
+          db.close();
+        }
+      }
+    } finally {
+      await stopDaemon(master);
+      for (const host of hosts) await host.cleanUp();
+      await t.destroy();
+    }
+  });
+
+  test('a host daemon killed in a stream of extends and restarted loses no acknowledged extent and uses none twice', async () => {
+    const t = await createThinlvTestVg({ hosts: ['h1'], thinLvCount: 0, quantumExtents: 256, lowWaterExtents: 16 });
+    const lvs = await createThinLvs(t, 'vm', 20);
+    await runPass(t.deps(), new MasterSession(), t.vg.vgName);
+    const host = await HostDaemonProcess.start(t, 'h1');
+    try {
+      const acknowledged = new Map<string, number>();
+      let completed = 0;
+      const stream = pooled(
+        Array.from({ length: 10 }, (_, step) => step + 2).flatMap((n) => lvs.map((lv) => async () => {
+          const result = await host.extend(lv, n * EXTENT_BYTES);
+          completed++;
+          acknowledged.set(lv, Math.max(acknowledged.get(lv) ?? 0, result.sizeBytes / EXTENT_BYTES));
+        })),
+        8,
+      );
+      // Kill it once the stream is well under way, with requests in flight.
+      while (completed < 40) await new Promise((resolve) => setTimeout(resolve, 5));
+      await host.kill();
+      const outcomes = await stream;
+      expect(outcomes.filter((o) => o.status === 'rejected').length, 'the kill landed mid-stream').toBeGreaterThan(0);
+      expect(acknowledged.size).toBeGreaterThan(0);
+      await host.restart();
+      // After the restart the daemon knows what it journaled: asking each LV for its
+      // acknowledged size grants nothing (it is that size, or larger when a record was
+      // durable but its reply was lost to the kill), and growing further works.
+      for (const [lv, extents] of acknowledged) {
+        const again: { extentsGranted?: number; code?: string } = await host.extend(lv, extents * EXTENT_BYTES).catch((error: { code?: string }) => error);
+        if (again.extentsGranted === undefined) expect(again.code, lv).toBe('SHRINK_REFUSED');
+        else expect(again.extentsGranted, lv).toBe(0);
+      }
+      await host.extend(lvs[0]!, 40 * EXTENT_BYTES);
+      await replayUntilIdle(t);
+      const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      for (const [lv, extents] of acknowledged) expect(sizeOf(vg, lv), lv).toBeGreaterThanOrEqual(extents);
+      expect(sizeOf(vg, lvs[0]!)).toBe(40);
+      const check = await runCli(['check', t.vg.vgName, ...t.cliArgs()]);
+      expect(check.exitCode, check.stdout).toBe(0);
+    } finally {
+      await host.cleanUp();
+      await t.destroy();
+    }
+  });
+
+  test('with the master stopped hosts serve from their pools, fail cleanly within the bound once empty, and converge when it returns', async () => {
+    const t = await createThinlvTestVg({ hosts: ['h1'], thinLvCount: 0, quantumExtents: 16, lowWaterExtents: 8 });
+    const [lv] = await createThinLvs(t, 'vm', 1);
+    await runPass(t.deps(), new MasterSession(), t.vg.vgName);
+    const host = await HostDaemonProcess.start(t, 'h1', 1500);
+    try {
+      expect((await host.extend(lv!, 17 * EXTENT_BYTES)).extentsGranted).toBe(16);
+      const started = Date.now();
+      const error = await host.extend(lv!, 18 * EXTENT_BYTES).catch((e: unknown) => e);
+      const waitedMs = Date.now() - started;
+      expect(error).toMatchObject({ code: 'OUT_OF_SPACE' });
+      expect((error as Error).message).toMatch(/h1/);
+      expect(waitedMs).toBeGreaterThanOrEqual(1400);
+      expect(waitedMs).toBeLessThan(10_000);
+
+      const master = startMasterDaemon(t, 100);
+      try {
+        // The master replays, sees the empty pool and grants; extends succeed again.
+        let grown: { sizeBytes: number } | undefined;
+        const deadline = Date.now() + 30_000;
+        while (grown === undefined && Date.now() < deadline) {
+          grown = await host.extend(lv!, 20 * EXTENT_BYTES).catch(() => undefined);
+        }
+        expect(grown?.sizeBytes).toBe(20 * EXTENT_BYTES);
+      } finally {
+        await stopDaemon(master);
+      }
+      await replayUntilIdle(t);
+      const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      expect(sizeOf(vg, lv!)).toBe(20);
+      expect(readThinlvVg(vg).hosts.get('h1')?.grantGeneration).toBeGreaterThanOrEqual(2);
+      expect((await runCli(['check', t.vg.vgName, ...t.cliArgs()])).exitCode).toBe(0);
+      expect((await host.status()).deviceMapperPresent).toBe(false);
+    } finally {
+      await host.cleanUp();
+      await t.destroy();
+    }
+  });
+});
