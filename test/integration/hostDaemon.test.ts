@@ -7,6 +7,8 @@ import { linearSegments, type VgMetadata } from '../../src/metadata/vgModel.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { HostState, openStateDb } from '../../src/state/index.js';
 import { join } from 'node:path';
+import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
 import { runCli } from '../fixtures/runCli.js';
@@ -190,6 +192,63 @@ describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG',
       expect(readThinlvVg(vg).hosts.get('h1')?.grantGeneration).toBeGreaterThanOrEqual(2);
       expect((await runCli(['check', t.vg.vgName, ...t.cliArgs()])).exitCode).toBe(0);
       expect((await host.status()).deviceMapperPresent).toBe(false);
+    } finally {
+      await host.cleanUp();
+      await t.destroy();
+    }
+  });
+
+  test('the lvextend wrapper prints and exits like lvm; thousands of malformed requests leave the daemon serving correctly', async () => {
+    const t = await createThinlvTestVg({ hosts: ['h1'], thinLvCount: 0, quantumExtents: 64, lowWaterExtents: 8 });
+    const [lv] = await createThinLvs(t, 'vm', 1);
+    await runPass(t.deps(), new MasterSession(), t.vg.vgName);
+    const host = await HostDaemonProcess.start(t, 'h1', 500);
+    try {
+      const cli = (...args: string[]) => runCli(['lvextend', ...args, '--socket', host.socketPath, ...t.cliArgs()]);
+      const grown = await cli('-L', '+12m', `${t.vg.vgName}/${lv}`, '--live');
+      expect(grown.exitCode, grown.stderr).toBe(0);
+      expect(grown.stdout).toBe(
+        `  Size of logical volume ${t.vg.vgName}/${lv} changed from 4.00 MiB (1 extents) to 16.00 MiB (4 extents).\n  Logical volume ${t.vg.vgName}/${lv} successfully resized.`,
+      );
+      expect((await cli('-l', '6', `${t.vg.vgName}/${lv}`)).stdout).toContain('to 24.00 MiB (6 extents)');
+      expect((await cli('-l', '+1', `${t.vg.vgName}/${lv}`)).stdout).toContain('(7 extents)');
+      expect((await cli('-L', '28m', `${t.vg.vgName}/${lv}`)).stdout).toContain('matches existing size (7 extents)');
+      expect((await cli('-L', '8m', `${t.vg.vgName}/${lv}`)).exitCode).toBe(5);
+      expect((await cli('-L', '100g', `${t.vg.vgName}/${lv}`)).exitCode).toBe(5);
+      expect((await cli('-L', 'lots', `${t.vg.vgName}/${lv}`)).exitCode).toBe(3);
+      expect((await cli('-L', '1g', `${t.vg.vgName}/nothing`)).exitCode).toBe(5);
+
+      // Fuzz: garbage, near-misses and valid requests on several connections at once.
+      let seed = 12345;
+      const random = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+      const lines = Array.from({ length: 3000 }, (_, i) => {
+        switch (random(6)) {
+          case 0: return randomBytes(random(200)).toString('latin1').replace(/\n/g, ' ');
+          case 1: return JSON.stringify({ v: 1, id: `f${i}`, op: 'extend', lv, sizeBytes: -random(5) });
+          case 2: return JSON.stringify({ v: 2, id: `f${i}`, op: 'status' });
+          case 3: return JSON.stringify({ v: 1, id: `f${i}`, op: 'status', extra: true });
+          case 4: return '{"v":1,"id":"x","op":"ext';
+          default: return JSON.stringify({ v: 1, id: `f${i}`, op: 'status' });
+        }
+      });
+      await Promise.all(
+        Array.from({ length: 6 }, (_, c) =>
+          new Promise<void>((resolve) => {
+            const socket = connect(host.socketPath, () => {
+              socket.end(lines.filter((_, i) => i % 6 === c).join('\n') + '\n');
+            });
+            socket.on('data', () => undefined);
+            socket.on('close', () => resolve());
+            socket.on('error', () => resolve());
+          }),
+        ),
+      );
+      expect(host.process.exitCode ?? null).toBeNull();
+      const status = await host.status();
+      expect(status).toMatchObject({ host: 'h1', vg: t.vg.vgName, deviceMapperPresent: false });
+      expect((await host.extend(lv!, 8 * EXTENT_BYTES)).sizeBytes).toBe(8 * EXTENT_BYTES);
+      await replayUntilIdle(t);
+      expect(sizeOf(await readVgMetadata(t.vg.lvm, t.vg.vgName), lv!)).toBe(8);
     } finally {
       await host.cleanUp();
       await t.destroy();

@@ -82,12 +82,13 @@ class World {
   /** The master's replay: every journal record after the cursor lands in metadata. */
   replay(): void {
     for (const { seq, record } of this.journal.filter((j) => j.seq > this.appliedSeq)) {
-      if (record.kind === 'allocate') {
+      if (record.kind === 'allocate' || record.kind === 'return') {
         const ranges = record.ranges.map((r) => ({ pv: PV, firstExtent: r.firstExtent, extentCount: r.extentCount }));
         const set = ExtentSet.fromRanges(ranges);
-        expect(this.freeLv.containsAll(set), `record ${seq} takes extents outside the host's free LV (I4)`).toBe(true);
+        expect(this.freeLv.containsAll(set), `record ${seq} names extents outside the host's free LV (I4)`).toBe(true);
         this.freeLv = this.freeLv.difference(set);
-        this.metadata.set(record.lv, [...this.metadata.get(record.lv)!, ...ranges]);
+        if (record.kind === 'allocate') this.metadata.set(record.lv, [...this.metadata.get(record.lv)!, ...ranges]);
+        else this.vgFree = this.vgFree.union(set);
       }
       this.appliedSeq = seq;
     }
@@ -129,6 +130,7 @@ type Step =
   | { kind: 'deactivate'; lv: string }
   | { kind: 'replay' }
   | { kind: 'grant'; extentCount: number }
+  | { kind: 'returnExtents'; extentCount: number }
   | { kind: 'failNextWrite' }
   | { kind: 'crash' };
 
@@ -139,13 +141,14 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('deactivate' as const), lv: lvArb }) },
   { weight: 2, arbitrary: fc.constant({ kind: 'replay' as const }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('grant' as const), extentCount: fc.integer({ min: 1, max: 30 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('returnExtents' as const), extentCount: fc.integer({ min: 1, max: 10 }) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'failNextWrite' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'crash' as const }) },
 );
 
 describe('host allocator against a model', () => {
   test.prop([fc.array(stepArb, { minLength: 1, maxLength: 60 })], { numRuns: 200 })(
-    'random extends, activations, replays, grants, failed writes and crashes keep I1, I3, I4 and I6',
+    'random extends, activations, replays, grants, returns, failed writes and crashes keep I1, I3, I4 and I6',
     async (steps) => {
       const world = new World();
       let lastGrant = world.grant(20);
@@ -193,6 +196,14 @@ describe('host allocator against a model', () => {
             // A grant delivered twice is applied once.
             expect(allocator.applyGrant(lastGrant)).toBe(false);
             break;
+          case 'returnExtents': {
+            // The master asked for extents back: they leave the pool and, once replayed, the free LV.
+            const poolBefore = allocator.poolExtents().extentCount;
+            const returned = await allocator.returnExtents(step.extentCount).catch(() => 0);
+            expect(returned).toBeLessThanOrEqual(step.extentCount);
+            if (returned > 0) expect(allocator.poolExtents().extentCount).toBe(poolBefore - returned);
+            break;
+          }
           case 'failNextWrite':
             world.failNextAppend = true;
             break;
