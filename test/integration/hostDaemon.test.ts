@@ -11,7 +11,11 @@ import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
-import { runCli } from '../fixtures/runCli.js';
+import { CLI_PATH, runCli } from '../fixtures/runCli.js';
+import { execa } from 'execa';
+import { fileURLToPath } from 'node:url';
+
+const HOOK_PATH = fileURLToPath(new URL('../../scripts/thinlv-resize-hook', import.meta.url));
 import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
@@ -218,6 +222,21 @@ describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG',
       expect((await cli('-L', 'lots', `${t.vg.vgName}/${lv}`)).exitCode).toBe(3);
       expect((await cli('-L', '1g', `${t.vg.vgName}/nothing`)).exitCode).toBe(5);
 
+      // The tapdisk resize hook grows by a quantum through the wrapper, only when needed.
+      const hook = (...args: string[]) =>
+        execa('bash', [HOOK_PATH, t.vg.vgName, lv!, ...args], {
+          reject: false,
+          env: { THINLV: `${process.execPath} ${CLI_PATH}`, THINLV_SOCKET: host.socketPath, THINLV_HOOK_QUANTUM_BYTES: String(2 * EXTENT_BYTES) },
+        });
+      const MiB = 1024 * 1024;
+      expect((await hook(String(40 * MiB), String(28 * MiB), String(4 * MiB))).stdout).toBe('');
+      const grewByQuantum = await hook(String(40 * MiB), String(28 * MiB), String(27 * MiB));
+      expect(grewByQuantum.exitCode, String(grewByQuantum.stderr)).toBe(0);
+      expect(grewByQuantum.stdout).toContain('to 36.00 MiB (9 extents)');
+      expect((await hook(String(40 * MiB), String(36 * MiB), String(36 * MiB))).stdout).toContain('to 40.00 MiB (10 extents)');
+      expect((await hook('40', 'x', '1')).exitCode).toBe(3);
+      expect((await host.extend(lv!, 10 * EXTENT_BYTES)).extentsGranted).toBe(0);
+
       // Fuzz: garbage, near-misses and valid requests on several connections at once.
       let seed = 12345;
       const random = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
@@ -246,9 +265,9 @@ describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG',
       expect(host.process.exitCode ?? null).toBeNull();
       const status = await host.status();
       expect(status).toMatchObject({ host: 'h1', vg: t.vg.vgName, deviceMapperPresent: false });
-      expect((await host.extend(lv!, 8 * EXTENT_BYTES)).sizeBytes).toBe(8 * EXTENT_BYTES);
+      expect((await host.extend(lv!, 12 * EXTENT_BYTES)).sizeBytes).toBe(12 * EXTENT_BYTES);
       await replayUntilIdle(t);
-      expect(sizeOf(await readVgMetadata(t.vg.lvm, t.vg.vgName), lv!)).toBe(8);
+      expect(sizeOf(await readVgMetadata(t.vg.lvm, t.vg.vgName), lv!)).toBe(12);
     } finally {
       await host.cleanUp();
       await t.destroy();
