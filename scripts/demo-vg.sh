@@ -30,6 +30,8 @@ case "${1:-}" in
     # shellcheck disable=SC2046
     lvm vgremove $(lvm_opts "$dev") -f "$VG" >/dev/null || true
     losetup -d "$dev" || true
+    # lvm's metadata backups and archives of this demo VG, and only those
+    rm -f /etc/lvm/backup/"$VG" /etc/lvm/archive/"$VG"_*.vg
     rm -f "$IMAGE" "$STATE"
     echo "demo VG removed"
     ;;

@@ -37,8 +37,15 @@ export const MAX_OUT_OF_SPACE_WAIT_MS = 120_000;
 export const MAX_EXTEND_EXTENTS = 1 << 20;
 
 export interface HostJournal {
+  /**
+   * Appends one record durably. Rejects with a ThinlvError whose data has
+   * `notWritten: true` when it is certain nothing reached the disk (the ring is full);
+   * any other rejection means the record may or may not be on disk.
+   */
   append(record: JournalRecord): Promise<{ seq: number }>;
 }
+
+const certainlyNotWritten = (error: unknown): boolean => error instanceof ThinlvError && error.data['notWritten'] === true;
 
 /** The dm operations the allocator needs (src/dm/deviceMapper.ts implements them). */
 export interface HostDeviceMapper {
@@ -188,9 +195,26 @@ export class HostAllocator {
 
   private remember(entry: UnreplayedRecord, ranges: readonly PhysicalRange[]): void {
     this.unreplayed.push(entry);
-    if (entry.record.kind === 'allocate') {
-      this.pending.set(entry.record.lv, [...(this.pending.get(entry.record.lv) ?? []), ...ranges]);
+    if (entry.record.kind !== 'allocate') return;
+    const list = this.pending.get(entry.record.lv) ?? [];
+    for (const range of ranges) {
+      // Grows usually continue right after the LV's tail: merge, so the list (and every
+      // extend's work) stays as short as the LV's real segment count.
+      const last = list[list.length - 1];
+      if (last !== undefined && last.pv === range.pv && last.firstExtent + last.extentCount === range.firstExtent) {
+        list[list.length - 1] = { ...last, extentCount: last.extentCount + range.extentCount };
+      } else {
+        list.push({ ...range });
+      }
     }
+    this.pending.set(entry.record.lv, list);
+  }
+
+  private lvIndex: { vg: VgLayout; byName: Map<string, VgLayout['lvs'][number]> } | undefined;
+
+  private lvNamed(name: string): VgLayout['lvs'][number] | undefined {
+    if (this.lvIndex?.vg !== this.vg) this.lvIndex = { vg: this.vg, byName: new Map(this.vg.lvs.map((lv) => [lv.name, lv])) };
+    return this.lvIndex.byName.get(name);
   }
 
   private extentSizeBytes(): number {
@@ -199,7 +223,7 @@ export class HostAllocator {
 
   /** The LV's segments as this host must map them: metadata, then its unreplayed records. */
   segmentsOf(lvName: string): LinearSegment[] {
-    const lv = this.vg.lvs.find((l) => l.name === lvName);
+    const lv = this.lvNamed(lvName);
     if (lv === undefined) throw hostError(ErrorCode.lvNotFound, `LV ${this.vg.name}/${lvName} does not exist`, { lv: lvName });
     const base = linearSegments(lv);
     if (base === undefined) throw hostError(ErrorCode.unsupportedMetadata, `LV ${lvName} is not linear`, { lv: lvName });
@@ -239,7 +263,7 @@ export class HostAllocator {
         host: this.start.host,
       });
     }
-    const lv = this.vg.lvs.find((l) => l.name === lvName);
+    const lv = this.lvNamed(lvName);
     if (lv === undefined) throw hostError(ErrorCode.lvNotFound, `LV ${this.vg.name}/${lvName} does not exist`, { lv: lvName });
     const extentBytes = this.extentSizeBytes();
     const segments = this.segmentsOf(lvName);
@@ -278,6 +302,11 @@ export class HostAllocator {
     try {
       ({ seq } = await this.effects.journal.append(record));
     } catch (error) {
+      if (certainlyNotWritten(error)) {
+        // Nothing reached the disk (a full ring): the extents are still the pool's.
+        this.pool = this.pool.union(ExtentSet.fromRanges(chosen.ranges));
+        throw error;
+      }
       this.quarantine = this.quarantine.union(ExtentSet.fromRanges(chosen.ranges));
       this.journalFailure = error;
       throw error;
@@ -382,6 +411,10 @@ export class HostAllocator {
       const { seq } = await this.effects.journal.append(record);
       this.remember({ seq, record }, ranges);
     } catch (error) {
+      if (certainlyNotWritten(error)) {
+        this.pool = this.pool.union(ExtentSet.fromRanges(ranges));
+        throw error;
+      }
       this.quarantine = this.quarantine.union(ExtentSet.fromRanges(ranges));
       this.journalFailure = error;
       throw error;

@@ -11,7 +11,7 @@
 //           re-read metadata now and then to learn what the master replayed
 //   stop    SIGTERM: stop serving, finish in-flight requests, close everything
 
-import { openRingReader, openRingWriter, type BlockRegion, type RingWriter } from '../../journal/index.js';
+import { MAX_FULL_WAIT_MS, isJournalError, openRingReader, openRingWriter, type BlockRegion, type RingWriter } from '../../journal/index.js';
 import { ThinlvError } from '../errors.js';
 import type { DeviceMapper } from '../dm/deviceMapper.js';
 import { dmName } from '../dm/deviceMapper.js';
@@ -29,7 +29,8 @@ import type { Request, Result } from './protocol.js';
 import { startSocketServer, type SocketServer } from './socketServer.js';
 
 export const DEFAULT_SOCKET_DIR = '/run/thinlv';
-export const DEFAULT_GRANT_POLL_MS = 100;
+/** How often the grants ring is read; each read is a direct read of the ring, so not too often. */
+export const DEFAULT_GRANT_POLL_MS = 250;
 export const DEFAULT_METADATA_REFRESH_MS = 5_000;
 
 export const defaultSocketPath = (vg: string): string => `${DEFAULT_SOCKET_DIR}/host-${vg}.sock`;
@@ -107,7 +108,8 @@ export async function startHostDaemon(deps: HostDaemonDeps, options: HostDaemonO
   let writer: RingWriter | undefined;
   let server: SocketServer | undefined;
   try {
-    writer = await openRingWriter(journalRegion, { ringId: journalLocation.ringId });
+    // A full journal waits (bounded) for the master to consume before an extend fails.
+    writer = await openRingWriter(journalRegion, { ringId: journalLocation.ringId, onFull: { waitMs: Math.max(1, Math.min(options.outOfSpaceWaitMs, MAX_FULL_WAIT_MS)) } });
     const unreplayed = await unreplayedRecords(journalRegion, journalLocation.ringId, info.appliedSeq, writer.lastSeq);
     const journalWriter = writer;
     const allocator = new HostAllocator(
@@ -121,7 +123,21 @@ export async function startHostDaemon(deps: HostDaemonDeps, options: HostDaemonO
         outOfSpaceWaitMs: options.outOfSpaceWaitMs,
       },
       {
-        journal: { append: (record) => journalWriter.append(encodeJournalRecord(record)) },
+        journal: {
+          append: (record) =>
+            journalWriter.append(encodeJournalRecord(record)).catch((error: unknown) => {
+              // These refusals happen before anything is written, so the allocator may
+              // keep the extents in its pool.
+              if (isJournalError(error) && ['RING_FULL', 'APPEND_QUEUE_FULL', 'PAYLOAD_TOO_LARGE'].includes(error.code)) {
+                throw new ThinlvError(
+                  'JOURNAL_FULL',
+                  `host ${host}'s journal has no room (${error.code}): the master has not replayed it; check that "thinlv master ${vgName}" runs`,
+                  { vg: vgName, host, notWritten: true, journalCode: error.code },
+                );
+              }
+              throw error;
+            }),
+        },
         dm: deps.dm,
         nowMs: deps.nowMs,
         sleepMs: deps.sleepMs,
@@ -161,19 +177,33 @@ export async function startHostDaemon(deps: HostDaemonDeps, options: HostDaemonO
     };
     await pollGrants();
 
-    let refreshing = false;
-    const refreshMetadata = async (): Promise<void> => {
-      if (refreshing) return;
-      refreshing = true;
-      try {
-        const fresh = await readLayout(deps, vgName, host);
-        await allocator.refreshMetadata(fresh.vg, fresh.info.appliedSeq);
-      } finally {
-        refreshing = false;
-      }
+    // One metadata read at a time; callers arriving meanwhile share it.
+    let refreshing: Promise<void> | undefined;
+    const refreshMetadata = (): Promise<void> => {
+      refreshing ??= (async () => {
+        try {
+          const fresh = await readLayout(deps, vgName, host);
+          await allocator.refreshMetadata(fresh.vg, fresh.info.appliedSeq);
+        } finally {
+          refreshing = undefined;
+        }
+      })();
+      return refreshing;
     };
 
-    const handler = async (request: Request): Promise<Result> => {
+    // An LV the master created after this daemon last read metadata is unknown here:
+    // re-read once before answering LV_NOT_FOUND.
+    const withFreshMetadataOnUnknownLv = async <T>(fn: () => Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } catch (error) {
+        if (!(error instanceof ThinlvError && error.code === 'LV_NOT_FOUND')) throw error;
+        await refreshMetadata();
+        return fn();
+      }
+    };
+    const handler = (request: Request): Promise<Result> => withFreshMetadataOnUnknownLv(() => serve(request));
+    const serve = async (request: Request): Promise<Result> => {
       switch (request.op) {
         case 'extend': {
           const result =

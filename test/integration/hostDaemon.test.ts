@@ -208,6 +208,11 @@ describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG',
     await runPass(t.deps(), new MasterSession(), t.vg.vgName);
     const host = await HostDaemonProcess.start(t, 'h1', 500);
     try {
+      // An LV created after the daemon started is found: the daemon re-reads metadata once.
+      const [late] = await createThinLvs(t, 'late', 1);
+      expect((await host.extend(late!, 3 * EXTENT_BYTES)).extentsGranted).toBe(2);
+      await expect(host.extend('never_created', 3 * EXTENT_BYTES)).rejects.toMatchObject({ code: 'LV_NOT_FOUND' });
+
       const cli = (...args: string[]) => runCli(['lvextend', ...args, '--socket', host.socketPath, ...t.cliArgs()]);
       const grown = await cli('-L', '+12m', `${t.vg.vgName}/${lv}`, '--live');
       expect(grown.exitCode, grown.stderr).toBe(0);
