@@ -31,7 +31,8 @@ import { startSocketServer, type SocketServer } from './socketServer.js';
 export const DEFAULT_SOCKET_DIR = '/run/thinlv';
 /** How often the grants ring is read; each read is a direct read of the ring, so not too often. */
 export const DEFAULT_GRANT_POLL_MS = 250;
-export const DEFAULT_METADATA_REFRESH_MS = 5_000;
+/** Metadata is re-read now and then to drop replayed records from the pending lists (an unknown LV triggers a read at once). */
+export const DEFAULT_METADATA_REFRESH_MS = 30_000;
 
 export const defaultSocketPath = (vg: string): string => `${DEFAULT_SOCKET_DIR}/host-${vg}.sock`;
 
