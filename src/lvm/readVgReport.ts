@@ -162,10 +162,12 @@ export function parseFullReport(json: string, vgName: string): VgReport {
 }
 
 /**
- * `readonly` adds lvm's --readonly: hosts read metadata this way, so that no lvm
- * command they run can ever write ("repair") the VG the master owns.
+ * Always with lvm's --readonly: a report must never write. Measured here: a plain
+ * `lvm fullreport` of a VG whose metadata LVM found wanting rewrote it (an archive
+ * "created before executing fullreport" appeared), which on a shared VG means a
+ * host, or an operator's `thinlv check`, writing metadata the master owns.
  */
 export async function readVgReport(lvm: LvmRunner, vgName: string, options?: LvmCallOptions & { readonly?: boolean }): Promise<VgReport> {
-  const { stdout } = await lvm.run('fullreport', [...FULLREPORT_ARGS, ...(options?.readonly ? ['--readonly'] : []), vgName], options);
+  const { stdout } = await lvm.run('fullreport', [...FULLREPORT_ARGS, '--readonly', vgName], options);
   return parseFullReport(stdout, vgName);
 }
