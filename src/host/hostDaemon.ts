@@ -63,7 +63,7 @@ export interface RunningHostDaemon {
 }
 
 async function readLayout(deps: HostDaemonDeps, vgName: string, host: string) {
-  const vg = await readVgReport(deps.lvm, vgName, { readonly: true });
+  const vg = await readVgReport(deps.lvm, vgName);
   const thinlv = readThinlvVg(vg);
   const info = thinlv.hosts.get(host);
   if (info === undefined) {

@@ -167,7 +167,7 @@ export function parseFullReport(json: string, vgName: string): VgReport {
  * "created before executing fullreport" appeared), which on a shared VG means a
  * host, or an operator's `thinlv check`, writing metadata the master owns.
  */
-export async function readVgReport(lvm: LvmRunner, vgName: string, options?: LvmCallOptions & { readonly?: boolean }): Promise<VgReport> {
+export async function readVgReport(lvm: LvmRunner, vgName: string, options?: LvmCallOptions): Promise<VgReport> {
   const { stdout } = await lvm.run('fullreport', [...FULLREPORT_ARGS, '--readonly', vgName], options);
   return parseFullReport(stdout, vgName);
 }

@@ -327,7 +327,7 @@ describe('parsePeRanges', () => {
 });
 
 describe('readVgReport', () => {
-  test('runs one fullreport with the report options and the VG name, and parses its output', async () => {
+  test('runs one read-only fullreport with the report options and the VG name, and parses its output', async () => {
     const calls: { command: string; args: readonly string[] }[] = [];
     const lvm: LvmRunner = {
       run: async (command, args) => {
@@ -337,7 +337,8 @@ describe('readVgReport', () => {
     };
     const vg = await readVgReport(lvm, 'expvg1');
     expect(vg.seqno).toBe(4);
-    expect(calls).toEqual([{ command: 'fullreport', args: [...FULLREPORT_ARGS, 'expvg1'] }]);
+    // --readonly: a report must never let lvm write (repair) the VG.
+    expect(calls).toEqual([{ command: 'fullreport', args: [...FULLREPORT_ARGS, '--readonly', 'expvg1'] }]);
     expect(FULLREPORT_ARGS).toEqual(expect.arrayContaining(['--reportformat', 'json', '--units', 'b', '--nosuffix']));
   });
 });
