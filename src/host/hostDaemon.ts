@@ -24,6 +24,7 @@ import { linearSegments, type VgLayout } from '../metadata/vgModel.js';
 import { decodeGrantRecord, decodeJournalRecord, encodeJournalRecord } from '../records/records.js';
 import { ringLocation, type RegionOpener } from '../rings/ringRegions.js';
 import type { HostState } from '../state/hostState.js';
+import type { FaultPoints } from '../faults.js';
 import { HostAllocator, type UnreplayedRecord } from './allocator.js';
 import type { Request, Result } from './protocol.js';
 import { startSocketServer, type SocketServer } from './socketServer.js';
@@ -45,6 +46,7 @@ export interface HostDaemonDeps {
   readonly log: Logger;
   readonly nowMs: () => number;
   readonly sleepMs: (ms: number) => Promise<void>;
+  readonly faults?: FaultPoints;
 }
 
 export interface HostDaemonOptions {
@@ -165,7 +167,10 @@ export async function startHostDaemon(deps: HostDaemonDeps, options: HostDaemonO
         }
         if (decoded.record.kind === 'grant') {
           // SQLite first would be wrong: a crash after it would skip this grant on restart.
+          // A crash after applying and before recording is harmless: the ring is consumed
+          // only below, so a restart reads this grant again and applies it.
           if (allocator.applyGrant(decoded.record)) {
+            await deps.faults?.hit('host.afterGrantApplied');
             deps.state.setGrantGeneration(decoded.record.generation);
             deps.log.info({ generation: decoded.record.generation, poolExtentCount: allocator.status().poolExtentCount }, 'grant applied');
           }

@@ -30,6 +30,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { CommitError, ErrorCode } from '../errors.js';
 import { applyChanges, type MetadataChange, type NewLvIdentity } from '../metadata/applyChanges.js';
 import type { VgMetadata } from '../metadata/vgModel.js';
+import { noFaults, type FaultPoints } from '../faults.js';
 import { parseVgMetadata, printVgMetadata } from './metadataText.js';
 import type { LvmCallOptions, LvmRunner } from './runLvm.js';
 import { withVgLock, type VgLockOptions } from './vgLock.js';
@@ -79,6 +80,8 @@ function comparable(vg: VgMetadata): unknown {
 export interface CommitOptions extends LvmCallOptions {
   readonly identity?: NewLvIdentity;
   readonly lock?: VgLockOptions;
+  /** Named points inside the commit ("commit.afterBackup", "commit.afterRestore") for crash tests. */
+  readonly faults?: FaultPoints;
 }
 
 export interface CommitResult {
@@ -117,7 +120,9 @@ export async function commitBatch(lvm: LvmRunner, base: VgMetadata, changes: rea
         const planned = isDeepStrictEqual(comparable(current), comparable(base)) ? plannedOnBase : applyChanges(current, changes, identity);
         const file = join(dir, 'vg-next.txt');
         await writeFile(file, printVgMetadata({ ...planned, seqno: current.seqno }), { mode: 0o600 });
+        await (options.faults ?? noFaults).hit('commit.afterBackup');
         await lvm.run('vgcfgrestore', ['--nolocking', '--yes', '-f', file, vgName], options);
+        await (options.faults ?? noFaults).hit('commit.afterRestore');
 
         const written = await readVgMetadata(lvm, vgName, { ...options, noLocking: true });
         if (written.seqno !== current.seqno + 1 || !isDeepStrictEqual(comparable(written), comparable(planned))) {

@@ -10,6 +10,7 @@ import { readVgReport } from '../lvm/readVgReport.js';
 import type { LvmRunner } from '../lvm/runLvm.js';
 import { SECTOR_BYTES } from '../metadata/vgModel.js';
 import { reserveExtentCount } from '../pool/planRefill.js';
+import type { FaultPoints } from '../faults.js';
 
 /**
  * Metadata text one LV costs, generously: name, uuid, tags and a few segments
@@ -23,6 +24,7 @@ export interface FormatOptions {
   readonly lowWaterExtents?: number | undefined;
   readonly reservePermille?: number | undefined;
   readonly expectedLvCount?: number | undefined;
+  readonly faults?: FaultPoints;
 }
 
 export interface FormatResult {
@@ -92,6 +94,6 @@ export async function formatVg(lvm: LvmRunner, vgName: string, options: FormatOp
     { kind: 'setTag', tag: `${TAG.quantumExtents}${settings.quantumExtents}`, replacingPrefix: TAG.quantumExtents },
     { kind: 'setTag', tag: `${TAG.lowWaterExtents}${settings.lowWaterExtents}`, replacingPrefix: TAG.lowWaterExtents },
     { kind: 'setTag', tag: `${TAG.reservePermille}${settings.reservePermille}`, replacingPrefix: TAG.reservePermille },
-  ]);
+  ], options.faults ? { faults: options.faults } : {});
   return { vg: vgName, seqno: result.seqno, settings };
 }

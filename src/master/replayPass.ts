@@ -179,7 +179,7 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
       let committed = vg;
       if (changes.length > 0) {
         try {
-          committed = (await commitBatch(deps.lvm, vg, changes)).metadata;
+          committed = (await commitBatch(deps.lvm, vg, changes, { faults: deps.faults })).metadata;
         } catch (error) {
           if (error instanceof CommitError && error.code === ErrorCode.staleSeqno && attempt < MAX_STALE_RETRIES) {
             deps.log.warn({ vg: vgName, attempt }, 'VG changed underneath the pass; re-reading and retrying');

@@ -7,6 +7,8 @@ import { linearSegments, type VgMetadata } from '../../src/metadata/vgModel.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { HostState, openStateDb } from '../../src/state/index.js';
 import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
@@ -159,6 +161,28 @@ describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG',
       expect(check.exitCode, check.stdout).toBe(0);
     } finally {
       await host.cleanUp();
+      await t.destroy();
+    }
+  });
+
+  test('a host daemon killed after applying a grant but before recording it applies that grant again on restart', async () => {
+    const t = await createThinlvTestVg({ hosts: ['h1'], thinLvCount: 0, quantumExtents: 24, lowWaterExtents: 8 });
+    const [lv] = await createThinLvs(t, 'vm', 1);
+    const dir = mkdtempSync(join(tmpdir(), 'thinlv-h1-'));
+    let host: HostDaemonProcess | undefined;
+    try {
+      // The first grant is read at start-up; the daemon dies right after applying it.
+      const killed = await HostDaemonProcess.runWithFault(t, 'h1', 'host.afterGrantApplied:kill', dir);
+      expect(killed.signal, String(killed.stderr)).toBe('SIGKILL');
+      host = await HostDaemonProcess.startIn(t, 'h1', dir);
+      expect(await host.status()).toMatchObject({ lastGrantGeneration: 1, poolExtentCount: 24 });
+      expect((await host.extend(lv!, 25 * EXTENT_BYTES)).extentsGranted).toBe(24);
+      await replayUntilIdle(t);
+      expect(sizeOf(await readVgMetadata(t.vg.lvm, t.vg.vgName), lv!)).toBe(25);
+      expect((await runCli(['check', t.vg.vgName, ...t.cliArgs()])).exitCode).toBe(0);
+    } finally {
+      await host?.stop();
+      rmSync(dir, { recursive: true, force: true });
       await t.destroy();
     }
   });

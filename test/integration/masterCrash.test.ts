@@ -5,7 +5,7 @@ import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { linearSegments } from '../../src/metadata/vgModel.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { expectInvariantsAfterReplay } from '../fixtures/invariants.js';
-import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
+import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG } from '../fixtures/loopVg.js';
 import { runCli } from '../fixtures/runCli.js';
 import { SimulatedHost } from '../fixtures/simulatedHost.js';
 import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
@@ -39,7 +39,7 @@ async function expectHostPoolsMatchMetadata(t: ThinlvTestVg, hosts: readonly Sim
 }
 
 describe.skipIf(skipReason !== undefined)('the master killed between the steps of a pass', () => {
-  test.each(['master.afterRead', 'master.afterCommit', 'master.afterConsume', 'master.afterGrant'])(
+  test.each(['master.afterRead', 'commit.afterBackup', 'commit.afterRestore', 'master.afterCommit', 'master.afterConsume', 'master.afterGrant'])(
     'killed at %s, then restarted: nothing lost, nothing applied twice, no grant applied twice',
     async (point) => {
       const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 3, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
@@ -72,6 +72,32 @@ describe.skipIf(skipReason !== undefined)('the master killed between the steps o
       }
     },
   );
+});
+
+describe.skipIf(skipReason !== undefined)('format killed inside its one commit', () => {
+  test.each([
+    ['commit.afterBackup', 'formats the VG'],
+    ['commit.afterRestore', 'finds it formatted'],
+  ])('killed at %s, running format again %s, and the VG is clean', async (point, _outcome) => {
+    const vg = await createLoopVg({ sizeBytes: 4 * 1024 ** 3 });
+    try {
+      const args = ['format', vg.vgName, '--json', '--quantum', '64m', ...vg.cliDeviceArgs, '--lvm-config', TEST_LVM_CONFIG];
+      const killed = await runCli(args, { env: { ...process.env, THINLV_FAULTS: `${point}:kill` } as Record<string, string> });
+      expect(killed.signal).toBe('SIGKILL');
+      const again = await runCli(args);
+      if (point === 'commit.afterBackup') {
+        expect(again.exitCode, again.stdout).toBe(0);
+      } else {
+        expect(JSON.parse(again.stdout)).toMatchObject({ ok: false, error: { code: 'ALREADY_FORMATTED' } });
+      }
+      const settings = readThinlvVg(await readVgMetadata(vg.lvm, vg.vgName)).settings;
+      expect(settings.quantumExtents).toBe(16);
+      const check = await runCli(['check', vg.vgName, ...vg.cliDeviceArgs]);
+      expect(check.exitCode, check.stdout).toBe(0);
+    } finally {
+      await vg.destroy();
+    }
+  });
 });
 
 describe.skipIf(skipReason !== undefined)('host membership killed half-way', () => {

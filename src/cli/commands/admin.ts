@@ -2,7 +2,8 @@
 // declare-dead, and thin LV create/remove/resize. Thin layers over src/master/.
 
 import { ErrorCode, UsageError } from '../../errors.js';
-import { validateHostName } from '../../format/thinlvVg.js';
+import { faultsFromSpec } from '../../faults.js';
+import { TAG, numericTag, validateHostName } from '../../format/thinlvVg.js';
 import { readVgMetadata } from '../../lvm/commitBatch.js';
 import { extentSizeBytes, lvExtentCount } from '../../metadata/vgModel.js';
 import { formatVg } from '../../master/formatVg.js';
@@ -36,6 +37,7 @@ export async function runFormat(context: CommandContext, args: FormatArgs): Prom
     lowWaterExtents: toExtents(args.lowWater, '--low-water'),
     reservePermille: args.reservePercent === undefined ? undefined : Math.round(args.reservePercent * 10),
     expectedLvCount: args.expectedLvs,
+    faults: faultsFromSpec(process.env['THINLV_FAULTS']),
   });
   const s = result.settings;
   printResult(
@@ -103,8 +105,7 @@ export async function runLvResize(context: CommandContext, args: { path: string;
   await ensureOnMasterHost(context, vg);
   const metadata = await readVgMetadata(context.lvm, vg);
   const target = metadata.lvs.find((l) => l.name === lv);
-  const tagged = target?.tags.find((t) => t.startsWith('thinlv_virtual_bytes='));
-  const currentVirtual = tagged ? Number(tagged.split('=')[1]) : 0;
+  const currentVirtual = (target && numericTag(target.tags, TAG.virtualBytes, `LV ${lv}`)) ?? 0;
   const currentPhysical = target ? lvExtentCount(target) * extentSizeBytes(metadata) : 0;
   const resolve = (text: string, what: string, current: number): number => {
     const size = parseSize(text, what);

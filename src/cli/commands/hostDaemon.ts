@@ -7,6 +7,7 @@ import { ErrorCode, ThinlvError, UsageError } from '../../errors.js';
 import { createDmsetupDeviceMapper, type DeviceMapper } from '../../dm/deviceMapper.js';
 import { FakeDeviceMapper } from '../../dm/fakeDeviceMapper.js';
 import { validateHostName } from '../../format/thinlvVg.js';
+import { faultsFromSpec } from '../../faults.js';
 import { DEFAULT_OUT_OF_SPACE_WAIT_MS, MAX_OUT_OF_SPACE_WAIT_MS } from '../../host/allocator.js';
 import { defaultSocketPath, startHostDaemon } from '../../host/hostDaemon.js';
 import { PROTOCOL_VERSION } from '../../host/protocol.js';
@@ -59,6 +60,7 @@ export async function runHostDaemon(context: CommandContext, args: HostRunArgs):
         log,
         nowMs: () => Date.now(),
         sleepMs: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+        faults: faultsFromSpec(process.env['THINLV_FAULTS']),
       },
       { vg: args.vg, host: args.host, socketPath, outOfSpaceWaitMs: args.outOfSpaceWaitMs },
     );
