@@ -15,7 +15,7 @@
 import { assertNonNegativeSafeInteger, comparePvNames } from './argumentChecks.js';
 import { ExtentArgumentError, ExtentInvariantError } from './extentErrors.js';
 import { ExtentSet } from './extentSet.js';
-import { assertValidSegments, segmentsToExtentSet } from './segments.js';
+import { ValidSegments } from './segments.js';
 import type { LinearSegment, PhysicalRange } from './types.js';
 
 /**
@@ -29,7 +29,7 @@ export type ChooseExtentsResult =
 
 /**
  * Picks exactly `extentCount` extents from `pool` to grow the LV whose segments are
- * `lvSegments`. On success the ranges are disjoint, inside the pool and total exactly
+ * `lv` (a list, validated here, or a ValidSegments, validated when it was built). On success the ranges are disjoint, inside the pool and total exactly
  * `extentCount`; when the pool holds fewer it returns { ok: false, availableExtentCount }
  * and takes nothing. `extentCount` 0 succeeds with no ranges.
  *
@@ -39,14 +39,14 @@ export type ChooseExtentsResult =
  */
 export function chooseExtents(
   pool: ExtentSet,
-  lvSegments: readonly LinearSegment[],
+  lv: readonly LinearSegment[] | ValidSegments,
   extentCount: number,
 ): ChooseExtentsResult {
   assertNonNegativeSafeInteger(extentCount, 'extentCount');
-  assertValidSegments(lvSegments, 'lvSegments');
-  const lvExtents = segmentsToExtentSet(lvSegments);
-  const shared = pool.intersection(lvExtents);
-  if (!shared.isEmpty()) {
+  const valid = lv instanceof ValidSegments ? lv : ValidSegments.of(lv, 'lvSegments');
+  const lvSegments = valid.segments;
+  if (pool.overlaps(valid.extents)) {
+    const shared = pool.intersection(valid.extents);
     throw new ExtentArgumentError(
       'EXTENT_DOUBLE_USE',
       `the pool holds extents the LV already maps: ${shared.toString()}; the pool or the LV's segments are wrong`,

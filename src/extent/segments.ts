@@ -87,6 +87,27 @@ export function assertValidSegments(segments: readonly LinearSegment[], what: st
   }
 }
 
+/**
+ * An LV's segment list that passed validation, with its extent set and size worked out
+ * once. Only of() builds one, so holding a ValidSegments proves the list was checked:
+ * code that grows the same LV many times (the host allocator) validates it once per
+ * change instead of once per grow.
+ */
+export class ValidSegments {
+  private constructor(
+    readonly segments: readonly LinearSegment[],
+    readonly extents: ExtentSet,
+    readonly extentCount: number,
+  ) {}
+
+  /** Throws ExtentArgumentError, as assertValidSegments does, when `segments` is not a valid LV. */
+  static of(segments: readonly LinearSegment[], what = 'segments'): ValidSegments {
+    assertValidSegments(segments, what);
+    const copy = Object.freeze(segments.map(copySegment));
+    return new ValidSegments(copy, ExtentSet.fromRanges(copy), segmentsExtentCount(copy));
+  }
+}
+
 /** Total extents mapped by the segments (the LV's size in extents when they are valid). */
 export function segmentsExtentCount(segments: readonly LinearSegment[]): number {
   let extentCount = 0;

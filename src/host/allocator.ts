@@ -26,6 +26,7 @@ import { ErrorCode, ThinlvError, assert } from '../errors.js';
 import { chooseExtents } from '../extent/chooseExtents.js';
 import { linearTable, type DmTableLine } from '../extent/dmTable.js';
 import { ExtentSet } from '../extent/extentSet.js';
+import { ValidSegments } from '../extent/segments.js';
 import type { LinearSegment, PhysicalRange } from '../extent/types.js';
 import { linearSegments, SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
 import type { GrantRecord, JournalRecord, PvExtentRange } from '../records/records.js';
@@ -106,17 +107,26 @@ function hostError(code: string, message: string, data: Record<string, unknown> 
   return new ThinlvError(code, message, data);
 }
 
-/** Serialises async work per key. */
+/** Serialises async work per key. Uncontended, `fn` starts at once, in the caller's turn. */
 class KeyedMutex {
   private readonly tails = new Map<string, Promise<unknown>>();
   run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    const next = previous.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.tails.set(key, tail);
-    void tail.then(() => {
+    const previous = this.tails.get(key);
+    let next: Promise<T>;
+    if (previous === undefined) {
+      try {
+        next = fn();
+      } catch (error) {
+        next = Promise.reject(error);
+      }
+    } else {
+      next = previous.then(fn, fn);
+    }
+    const release = (): void => {
       if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
+    };
+    const tail: Promise<void> = next.then(release, release);
+    this.tails.set(key, tail);
     return next;
   }
 }
@@ -208,6 +218,7 @@ export class HostAllocator {
       }
     }
     this.pending.set(entry.record.lv, list);
+    this.layouts.delete(entry.record.lv);
   }
 
   private lvIndex: { vg: VgLayout; byName: Map<string, VgLayout['lvs'][number]> } | undefined;
@@ -219,6 +230,22 @@ export class HostAllocator {
 
   private extentSizeBytes(): number {
     return this.vg.extentSizeSectors * SECTOR_BYTES;
+  }
+
+  /**
+   * Each LV's segments as this host maps them, validated, built on first use after a
+   * change: remember() drops the LV's entry, a metadata refresh drops them all. Every
+   * extend needs them, and validating them each time was most of an extend's CPU.
+   */
+  private readonly layouts = new Map<string, ValidSegments>();
+
+  private layoutOf(lvName: string): ValidSegments {
+    let layout = this.layouts.get(lvName);
+    if (layout === undefined) {
+      layout = ValidSegments.of(this.segmentsOf(lvName), `LV ${lvName} as this host maps it`);
+      this.layouts.set(lvName, layout);
+    }
+    return layout;
   }
 
   /** The LV's segments as this host must map them: metadata, then its unreplayed records. */
@@ -252,8 +279,7 @@ export class HostAllocator {
   /** Grows `lvName` by `incrementBytes`, rounded up to whole extents. */
   extendBy(lvName: string, incrementBytes: number): Promise<ExtendResult> {
     return this.lvLocks.run(lvName, () => {
-      const current = this.segmentsOf(lvName).reduce((n, s) => n + s.extentCount, 0) * this.extentSizeBytes();
-      return this.extendLocked(lvName, current + incrementBytes);
+      return this.extendLocked(lvName, this.layoutOf(lvName).extentCount * this.extentSizeBytes() + incrementBytes);
     });
   }
 
@@ -266,8 +292,7 @@ export class HostAllocator {
     const lv = this.lvNamed(lvName);
     if (lv === undefined) throw hostError(ErrorCode.lvNotFound, `LV ${this.vg.name}/${lvName} does not exist`, { lv: lvName });
     const extentBytes = this.extentSizeBytes();
-    const segments = this.segmentsOf(lvName);
-    const currentExtentCount = segments.reduce((n, s) => n + s.extentCount, 0);
+    const currentExtentCount = this.layoutOf(lvName).extentCount;
     const wantedExtentCount = Math.ceil(sizeBytes / extentBytes);
     if (wantedExtentCount < currentExtentCount) {
       throw hostError('SHRINK_REFUSED', `LV ${lvName} holds ${currentExtentCount * extentBytes} bytes; hosts only grow LVs (shrinking goes through the master: thinlv lvresize -L)`, {
@@ -280,7 +305,7 @@ export class HostAllocator {
     if (needed > MAX_EXTEND_EXTENTS) throw hostError(ErrorCode.invalidArgument, `one extend may add at most ${MAX_EXTEND_EXTENTS} extents, asked ${needed}`);
 
     const deadline = this.effects.nowMs() + this.outOfSpaceWaitMs;
-    let chosen = chooseExtents(this.pool, segments, needed);
+    let chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
     while (!chosen.ok) {
       const remaining = deadline - this.effects.nowMs();
       if (remaining <= 0) {
@@ -293,7 +318,7 @@ export class HostAllocator {
         });
       }
       await this.waitForGrant(remaining);
-      chosen = chooseExtents(this.pool, this.segmentsOf(lvName), needed);
+      chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
     }
     // Taken before the first await below, so no other extend can choose these extents.
     this.pool = this.pool.difference(ExtentSet.fromRanges(chosen.ranges));
@@ -360,6 +385,7 @@ export class HostAllocator {
     const kept = this.unreplayed.filter((u) => u.seq > appliedSeq);
     this.unreplayed.length = 0;
     this.pending.clear();
+    this.layouts.clear();
     for (const entry of kept) this.remember(entry, entry.record.kind === 'activity' ? [] : this.toDevice(entry.record.ranges));
     for (const [lv, table] of before) {
       if (JSON.stringify(this.tableOf(lv)) !== table) {
