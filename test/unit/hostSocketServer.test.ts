@@ -174,13 +174,19 @@ function testDaemon(): TestDaemon {
       if (request.op === 'status') return STATUS;
       const { lv } = request;
       if (lv.startsWith('slow')) {
+        // The signal is the connection's: stop listening once this request is done.
+        let onAbort = (): void => {};
         await Promise.race([
           daemon.gate.released,
-          new Promise<void>((resolve) => signal.addEventListener('abort', () => {
-            daemon.aborted.push(request.id);
-            resolve();
-          })),
+          new Promise<void>((resolve) => {
+            onAbort = () => {
+              daemon.aborted.push(request.id);
+              resolve();
+            };
+            signal.addEventListener('abort', onAbort);
+          }),
         ]);
+        signal.removeEventListener('abort', onAbort);
       } else if (lv.startsWith('jitter')) {
         await sleep(Math.floor(Math.random() * 5));
       }
