@@ -81,10 +81,15 @@ export async function readConsumerState(region: BlockRegion, header: RingHeader)
   return decoded.state;
 }
 
-/** Blocks of the data area read in large chunks; records are re-read only when they cross a chunk end. */
+/**
+ * Blocks of the data area read in large chunks; records are re-read only when they cross
+ * a chunk end. The first read after creation or forget() fetches only what was asked, so
+ * a reader polling a ring where nothing new was written reads one block, not a chunk.
+ */
 class ChunkedReader {
   private chunkStart = -1;
   private chunk: Uint8Array = new Uint8Array(0);
+  private firstRead = true;
 
   constructor(
     private readonly region: BlockRegion,
@@ -95,7 +100,8 @@ class ChunkedReader {
   async bytes(offsetBytes: number, lengthBytes: number): Promise<Uint8Array> {
     assert(offsetBytes + lengthBytes <= this.header.ringBytes, 'read past the ring end');
     if (this.chunkStart < 0 || offsetBytes < this.chunkStart || offsetBytes + lengthBytes > this.chunkStart + this.chunk.length) {
-      const chunkBytes = Math.min(Math.max(READ_CHUNK_BYTES, lengthBytes), this.header.ringBytes - offsetBytes);
+      const chunkBytes = this.firstRead ? lengthBytes : Math.min(Math.max(READ_CHUNK_BYTES, lengthBytes), this.header.ringBytes - offsetBytes);
+      this.firstRead = false;
       this.chunk = await this.region.read(offsetBytes, chunkBytes);
       this.chunkStart = offsetBytes;
     }
@@ -105,6 +111,7 @@ class ChunkedReader {
 
   forget(): void {
     this.chunkStart = -1;
+    this.firstRead = true;
   }
 }
 

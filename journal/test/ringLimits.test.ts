@@ -15,6 +15,7 @@ import {
   MAX_RECORDS_PER_READ,
   MAX_RING_BYTES,
   MAX_RING_ID_BYTES,
+  READ_CHUNK_BYTES,
   MemoryDisk,
   MIN_RING_BYTES,
   openRingReader,
@@ -307,6 +308,37 @@ describe('reads', () => {
     await fresh.consume(10);
     await fresh.consume(9); // already consumed: repeating after a crash is harmless
     expect(fresh.consumedSeq).toBe(10);
+  });
+
+  it(`a read that finds nothing new reads one block; one that finds records reads up to READ_CHUNK_BYTES (${READ_CHUNK_BYTES}) at a time`, async () => {
+    const disk = await freshMemoryRing(4 * 1024 * 1024);
+    const writer = await openRingWriter(disk.open(), OPTIONS);
+    const reads: number[] = [];
+    const counting = (region: BlockRegion): BlockRegion => ({
+      sizeBytes: region.sizeBytes,
+      description: region.description,
+      allocateBuffer: (length) => region.allocateBuffer(length),
+      read: (offset, length) => {
+        reads.push(length);
+        return region.read(offset, length);
+      },
+      write: (offset, data) => region.write(offset, data),
+      close: () => region.close(),
+    });
+    const reader = await openRingReader(counting(disk.open()), OPTIONS);
+    // A host polling its grants ring: nothing new, again and again.
+    for (let poll = 0; poll < 5; poll++) {
+      reads.length = 0;
+      expect((await reader.read({ fromSeq: reader.consumedSeq + 1 })).records).toEqual([]);
+      expect(reads).toEqual([BLOCK_BYTES]);
+    }
+    // 300 one-block records (1.2 MiB): the first block alone, then whole chunks.
+    await Promise.all(Array.from({ length: 300 }, (_, i) => writer.append(taggedPayload(i, 8))));
+    reads.length = 0;
+    expect((await reader.read({ fromSeq: 1 })).records.length).toBe(300);
+    expect(reads[0]).toBe(BLOCK_BYTES);
+    expect(reads.slice(1, 5)).toEqual([READ_CHUNK_BYTES, READ_CHUNK_BYTES, READ_CHUNK_BYTES, READ_CHUNK_BYTES]);
+    expect(reads.length).toBeLessThanOrEqual(7);
   });
 
   it('a record of a newer record version at the next seq is a RECORD_VERSION error, not a silent stop', async () => {
