@@ -223,6 +223,12 @@ export interface RingSurvey {
   readonly maxSeq: number;
   /** Highest epoch of any such record; 0 if none. */
   readonly maxEpoch: number;
+  /**
+   * Where the consumer's last consumed record (the anchor: seq consumedSeq, its epoch,
+   * ending at the consumer's next position) starts, when the survey was given a
+   * consumer state and found it; undefined otherwise.
+   */
+  readonly anchorOffsetBytes?: number;
 }
 
 /**
@@ -231,9 +237,10 @@ export interface RingSurvey {
  * written is refused (CONSUMER_AHEAD), and a new writer session takes an epoch above
  * every record on disk, ghosts included.
  */
-export async function surveyDataArea(region: BlockRegion, header: RingHeader): Promise<RingSurvey> {
+export async function surveyDataArea(region: BlockRegion, header: RingHeader, consumer?: ConsumerState): Promise<RingSurvey> {
   let maxSeq = 0;
   let maxEpoch = 0;
+  let anchorOffsetBytes: number | undefined;
   const chunks = new ChunkedReader(region, header);
   for (let offset = header.dataOffsetBytes; offset < header.ringBytes; offset += BLOCK_BYTES) {
     const decoded = decodeRecordHeader(header, await chunks.bytes(offset, BLOCK_BYTES));
@@ -243,8 +250,16 @@ export async function surveyDataArea(region: BlockRegion, header: RingHeader): P
     if (!recordCrcMatches(await chunks.bytes(offset, recordBytes), decoded.header.payloadBytes)) continue;
     maxSeq = Math.max(maxSeq, decoded.header.seq);
     maxEpoch = Math.max(maxEpoch, decoded.header.epoch);
+    if (
+      consumer !== undefined &&
+      decoded.header.seq === consumer.consumedSeq &&
+      decoded.header.epoch === consumer.consumedEpoch &&
+      recordStartAt(header, offset + recordBytes) === consumer.nextRecordOffsetBytes
+    ) {
+      anchorOffsetBytes = offset;
+    }
   }
-  return { maxSeq, maxEpoch };
+  return anchorOffsetBytes === undefined ? { maxSeq, maxEpoch } : { maxSeq, maxEpoch, anchorOffsetBytes };
 }
 
 export function consumerAheadError(header: RingHeader, consumed: ConsumerState, survey: RingSurvey): JournalError {

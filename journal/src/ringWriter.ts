@@ -63,13 +63,22 @@ interface PendingAppend {
   readonly reject: (error: unknown) => void;
 }
 
-/** Offsets of records written but not yet consumed, indexed by seq. */
+/**
+ * Offsets of the records not yet consumed, indexed by seq, plus the anchor (the last
+ * consumed record) when its offset is known.
+ */
 class UnconsumedIndex {
   private offsets: number[] = [];
   private firstSeq: number;
 
-  constructor(consumedSeq: number) {
-    this.firstSeq = consumedSeq + 1;
+  /** `anchorOffsetBytes`: where record consumedSeq starts, if known. */
+  constructor(consumedSeq: number, anchorOffsetBytes: number | undefined) {
+    if (anchorOffsetBytes === undefined) {
+      this.firstSeq = consumedSeq + 1;
+    } else {
+      this.firstSeq = consumedSeq;
+      this.offsets.push(anchorOffsetBytes);
+    }
   }
 
   push(seq: number, offsetBytes: number): void {
@@ -120,13 +129,13 @@ export class RingWriter {
     checkWriterOptions(options);
     const header = await readRingHeader(region, options.ringId);
     const consumer = await readConsumerState(region, header);
-    const survey = await surveyDataArea(region, header);
+    const survey = await surveyDataArea(region, header, consumer);
     if (consumer.consumedSeq > survey.maxSeq) throw consumerAheadError(header, consumer, survey);
 
     // Find the tail by following the chain from the consumer position, exactly as a
     // reader does; the writer continues right after the last record a reader accepts.
     const chain = new ChainReader(region, header);
-    const unconsumed = new UnconsumedIndex(consumer.consumedSeq);
+    const unconsumed = new UnconsumedIndex(consumer.consumedSeq, consumer.consumedSeq > 0 ? survey.anchorOffsetBytes : undefined);
     let tail = positionOfConsumer(consumer);
     for (;;) {
       const next = await chain.next(tail);
@@ -162,9 +171,8 @@ export class RingWriter {
   private async zeroTornSpan(): Promise<void> {
     const start = this.tail.nextRecordOffsetBytes;
     let end = Math.min(start + MAX_GROUP_COMMIT_BYTES, this.header.ringBytes);
-    const unconsumedCount = this.tail.seq - this.consumer.consumedSeq;
-    const consumerOffset = this.consumer.nextRecordOffsetBytes;
-    if (unconsumedCount > 0 && consumerOffset >= start) end = Math.min(end, consumerOffset);
+    const kept = this.keptFromOffset(this.tail.seq - this.consumer.consumedSeq);
+    if (kept !== undefined && kept >= start) end = Math.min(end, kept);
     if (end <= start) return;
     const zeros = this.writeBuffer.subarray(0, end - start);
     zeros.fill(0);
@@ -270,12 +278,25 @@ export class RingWriter {
     for (const pending of this.queue.splice(0)) pending.reject(failure);
   }
 
+  /**
+   * Where the records this writer must keep begin: the anchor (the last consumed
+   * record) when its offset is known, else the oldest unconsumed record, else nothing.
+   * The anchor is kept so that the ring always holds the record at consumedSeq: a
+   * reader or writer opening the ring checks the consumer against the highest seq on
+   * disk, and with the anchor gone (overwritten by a group or zeroed as a torn span in
+   * a ring not much larger than a group) that check would refuse a healthy ring.
+   */
+  private keptFromOffset(unconsumedCount: number): number | undefined {
+    const anchor = this.consumer.consumedSeq > 0 ? this.unconsumed.offsetOf(this.consumer.consumedSeq) : undefined;
+    if (anchor !== undefined) return anchor;
+    return unconsumedCount > 0 ? this.consumer.nextRecordOffsetBytes : undefined;
+  }
+
   /** True when a record of `recordBytes` may be written at `offsetBytes` with `unconsumedCount` records before it. */
   private hasRoom(offsetBytes: number, recordBytes: number, unconsumedCount: number): boolean {
-    if (unconsumedCount === 0) return true;
-    const consumerOffset = this.consumer.nextRecordOffsetBytes;
-    // The oldest unconsumed record starts at consumerOffset; it must stay out of the new record.
-    return !(consumerOffset >= offsetBytes && consumerOffset < offsetBytes + recordBytes);
+    const kept = this.keptFromOffset(unconsumedCount);
+    // The writer only moves forward, so the first kept byte it could reach is where they begin.
+    return kept === undefined || !(kept >= offsetBytes && kept < offsetBytes + recordBytes);
   }
 
   private writeOneGroup(): void {
@@ -375,7 +396,8 @@ export class RingWriter {
       );
     }
     this.consumer = fresh;
-    this.unconsumed.dropThrough(fresh.consumedSeq);
+    // Keep the new anchor's offset (this writer wrote that record, so it is indexed).
+    this.unconsumed.dropThrough(fresh.consumedSeq - 1);
   }
 }
 

@@ -185,7 +185,7 @@ describe('a full ring', () => {
     return { disk, count };
   }
 
-  it('refuses an append with RING_FULL, overwriting nothing, and accepts again once the consumer frees space', async () => {
+  it('refuses an append with RING_FULL, overwriting nothing (not even the last consumed record), and accepts again once the consumer frees space', async () => {
     const { disk, count } = await fullRing();
     // Records start only where a maximal record fits before the end, hence not every data block holds one.
     expect(count).toBe((MIN_RING_BYTES - MAX_RECORD_BYTES) / BLOCK_BYTES - 1);
@@ -194,11 +194,39 @@ describe('a full ring', () => {
     const reader = await openRingReader(disk.open(), OPTIONS);
     const before = await reader.read({ fromSeq: 1 });
     expect(before.records.length).toBe(count);
+    // The last consumed record (the anchor) is kept: consuming record 1 frees nothing,
+    // consuming through 2 frees record 1's block.
     await reader.consume(1);
+    expect(await errorCodeOf(writer.append(taggedPayload(1, 10)))).toBe('RING_FULL');
+    await reader.consume(2);
     expect(await writer.append(taggedPayload(1, 10))).toEqual({ seq: count + 1 });
     expect(await errorCodeOf(writer.append(taggedPayload(2, 10)))).toBe('RING_FULL');
-    const after = await reader.read({ fromSeq: 2 });
-    expect(after.records.map((record) => record.seq)).toEqual(Array.from({ length: count }, (_, i) => i + 2));
+    const after = await reader.read({ fromSeq: 3 });
+    expect(after.records.map((record) => record.seq)).toEqual(Array.from({ length: count - 1 }, (_, i) => i + 3));
+  });
+
+  it('a ring consumed to the end, with its tail wrapped to the start, still opens after a writer restart and fills to the kept record', async () => {
+    const disk = await freshMemoryRing(MIN_RING_BYTES);
+    let writer = await openRingWriter(disk.open(), OPTIONS);
+    // One-block records; after this many the next must wrap to the first data block.
+    const perLap = (MIN_RING_BYTES - MAX_RECORD_BYTES) / BLOCK_BYTES - 1;
+    for (let i = 0; i < perLap; i++) await writer.append(taggedPayload(i, 10));
+    const reader = await openRingReader(disk.open(), OPTIONS);
+    expect((await reader.read({ fromSeq: 1 })).records.length).toBe(perLap);
+    await reader.consume(perLap);
+    await writer.close();
+    // The restart zeroes the span a torn write could have covered, from the first data
+    // block on; it must stop before the last consumed record, or no record at seq >=
+    // consumedSeq is left and every open fails with CONSUMER_AHEAD.
+    writer = await openRingWriter(disk.open(), OPTIONS);
+    const fresh = await openRingReader(disk.open(), OPTIONS);
+    expect(fresh.consumedSeq).toBe(perLap);
+    let written = 0;
+    while ((await errorCodeOf(writer.append(taggedPayload(1000 + written, 10)))) === 'no error') written += 1;
+    // A lap less the kept record's block.
+    expect(written).toBe(perLap - 1);
+    expect((await fresh.read({ fromSeq: perLap + 1 })).records.map((record) => record.seq)).toEqual(Array.from({ length: written }, (_, i) => perLap + 1 + i));
+    expect((await openRingReader(disk.open(), OPTIONS)).consumedSeq).toBe(perLap);
   });
 
   it('with onFull {waitMs}, an append waits for the consumer and succeeds when it frees space in time', async () => {
