@@ -33,7 +33,7 @@ import type { VgMetadata } from '../metadata/vgModel.js';
 import { planRefill } from '../pool/planRefill.js';
 import { encodeGrantRecord } from '../records/records.js';
 import { planReplay, poolOf, toUuidRanges, type JournalRecordBytes, type ReplayPlan } from '../replay/planReplay.js';
-import { ringLocation, type RegionOpener } from '../rings/ringRegions.js';
+import { ringLocation, type RegionOpener, type RingLocation } from '../rings/ringRegions.js';
 
 /** Records replayed per host per pass; the rest wait for the next pass (which starts at once). */
 export const MAX_RECORDS_PER_HOST_PER_PASS = 4096;
@@ -75,10 +75,65 @@ export interface PassResult {
   readonly moreWaiting: boolean;
 }
 
-/** State a master process keeps between passes: which hosts still need their current grant (re)sent. */
+/** A host's journal reader kept open between passes, with what identifies its ring. */
+interface KeptJournal {
+  readonly key: string;
+  readonly region: BlockRegion;
+  readonly reader: RingReader;
+}
+
+const journalKey = (location: RingLocation): string => `${location.ringId}@${location.device}:${location.offsetBytes}+${location.lengthBytes}`;
+
+/**
+ * State a master process keeps between passes: which hosts still need their current
+ * grant (re)sent, and, for the master daemon, each host's journal reader. Opening a
+ * reader surveys the whole ring (16 MiB per host), so a daemon passing every few
+ * seconds would otherwise read the journals end to end each time. A kept reader is
+ * dropped when its pass fails, when its host or ring changes, and at close().
+ * Grants writers are never kept: the next writer must find the tail on disk, which is
+ * what keeps two masters started by mistake from writing over each other's grants.
+ */
 export class MasterSession {
   private readonly grantsToSend = new Set<string>();
   private firstPass = true;
+  private readonly journals = new Map<string, KeptJournal>();
+
+  /** keepJournalsOpen: keep journal readers between passes (the daemon); call close() when done. */
+  constructor(private readonly options: { readonly keepJournalsOpen?: boolean } = {}) {}
+
+  get keepsJournals(): boolean {
+    return this.options.keepJournalsOpen === true;
+  }
+
+  /** The kept reader of `host` if it is for the ring at `location`; a stale one is closed. */
+  async keptJournal(host: string, location: RingLocation): Promise<RingReader | undefined> {
+    const kept = this.journals.get(host);
+    if (kept === undefined) return undefined;
+    if (kept.key === journalKey(location)) return kept.reader;
+    await this.forget(host);
+    return undefined;
+  }
+
+  keepJournal(host: string, location: RingLocation, region: BlockRegion, reader: RingReader): void {
+    this.journals.set(host, { key: journalKey(location), region, reader });
+  }
+
+  /** Closes readers of hosts no longer in the VG. */
+  async keepOnly(hosts: ReadonlySet<string>): Promise<void> {
+    for (const host of [...this.journals.keys()]) if (!hosts.has(host)) await this.forget(host);
+  }
+
+  async forget(host: string): Promise<void> {
+    const kept = this.journals.get(host);
+    if (kept === undefined) return;
+    this.journals.delete(host);
+    await kept.region.close().catch(() => undefined);
+  }
+
+  /** Closes every kept reader. */
+  async close(): Promise<void> {
+    for (const host of [...this.journals.keys()]) await this.forget(host);
+  }
 
   /** Hosts whose current grant must be written to their grants ring this pass. */
   hostsNeedingGrant(thinlv: ThinlvVg): Set<string> {
@@ -97,23 +152,38 @@ interface OpenJournals {
   readonly moreWaiting: boolean;
 }
 
-async function readJournals(deps: MasterDeps, vg: VgMetadata, thinlv: ThinlvVg): Promise<OpenJournals> {
+/**
+ * Reads each host's records after its applied seq. `regions` are the ones this pass
+ * opened and must close; readers the session keeps are not among them.
+ */
+async function readJournals(deps: MasterDeps, session: MasterSession, vg: VgMetadata, thinlv: ThinlvVg): Promise<OpenJournals> {
   const readers = new Map<string, RingReader>();
   const regions: BlockRegion[] = [];
   const records = new Map<string, JournalRecordBytes[]>();
   let moreWaiting = false;
+  await session.keepOnly(new Set(thinlv.hosts.keys()));
   for (const host of thinlv.hosts.values()) {
     const name = hostLvNames(host.host).journal;
     const location = ringLocation(vg, name);
-    const region = await deps.regions.open(location);
-    regions.push(region);
     try {
-      const reader = await openRingReader(region, { ringId: location.ringId });
+      let reader = await session.keptJournal(host.host, location);
+      if (reader === undefined) {
+        const region = await deps.regions.open(location);
+        try {
+          reader = await openRingReader(region, { ringId: location.ringId });
+        } catch (error) {
+          await region.close();
+          throw error;
+        }
+        if (session.keepsJournals) session.keepJournal(host.host, location, region, reader);
+        else regions.push(region);
+      }
       const result = await reader.read({ fromSeq: host.appliedSeq + 1, maxRecords: MAX_RECORDS_PER_HOST_PER_PASS });
       readers.set(host.host, reader);
       if (result.records.length > 0) records.set(host.host, result.records);
       if (result.stopReason === 'max-records') moreWaiting = true;
     } catch (error) {
+      await session.forget(host.host);
       await closeRegions(regions);
       throw error;
     }
@@ -161,7 +231,8 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
     const vg = await readVgMetadata(deps.lvm, vgName);
     const thinlv = readThinlvVg(vg);
     await deps.faults.hit('master.afterRead');
-    const { readers, regions, records, moreWaiting } = await readJournals(deps, vg, thinlv);
+    const { readers, regions, records, moreWaiting } = await readJournals(deps, session, vg, thinlv);
+    let passFailed = true;
     try {
       const replay: ReplayPlan = planReplay(vg, thinlv, records);
       const afterReplay = applyChanges(vg, replay.changes, systemIdentity);
@@ -183,6 +254,7 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
         } catch (error) {
           if (error instanceof CommitError && error.code === ErrorCode.staleSeqno && attempt < MAX_STALE_RETRIES) {
             deps.log.warn({ vg: vgName, attempt }, 'VG changed underneath the pass; re-reading and retrying');
+            passFailed = false; // nothing was consumed: the readers are still right
             continue;
           }
           throw error;
@@ -230,7 +302,7 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
       for (const grant of refill.grants) {
         deps.history?.recordGrant({ atMs, host: grant.host, generation: grant.generation, extentCount: grant.extentCount, vgSeqno: committed.seqno, vgFreeExtentsAfter });
       }
-      return {
+      const result: PassResult = {
         seqnoBefore: vg.seqno,
         seqnoAfter: committed.seqno,
         committed: committed !== vg,
@@ -239,8 +311,13 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
         grantedHosts: refill.grants.map((g) => g.host),
         moreWaiting,
       };
+      passFailed = false;
+      return result;
     } finally {
       await closeRegions(regions);
+      // A failed pass may leave a reader whose view is off (say, a consume that failed):
+      // the next pass opens fresh ones.
+      if (passFailed) await session.close();
     }
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { readThinlvVg } from '../../src/format/thinlvVg.js';
+import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
+import { ringLocation, type RingLocation } from '../../src/rings/ringRegions.js';
 import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { toUuidRanges } from '../../src/replay/planReplay.js';
@@ -88,6 +89,46 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
       await expectInvariantsAfterReplay(t.vg, [host], 1);
     } finally {
       await host.close();
+      await t.destroy();
+    }
+  });
+
+  test('a daemon session keeps each journal reader open across passes and still applies every record once', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 4, quantumExtents: 64, lowWaterExtents: 4 });
+    const hosts = [await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA'), await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostB')];
+    const opened: string[] = [];
+    const base = t.deps();
+    const deps = { ...base, regions: { open: (location: RingLocation) => (opened.push(location.ringId), base.regions.open(location)) } };
+    const session = new MasterSession({ keepJournalsOpen: true });
+    try {
+      for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      const journalIds = new Set(['hostA', 'hostB'].map((h) => ringLocation(vg, hostLvNames(h).journal).ringId));
+      let replayed = 0;
+      for (let round = 0; round < 5; round++) {
+        for (const [h, host] of hosts.entries()) for (let i = 0; i < 3; i++) await host.allocate(t.thinLvs[(h + i + round) % 4]!, 1);
+        const pass = await runPass(deps, session, t.vg.vgName);
+        replayed += pass.replayedRecordCount;
+        for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      }
+      expect(replayed).toBe(5 * 2 * 3);
+      // Each journal was opened once, in the first pass; later passes reused the readers.
+      expect(opened.filter((id) => journalIds.has(id)).sort()).toEqual([...journalIds].sort());
+      await expectInvariantsAfterReplay(t.vg, hosts, 1);
+
+      // A failed pass drops the kept readers; the next one opens them again and goes on.
+      const failing = { ...deps, faults: { hit: async (point: string) => { if (point === 'master.afterCommit') throw new Error('injected'); } } };
+      await hosts[0]!.allocate(t.thinLvs[0]!, 1);
+      await expect(runPass(failing, session, t.vg.vgName)).rejects.toThrow('injected');
+      opened.length = 0;
+      const retry = await runPass(deps, session, t.vg.vgName);
+      expect(opened.filter((id) => journalIds.has(id)).length).toBe(2);
+      expect(retry.committed).toBe(false); // the failed pass had committed; only the consume was left
+      for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      await expectInvariantsAfterReplay(t.vg, hosts, 1);
+    } finally {
+      await session.close();
+      for (const host of hosts) await host.close();
       await t.destroy();
     }
   });

@@ -63,7 +63,8 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
   const db = args.stateDir === undefined ? undefined : openStateDb(join(args.stateDir, `master-${args.vg}.db`));
   const history: PassHistory | undefined = db === undefined ? undefined : new MasterState(db);
   const deps = { ...masterDeps({ ...context, log }), history };
-  const session = new MasterSession();
+  // The daemon keeps each host's journal reader between passes (see MasterSession).
+  const session = new MasterSession({ keepJournalsOpen: !args.once });
 
   let stopping = false;
   let wake: (() => void) | undefined;
@@ -110,6 +111,7 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
     process.off('SIGUSR1', onPoke);
+    await session.close();
     db?.close();
     lock.release();
   }
