@@ -9,6 +9,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { LevelWithSilent } from 'pino';
+import { isJournalError } from '../../journal/index.js';
 import { ErrorCode, InvariantError, ThinlvError, UsageError } from '../errors.js';
 import { DEFAULT_LVM_TIMEOUT_MS } from '../lvm/runLvm.js';
 import { LOG_LEVELS } from '../log.js';
@@ -54,6 +55,11 @@ function reportError(error: unknown, json: boolean): number {
   if (error instanceof ThinlvError) {
     ({ code, message, data } = error);
     exitCode = error instanceof UsageError ? EXIT.usage : error instanceof InvariantError ? EXIT.internal : EXIT.operational;
+  } else if (isJournalError(error)) {
+    // A ring that cannot be read or written (I/O error, damaged consumer block, wrong
+    // ring): an operating condition with its own code, not a bug.
+    ({ code, message, data } = error);
+    exitCode = EXIT.operational;
   } else {
     code = 'INTERNAL';
     message = `internal error (a bug in thinlv, please report it): ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;

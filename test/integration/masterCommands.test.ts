@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -9,6 +9,7 @@ import { computeFreeExtents } from '../../src/metadata/checkLayout.js';
 import { linearSegments } from '../../src/metadata/vgModel.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { toUuidRanges } from '../../src/replay/planReplay.js';
+import { ringLocation } from '../../src/rings/ringRegions.js';
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG, type LoopVg } from '../fixtures/loopVg.js';
 import { runCli, startCli } from '../fixtures/runCli.js';
 import { SimulatedHost } from '../fixtures/simulatedHost.js';
@@ -170,6 +171,38 @@ describe.skipIf(skipReason !== undefined)('thin LV commands and the master daemo
     } finally {
       await host.close();
       rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(skipReason !== undefined)('a host journal that cannot be read', () => {
+  test('is an operating error: --once exits 3 with the ring\'s code, the daemon logs it each pass and keeps running', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 1, quantumExtents: 8, lowWaterExtents: 2 });
+    try {
+      // Zero hostB's journal header block, as a bad copy onto the LUN would.
+      const location = ringLocation(await readVgMetadata(t.vg.lvm, t.vg.vgName), hostLvNames('hostB').journal);
+      const fd = openSync(location.device, 'r+');
+      try {
+        writeSync(fd, Buffer.alloc(4096), 0, 4096, location.offsetBytes);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      const once = await runCli(['master', t.vg.vgName, '--once', '--json', '--no-history', '--run-dir', t.runDir, ...t.cliArgs()]);
+      expect(once.exitCode, once.stderr).toBe(3);
+      // The master logs JSON lines on stdout; the error object is the last line.
+      expect(JSON.parse(once.stdout.trim().split('\n').at(-1)!)).toMatchObject({ ok: false, error: { code: 'NOT_A_RING' } });
+
+      const daemon = startCli(['master', t.vg.vgName, '--interval-ms', '100', '--no-history', '--run-dir', t.runDir, ...t.cliArgs()]);
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(daemon.exitCode).toBeNull();
+      daemon.kill('SIGTERM');
+      const stopped = await daemon;
+      expect(stopped.exitCode, String(stopped.stderr)).toBe(0);
+      const failures = String(stopped.stdout).split('\n').filter((line) => line.includes('pass failed') && line.includes('NOT_A_RING'));
+      expect(failures.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await t.destroy();
     }
   });
 });

@@ -8,6 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { isJournalError } from '../../../journal/index.js';
 import { ThinlvError, InvariantError } from '../../errors.js';
 import { acquireFileLock } from '../../fileLock.js';
 import { TAG, readThinlvVg } from '../../format/thinlvVg.js';
@@ -87,8 +88,10 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
         if (result.committed || result.replayedRecordCount > 0) log.info({ vg: args.vg, ...result }, 'pass done');
       } catch (error) {
         // A broken invariant must stop the master before it writes anything else;
-        // an operating error (lvm, a ring) is logged and retried next interval.
-        if (args.once || error instanceof InvariantError || !(error instanceof ThinlvError)) throw error;
+        // an operating error (lvm, a ring that cannot be read) is logged and retried
+        // next interval.
+        const operating = (error instanceof ThinlvError && !(error instanceof InvariantError)) || isJournalError(error);
+        if (args.once || !operating) throw error;
         log.error({ vg: args.vg, err: error }, 'pass failed; retrying next interval');
       }
       if (args.once) {
