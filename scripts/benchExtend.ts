@@ -33,6 +33,7 @@ import { SECTOR_BYTES } from '../src/metadata/vgModel.js';
 import { MasterSession, runPass } from '../src/master/replayPass.js';
 import { createThinlvTestVg } from '../test/fixtures/thinlvVg.js';
 import { realLvmUnavailableReason } from '../test/fixtures/loopVg.js';
+import { nowUs, percentile, round1 } from './benchStats.js';
 
 const directIo = createRequire(import.meta.url)('@ronomon/direct-io') as typeof import('@ronomon/direct-io');
 const CLI_PATH = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -57,8 +58,6 @@ const FILL_SEGMENTS = 8;
 const BENCH_LV_COUNT = CONCURRENT_CLIENTS + 1;
 const BLOCK_BYTES = 4096;
 
-const percentile = (sorted: readonly number[], fraction: number): number => sorted[Math.max(0, Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1))]!;
-const nowUs = (): number => Number(process.hrtime.bigint()) / 1000;
 
 /** One persistent connection speaking the daemon's JSON-lines protocol. */
 class Client {
@@ -231,7 +230,6 @@ async function main(): Promise<void> {
     const rawWriteP50Us = percentile(rawUs, 0.5);
     const rawWriteP99Us = percentile(rawUs, 0.99);
     const lvextendMedianMs = lvextendFilled.medianMs;
-    const round1 = (x: number): number => Math.round(x * 10) / 10;
     const summary = {
       extendP50Us: round1(extendP50Us),
       extendP99Us: round1(extendP99Us),

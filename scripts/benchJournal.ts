@@ -20,6 +20,7 @@ import {
   type RingWriter,
 } from '../journal/index.js';
 import { attachLoopDevice, loopDeviceProblem } from '../journal/support/loopDevice.js';
+import { percentile, round1 } from './benchStats.js';
 
 const directIo = createRequire(import.meta.url)('@ronomon/direct-io') as {
   O_DIRECT: number;
@@ -40,11 +41,6 @@ const THROUGHPUT_ROUNDS = 3;
 const SINGLE_APPENDER_RECORDS = 1000;
 const CONCURRENT_APPENDERS = 64;
 const RECORDS_PER_CONCURRENT_APPENDER = 150;
-
-function percentile(sortedUs: readonly number[], fraction: number): number {
-  const index = Math.min(sortedUs.length - 1, Math.ceil(fraction * sortedUs.length) - 1);
-  return sortedUs[Math.max(0, index)]!;
-}
 
 function elapsedUs(startNs: bigint): number {
   return Number(process.hrtime.bigint() - startNs) / 1000;
@@ -142,7 +138,6 @@ async function main(): Promise<void> {
 
     rawUs.sort((a, b) => a - b);
     appendUs.sort((a, b) => a - b);
-    const round1 = (value: number): number => Math.round(value * 10) / 10;
     const summary = {
       device: loop.devicePath,
       loopDirectIo: loop.directIo,

@@ -262,6 +262,19 @@ export async function surveyDataArea(region: BlockRegion, header: RingHeader, co
   return anchorOffsetBytes === undefined ? { maxSeq, maxEpoch } : { maxSeq, maxEpoch, anchorOffsetBytes };
 }
 
+/**
+ * What opening either side of a ring starts with: the header (checked to be ring
+ * `ringId`), the consumer block, and a survey of the data area, refusing a consumer
+ * block that claims records never written (CONSUMER_AHEAD).
+ */
+export async function openRingState(region: BlockRegion, ringId: string): Promise<{ header: RingHeader; consumer: ConsumerState; survey: RingSurvey }> {
+  const header = await readRingHeader(region, ringId);
+  const consumer = await readConsumerState(region, header);
+  const survey = await surveyDataArea(region, header, consumer);
+  if (consumer.consumedSeq > survey.maxSeq) throw consumerAheadError(header, consumer, survey);
+  return { header, consumer, survey };
+}
+
 export function consumerAheadError(header: RingHeader, consumed: ConsumerState, survey: RingSurvey): JournalError {
   return new JournalError(
     'CONSUMER_AHEAD',

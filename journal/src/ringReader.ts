@@ -6,12 +6,10 @@ import { JournalError, assert } from './errors.js';
 import { encodeConsumerBlock, type ConsumerState, type RingHeader } from './layout.js';
 import {
   ChainReader,
-  consumerAheadError,
+  openRingState,
   positionAfter,
   positionOfConsumer,
   readConsumerState,
-  readRingHeader,
-  surveyDataArea,
   type ChainPosition,
   type ChainStopReason,
 } from './ringChain.js';
@@ -69,10 +67,7 @@ export class RingReader {
 
   static async open(region: BlockRegion, options: RingReaderOptions): Promise<RingReader> {
     const logger = options.logger ?? silentLogger;
-    const header = await readRingHeader(region, options.ringId);
-    const consumer = await readConsumerState(region, header);
-    const survey = await surveyDataArea(region, header);
-    if (consumer.consumedSeq > survey.maxSeq) throw consumerAheadError(header, consumer, survey);
+    const { header, consumer } = await openRingState(region, options.ringId);
     logger('info', `ring reader open on ${region.description}`, { ringId: header.ringId, consumedSeq: consumer.consumedSeq });
     return new RingReader(region, header, consumer);
   }

@@ -23,12 +23,10 @@ import { JournalError, RingFullError, assert } from './errors.js';
 import { encodeRecord, recordBlocksFor, recordStartAt, type ConsumerState, type RingHeader } from './layout.js';
 import {
   ChainReader,
-  consumerAheadError,
+  openRingState,
   positionAfter,
   positionOfConsumer,
   readConsumerState,
-  readRingHeader,
-  surveyDataArea,
   type ChainPosition,
 } from './ringChain.js';
 import { silentLogger, type BlockRegion, type JournalLogger } from './blockRegion.js';
@@ -127,10 +125,7 @@ export class RingWriter {
   static async open(region: BlockRegion, options: RingWriterOptions): Promise<RingWriter> {
     const logger = options.logger ?? silentLogger;
     checkWriterOptions(options);
-    const header = await readRingHeader(region, options.ringId);
-    const consumer = await readConsumerState(region, header);
-    const survey = await surveyDataArea(region, header, consumer);
-    if (consumer.consumedSeq > survey.maxSeq) throw consumerAheadError(header, consumer, survey);
+    const { header, consumer, survey } = await openRingState(region, options.ringId);
 
     // Find the tail by following the chain from the consumer position, exactly as a
     // reader does; the writer continues right after the last record a reader accepts.

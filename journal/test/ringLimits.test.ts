@@ -205,7 +205,7 @@ describe('a full ring', () => {
     expect(after.records.map((record) => record.seq)).toEqual(Array.from({ length: count - 1 }, (_, i) => i + 3));
   });
 
-  it('a ring consumed to the end, with its tail wrapped to the start, still opens after a writer restart and fills to the kept record', async () => {
+  it('a ring consumed to the end, with its tail wrapped to the start, still opens after the writer crashes and fills to the kept record', async () => {
     const disk = await freshMemoryRing(MIN_RING_BYTES);
     let writer = await openRingWriter(disk.open(), OPTIONS);
     // One-block records; after this many the next must wrap to the first data block.
@@ -214,10 +214,11 @@ describe('a full ring', () => {
     const reader = await openRingReader(disk.open(), OPTIONS);
     expect((await reader.read({ fromSeq: 1 })).records.length).toBe(perLap);
     await reader.consume(perLap);
-    await writer.close();
-    // The restart zeroes the span a torn write could have covered, from the first data
-    // block on; it must stop before the last consumed record, or no record at seq >=
-    // consumedSeq is left and every open fails with CONSUMER_AHEAD.
+    // The writer's process dies; the next session zeroes the span a torn write could have
+    // covered, from the first data block on. It must stop before the last consumed
+    // record, or no record at seq >= consumedSeq is left and every open fails with
+    // CONSUMER_AHEAD.
+    disk.crash();
     writer = await openRingWriter(disk.open(), OPTIONS);
     const fresh = await openRingReader(disk.open(), OPTIONS);
     expect(fresh.consumedSeq).toBe(perLap);

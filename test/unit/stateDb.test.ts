@@ -25,6 +25,7 @@ import {
   type Migration,
   type StateDb,
 } from '../../src/state/index.js';
+import { stateErrorOf } from '../fixtures/stateErrors.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const COMPILED_STATE_MODULE = path.join(REPO_ROOT, 'dist', 'src', 'state', 'index.js');
@@ -52,17 +53,6 @@ function settingsOf(db: StateDb): Record<string, unknown> {
 
 function schemaOf(db: StateDb): unknown[] {
   return db.prepare('SELECT type, name, sql FROM sqlite_schema ORDER BY name').all();
-}
-
-/** Runs `open` and returns the StateError it throws; fails the test if it does not throw one. */
-function openError(open: () => unknown): StateError {
-  try {
-    open();
-  } catch (error) {
-    if (error instanceof StateError) return error;
-    throw error;
-  }
-  throw new Error('expected the open to fail with a StateError, but it succeeded');
 }
 
 describe('openStateDb: durability settings on every open', () => {
@@ -163,7 +153,7 @@ describe('openStateDb: schema migrations', () => {
     const filePath = freshPath();
     openStateDb(filePath, { migrations: [first] }).close();
     const broken: Migration = { version: 3, description: 'broken', sql: 'CREATE TABLE three (x INTEGER) STRICT; INSERT INTO nowhere VALUES (1);' };
-    const error = openError(() => openStateDb(filePath, { migrations: [first, second, broken] }));
+    const error = stateErrorOf(() => openStateDb(filePath, { migrations: [first, second, broken] }));
     expect(error.code).toBe(STATE_DB_FAILED);
     expect(error.message).toContain(filePath);
     const db = openStateDb(filePath, { migrations: [first] });
@@ -188,7 +178,7 @@ describe('openStateDb: schema migrations', () => {
     newer.pragma(`user_version = ${CURRENT_SCHEMA_VERSION + 5}`);
     newer.close();
     for (const readonly of [false, true]) {
-      const error = openError(() => openStateDb(filePath, { readonly }));
+      const error = stateErrorOf(() => openStateDb(filePath, { readonly }));
       expect(error.code).toBe(STATE_DB_SCHEMA);
       expect(error.message).toContain(filePath);
       expect(error.message).toContain(`schema version ${CURRENT_SCHEMA_VERSION + 5}`);
@@ -204,7 +194,7 @@ describe('openStateDb: schema migrations', () => {
   it('a read-only open of a file that needs a migration is refused: it would have to write', () => {
     const filePath = freshPath();
     openStateDb(filePath, { migrations: [first] }).close();
-    const error = openError(() => openStateDb(filePath, { readonly: true, migrations: [first, second] }));
+    const error = stateErrorOf(() => openStateDb(filePath, { readonly: true, migrations: [first, second] }));
     expect(error.code).toBe(STATE_DB_SCHEMA);
     expect(error.message).toMatch(/read-only/);
   });
@@ -214,7 +204,7 @@ describe('openStateDb: schema migrations', () => {
     const foreign = new Database(filePath);
     foreign.exec('CREATE TABLE someone_elses (x)');
     foreign.close();
-    const error = openError(() => openStateDb(filePath));
+    const error = stateErrorOf(() => openStateDb(filePath));
     expect(error.code).toBe(STATE_DB_SCHEMA);
     expect(error.message).toContain('not a thinlv state database');
   });
@@ -227,7 +217,7 @@ describe('openStateDb: files it cannot use are clear errors, never crashes', () 
     for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 131 + 7) % 251;
     fs.writeFileSync(filePath, garbage);
     for (const readonly of [false, true]) {
-      const error = openError(() => openStateDb(filePath, { readonly }));
+      const error = stateErrorOf(() => openStateDb(filePath, { readonly }));
       expect(error.code).toBe(STATE_DB_FAILED);
       expect(error.message).toContain(`cannot open state database ${filePath}`);
       expect(error.message).toMatch(/not a database/);
@@ -239,7 +229,7 @@ describe('openStateDb: files it cannot use are clear errors, never crashes', () 
 
   it('a read-only open of a missing file is STATE_DB_FAILED and creates nothing', () => {
     const filePath = freshPath('missing');
-    const error = openError(() => openStateDb(filePath, { readonly: true }));
+    const error = stateErrorOf(() => openStateDb(filePath, { readonly: true }));
     expect(error.code).toBe(STATE_DB_FAILED);
     expect(error.message).toContain(filePath);
     expect(fs.existsSync(filePath)).toBe(false);
@@ -248,21 +238,21 @@ describe('openStateDb: files it cannot use are clear errors, never crashes', () 
   it('a path that is a directory is STATE_DB_FAILED naming it', () => {
     const dirPath = path.join(tempDir, 'a-directory.db');
     fs.mkdirSync(dirPath);
-    const error = openError(() => openStateDb(dirPath));
+    const error = stateErrorOf(() => openStateDb(dirPath));
     expect(error.code).toBe(STATE_DB_FAILED);
     expect(error.message).toContain(dirPath);
   });
 
   it('an empty path and a read-only in-memory database are refused as bad arguments', () => {
-    expect(openError(() => openStateDb('')).code).toBe(STATE_INVALID_ARGUMENT);
-    expect(openError(() => openStateDb(IN_MEMORY_PATH, { readonly: true })).code).toBe(STATE_INVALID_ARGUMENT);
+    expect(stateErrorOf(() => openStateDb('')).code).toBe(STATE_INVALID_ARGUMENT);
+    expect(stateErrorOf(() => openStateDb(IN_MEMORY_PATH, { readonly: true })).code).toBe(STATE_INVALID_ARGUMENT);
   });
 
   it('a write to a read-only connection is STATE_DB_FAILED, not a raw SQLite error', () => {
     const filePath = freshPath();
     openStateDb(filePath).close();
     const db = openStateDb(filePath, { readonly: true });
-    const error = openError(() => new MasterState(db).recordReturn({ atMs: 1, host: 'h1', extentCount: 1, vgSeqno: 1 }));
+    const error = stateErrorOf(() => new MasterState(db).recordReturn({ atMs: 1, host: 'h1', extentCount: 1, vgSeqno: 1 }));
     expect(error.code).toBe(STATE_DB_FAILED);
     expect(error.data).toMatchObject({ sqliteCode: 'SQLITE_READONLY' });
     db.close();

@@ -21,6 +21,7 @@ import {
   type InFlightIntent,
   type StateDb,
 } from '../../src/state/index.js';
+import { stateErrorOf } from '../fixtures/stateErrors.js';
 
 const openDbs: StateDb[] = [];
 function memoryHost(): HostState {
@@ -42,16 +43,6 @@ afterAll(() => {
 
 const table = (startSector: number): string => `0 8192 linear 253:3 ${startSector}\n8192 8192 linear 253:3 ${startSector + 65_536}`;
 const intent = (seq: number, lv = 'vm-disk-1'): InFlightIntent => ({ lv, seq, tableText: table(seq * 8192), createdAtMs: 1_000 + seq });
-
-function stateErrorOf(run: () => unknown): StateError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof StateError) return error;
-    throw error;
-  }
-  throw new Error('expected a StateError, but the call succeeded');
-}
 
 describe('HostState: in-flight intents', () => {
   it('added intents are listed by journal seq until completed', () => {

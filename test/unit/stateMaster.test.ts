@@ -21,6 +21,7 @@ import {
   type HistoryRow,
   type StateDb,
 } from '../../src/state/index.js';
+import { stateErrorOf } from '../fixtures/stateErrors.js';
 
 const T0_MS = 1_700_000_000_000;
 const openDbs: StateDb[] = [];
@@ -40,16 +41,6 @@ const replay = (atMs: number, host: string, extentCount: number, appliedSeq = 1)
 const grant = (atMs: number, host: string, extentCount: number, generation = 1) =>
   ({ atMs, host, generation, extentCount, vgSeqno: 11, vgFreeExtentsAfter: 4_000 }) as const;
 const giveBack = (atMs: number, host: string, extentCount: number) => ({ atMs, host, extentCount, vgSeqno: 12 }) as const;
-
-function stateErrorOf(run: () => unknown): StateError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof StateError) return error;
-    throw error;
-  }
-  throw new Error('expected a StateError, but the call succeeded');
-}
 
 describe('MasterState: recording and reading history', () => {
   it('each kind reads back as written, newest first, with its own fields only', () => {
