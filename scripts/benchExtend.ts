@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     const run = computeFreeExtents(base).ranges().find((r) => r.extentCount > BENCH_LV_COUNT + 2)!;
     const names = Array.from({ length: BENCH_LV_COUNT }, (_, i) => `bench${i}`);
     await commitBatch(t.vg.lvm, base, [
-      ...names.map((name, i) => ({ kind: 'createLv' as const, name, ranges: [{ pv: run.pv, firstExtent: run.firstExtent + i, extentCount: 1 }], activationSkip: true, tags: [`thinlv_virtual_bytes=${1024 ** 4}`] })),
+      ...names.map((name, i) => ({ kind: 'createLv' as const, name, ranges: [{ pv: run.pv, firstExtent: run.firstExtent + i, extentCount: 1 }], activationSkip: true, tags: [`thinlv_virtual_bytes=${1024 ** 4}`, 'thinlv_owner=bench'] })),
       { kind: 'createLv' as const, name: 'rawtarget', ranges: [{ pv: run.pv, firstExtent: run.firstExtent + BENCH_LV_COUNT, extentCount: 1 }] },
     ]);
     await runPass(t.deps(), new MasterSession(), t.vg.vgName);

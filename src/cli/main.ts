@@ -4,7 +4,8 @@
 // exit codes and to --json output.
 //
 // Exit codes: 0 ok, 1 findings (check), 2 bad input, 3 operating error
-// (lvm failed, VG not found, lock busy, ...), 4 internal error (a bug).
+// (lvm failed, VG not found, lock busy, ...), 4 internal error (a bug), 141
+// stdout or stderr closed by its reader (as a command killed by SIGPIPE).
 
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -13,13 +14,16 @@ import { isJournalError } from '../../journal/index.js';
 import { ErrorCode, InvariantError, ThinlvError, UsageError } from '../errors.js';
 import { DEFAULT_LVM_TIMEOUT_MS } from '../lvm/runLvm.js';
 import { LOG_LEVELS } from '../log.js';
-import { runFormat, runHostAdd, runHostRemove, runLvCreate, runLvRemove, runLvResize } from './commands/admin.js';
+import { runFormat, runHostAdd, runHostClearRejected, runHostRemove, runLvCreate, runLvRemove, runLvResize } from './commands/admin.js';
 import { runCheck } from './commands/check.js';
 import { runInspect } from './commands/inspect.js';
-import { DEFAULT_INTERVAL_MS, MASTER_RUN_DIR, MASTER_STATE_DIR, runMaster } from './commands/master.js';
+import { DEFAULT_INTERVAL_MS, MASTER_STATE_DIR, runMaster } from './commands/master.js';
 import { HOST_STATE_DIR, LVM_EXIT, runHostDaemon, runHostStatus, runLvextend } from './commands/hostDaemon.js';
-import { DEFAULT_OUT_OF_SPACE_WAIT_MS } from '../host/allocator.js';
+import { DEFAULT_CLAIM_WAIT_MS, DEFAULT_OUT_OF_SPACE_WAIT_MS } from '../host/allocator.js';
+import { DEFAULT_STOP_WAIT_MS } from '../master/hostMembership.js';
+import { DEFAULT_LEASE_RENEW_MS } from '../ownership/index.js';
 import { createCommandContext, type GlobalOptions } from './context.js';
+import { exitQuietlyOnClosedPipe } from './output.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, operational: 3, internal: 4 } as const;
 
@@ -125,19 +129,31 @@ export async function main(argv: readonly string[]): Promise<number> {
       )
       .command(
         'host <action> <vg> <host>',
-        'run: the host allocator daemon for this host; status: ask it how it is; add a host (creates its journal and grants rings), remove a stopped host, or declare a fenced host dead (remove and declare-dead replay its journal, then return its pool to free space)',
+        'run: the host allocator daemon for this host; status: ask it how it is; add a host (creates its journal and grants rings), remove a stopped host, or declare a fenced host dead (remove and declare-dead stop its daemon or take its lease, replay its journal, then return its pool to free space); clear-rejected: forget records replay refused, once understood',
         (y) =>
           withVgPositional(y)
-            .positional('action', { type: 'string', choices: ['run', 'status', 'add', 'remove', 'declare-dead'] as const, demandOption: true })
+            .positional('action', { type: 'string', choices: ['run', 'status', 'add', 'remove', 'declare-dead', 'clear-rejected'] as const, demandOption: true })
             .positional('host', { type: 'string', demandOption: true, describe: 'host name (letters, digits, ".", "-")' })
             .option('socket', { type: 'string', describe: 'the daemon socket (default /run/thinlv/host-<vg>.sock)' })
             .option('state-dir', { type: 'string', default: HOST_STATE_DIR, describe: "where the daemon's SQLite state lives" })
-            .option('out-of-space-wait-ms', { type: 'number', default: DEFAULT_OUT_OF_SPACE_WAIT_MS, describe: 'how long an extend waits for a grant before OUT_OF_SPACE' }),
+            .option('out-of-space-wait-ms', { type: 'number', default: DEFAULT_OUT_OF_SPACE_WAIT_MS, describe: 'how long an extend waits for a grant before OUT_OF_SPACE' })
+            .option('claim-wait-ms', { type: 'number', describe: `run: how long activating (or a one-off extend of) an LV another host may hold waits for the master (default ${DEFAULT_CLAIM_WAIT_MS})` })
+            .option('lease-interval-ms', { type: 'number', describe: `run, remove, declare-dead: the host lease's renewal interval; a daemon waits 4x it after taking the lease and 6x more to take over a silent one (default ${DEFAULT_LEASE_RENEW_MS}; every daemon and command of a VG must use the same)` })
+            .option('fenced', { type: 'boolean', default: false, describe: 'declare-dead: assert the host is fenced (powered off or cut from the SAN), so its lease is taken even while it looks alive' })
+            .option('stop-wait-ms', { type: 'number', describe: `remove: how long to wait for the host's daemon to stop (default ${DEFAULT_STOP_WAIT_MS})` }),
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
           switch (args.action) {
             case 'run':
-              exitCode = await runHostDaemon(context, { vg: args.vg, host: args.host, socket: args.socket, stateDir: args['state-dir'], outOfSpaceWaitMs: args['out-of-space-wait-ms'] });
+              exitCode = await runHostDaemon(context, {
+                vg: args.vg,
+                host: args.host,
+                socket: args.socket,
+                stateDir: args['state-dir'],
+                outOfSpaceWaitMs: args['out-of-space-wait-ms'],
+                claimWaitMs: args['claim-wait-ms'],
+                leaseIntervalMs: args['lease-interval-ms'],
+              });
               break;
             case 'status':
               exitCode = await runHostStatus(context, args.vg, args.host, args.socket);
@@ -145,8 +161,15 @@ export async function main(argv: readonly string[]): Promise<number> {
             case 'add':
               exitCode = await runHostAdd(context, args.vg, args.host);
               break;
+            case 'clear-rejected':
+              exitCode = await runHostClearRejected(context, args.vg, args.host);
+              break;
             default:
-              exitCode = await runHostRemove(context, args.vg, args.host, args.action as 'remove' | 'declare-dead');
+              exitCode = await runHostRemove(context, args.vg, args.host, args.action as 'remove' | 'declare-dead', {
+                fenced: args.fenced,
+                leaseRenewMs: args['lease-interval-ms'],
+                stopWaitMs: args['stop-wait-ms'],
+              });
           }
         },
       )
@@ -207,12 +230,13 @@ export async function main(argv: readonly string[]): Promise<number> {
           withVgPositional(y)
             .option('once', { type: 'boolean', default: false, describe: 'run one pass (more while journals hold more than a pass takes), then exit' })
             .option('interval-ms', { type: 'number', default: DEFAULT_INTERVAL_MS, describe: 'time between passes; SIGUSR1 asks for a pass now' })
-            .option('run-dir', { type: 'string', default: MASTER_RUN_DIR, describe: 'where the one-master-per-VG lock and pid live' })
+            // Accepted so existing scripts keep working; the lock no longer follows it (see masterLockPath).
+            .option('run-dir', { type: 'string', deprecated: 'ignored: the one-master-per-VG lock is always /run/lock/thinlv/master-<vg>.lock', describe: 'formerly where the master lock lived' })
             .option('state-dir', { type: 'string', default: MASTER_STATE_DIR, describe: 'where the SQLite history lives (reports only; deleting it loses history, never correctness)' })
             .option('history', { type: 'boolean', default: true, describe: 'keep replay and grant history (--no-history: none)' }),
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
-          exitCode = await runMaster(context, { vg: args.vg, once: args.once, intervalMs: args['interval-ms'], runDir: args['run-dir'], stateDir: args.history ? args['state-dir'] : undefined });
+          exitCode = await runMaster(context, { vg: args.vg, once: args.once, intervalMs: args['interval-ms'], stateDir: args.history ? args['state-dir'] : undefined });
         },
       )
       .demandCommand(1, 'name a command: thinlv --help lists them')
@@ -232,6 +256,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   return exitCode;
 }
 
+exitQuietlyOnClosedPipe();
 main(hideBin(process.argv)).then(
   (code) => {
     process.exitCode = code;

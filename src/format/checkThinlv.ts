@@ -23,8 +23,8 @@ export function checkThinlv(vg: VgLayout): Finding[] {
       findings.push({
         severity: 'error',
         code: 'REJECTED_RECORDS',
-        message: `replay rejected ${host.rejectedCount} journal records of host ${host.host} (they claimed extents outside its pool or could not be read); the master's log names each one`,
-        data: { host: host.host, rejectedCount: host.rejectedCount },
+        message: `replay rejected ${host.rejectedCount} journal records of host ${host.host}${lastRejection(host.rejectedLast)}; nothing of them was applied and the extents they named stay in its pool. The master's log names each one; once understood, clear this with "thinlv host clear-rejected ${vg.name} ${host.host}"`,
+        data: { host: host.host, rejectedCount: host.rejectedCount, lastRejected: host.rejectedLast },
       });
     }
     for (const lv of [host.journalLv, host.grantsLv, ...(host.freeLv ? [host.freeLv] : [])]) {
@@ -66,4 +66,23 @@ export function checkThinlv(vg: VgLayout): Finding[] {
     }
   }
   return findings;
+}
+
+/** Why replay refused records, in words, keyed by the code it records in thinlv_rejected_last. */
+const REJECTION_MEANING: Readonly<Record<string, string>> = {
+  undecodable: 'it could not be read',
+  'unknown-pv': 'it named a PV the VG does not have',
+  'duplicate-extent': 'it listed one extent twice',
+  'outside-pool': "it claimed extents outside the host's pool",
+  'not-thin-lv': 'it grew an LV that is not a thin LV',
+  'lv-not-owned': 'it grew an LV the host did not hold',
+  'virtual-size-exceeded': "it grew an LV past its virtual size",
+  'size-mismatch': 'its size did not follow from the LV as replay found it',
+};
+
+function lastRejection(last: string | undefined): string {
+  if (last === undefined) return '';
+  const match = /^([0-9]+)\.(.+)$/.exec(last);
+  if (match === null) return ` (last: ${last})`;
+  return ` (the last, seq ${match[1]}, because ${REJECTION_MEANING[match[2]!] ?? match[2]!})`;
 }

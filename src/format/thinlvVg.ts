@@ -5,14 +5,19 @@
 //                  thinlv_quantum_extents=N     extents granted to a pool per refill
 //                  thinlv_lowwater_extents=N    refill a pool that falls below this
 //                  thinlv_reserve_permille=N    VG share pools are never refilled from
-//   per host H     thinlv_H_journal   ring host -> master; tags thinlv_applied_seq=N,
+//   per host H     thinlv_H_journal   ring host -> master, then the host's 4 KiB lease
+//                                     block (src/rings/ringRegions.ts); tags thinlv_applied_seq=N,
 //                                     thinlv_rejected=N (records replay refused),
+//                                     thinlv_rejected_last=<seq>.<code> (the last one, and why),
 //                                     thinlv_active_lvs=N (as the host last journaled)
 //                  thinlv_H_grants    ring master -> host; tag thinlv_grant_gen=N
 //                  thinlv_H_free      the host's pool; absent while the pool is empty
 //                                     (LVM cannot hold an LV of zero extents)
 //                  thinlv_master=<hostname>    where `thinlv master` runs (set when it starts)
-//   thin LV        tag thinlv_virtual_bytes=N, and LVM's activation-skip flag
+//   thin LV        tag thinlv_virtual_bytes=N, and LVM's activation-skip flag;
+//                  tag thinlv_owner=<host> while a host holds it (active there, or
+//                  in a one-off extend): only the owner extends it (I8), and the
+//                  master changes an owned LV only by raising its virtual size
 //
 // The cursors (applied_seq, grant_gen) are tags on LVs that never change size,
 // written in the same metadata commit as the change they describe: that is
@@ -32,9 +37,13 @@ export const TAG = {
   reservePermille: 'thinlv_reserve_permille=',
   appliedSeq: 'thinlv_applied_seq=',
   rejectedCount: 'thinlv_rejected=',
+  /** The last record replay refused, as <seq>.<code>, so `thinlv check` can say why. */
+  rejectedLast: 'thinlv_rejected_last=',
   activeLvCount: 'thinlv_active_lvs=',
   grantGeneration: 'thinlv_grant_gen=',
   virtualBytes: 'thinlv_virtual_bytes=',
+  /** The host that alone may extend this thin LV; set and cleared only by replaying that host's claim and release records. */
+  owner: 'thinlv_owner=',
   /** The machine whose `thinlv master` runs this VG; metadata-changing commands run there. */
   master: 'thinlv_master=',
 } as const;
@@ -94,6 +103,8 @@ export interface ThinlvHost {
   readonly freeLv: LvLayout | undefined;
   readonly appliedSeq: number;
   readonly rejectedCount: number;
+  /** The last refused record as "<seq>.<code>", when there is one. */
+  readonly rejectedLast: string | undefined;
   /** LVs active on the host as of its last replayed activity record. */
   readonly activeLvCount: number;
   readonly grantGeneration: number;
@@ -102,6 +113,8 @@ export interface ThinlvHost {
 export interface ThinLv {
   readonly lv: LvLayout;
   readonly virtualBytes: number;
+  /** The host that owns it (the only one that may extend it), if any. */
+  readonly owner: string | undefined;
 }
 
 export interface ThinlvVg {
@@ -128,6 +141,13 @@ export function numericTag(tags: readonly string[], prefix: string, where: strin
     throw new ThinlvError(ErrorCode.unsupportedMetadata, `${where}: tag ${matching[0]} does not hold a whole number`, { where, tag: matching[0] });
   }
   return value;
+}
+
+/** The owner tag's host, if the LV carries one. */
+export function ownerOf(lv: LvLayout): string | undefined {
+  const tags = lv.tags.filter((t) => t.startsWith(TAG.owner));
+  if (tags.length > 1) throw new ThinlvError(ErrorCode.unsupportedMetadata, `LV ${lv.name} carries ${tags.length} owner tags; expected at most one: run "thinlv check"`, { lv: lv.name, tags });
+  return tags[0]?.slice(TAG.owner.length);
 }
 
 export const isFormatted = (vg: VgLayout): boolean => vg.tags.some((t) => t.startsWith(TAG.format));
@@ -166,7 +186,7 @@ export function readThinlvVg(vg: VgLayout): ThinlvVg {
       continue;
     }
     const virtualBytes = numericTag(lv.tags, TAG.virtualBytes, `LV ${lv.name}`);
-    if (virtualBytes !== undefined) thinLvs.set(lv.name, { lv, virtualBytes });
+    if (virtualBytes !== undefined) thinLvs.set(lv.name, { lv, virtualBytes, owner: ownerOf(lv) });
   }
 
   const hosts = new Map<string, ThinlvHost>();
@@ -183,6 +203,7 @@ export function readThinlvVg(vg: VgLayout): ThinlvVg {
       freeLv: entry.free,
       appliedSeq: numericTag(entry.journal.tags, TAG.appliedSeq, `LV ${entry.journal.name}`) ?? 0,
       rejectedCount: numericTag(entry.journal.tags, TAG.rejectedCount, `LV ${entry.journal.name}`) ?? 0,
+      rejectedLast: entry.journal.tags.find((t) => t.startsWith(TAG.rejectedLast))?.slice(TAG.rejectedLast.length),
       activeLvCount: numericTag(entry.journal.tags, TAG.activeLvCount, `LV ${entry.journal.name}`) ?? 0,
       grantGeneration: numericTag(entry.grants.tags, TAG.grantGeneration, `LV ${entry.grants.name}`) ?? 0,
     });

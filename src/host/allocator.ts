@@ -29,13 +29,20 @@ import { ExtentSet } from '../extent/extentSet.js';
 import { ValidSegments } from '../extent/segments.js';
 import type { LinearSegment, PhysicalRange } from '../extent/types.js';
 import { linearSegments, SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
-import type { GrantRecord, JournalRecord, PvExtentRange } from '../records/records.js';
+import { readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
+import { allocationProblem } from '../replay/allocationRule.js';
+import { rangesOf, type GrantRecord, type JournalRecord, type PvExtentRange } from '../records/records.js';
+import { KeyedMutex } from './keyedMutex.js';
 
 export const DEFAULT_OUT_OF_SPACE_WAIT_MS = 5_000;
 /** Longest wait for a grant a caller may configure. */
 export const MAX_OUT_OF_SPACE_WAIT_MS = 120_000;
 /** Largest single extend, in extents: bounds one journal record's range list. */
 export const MAX_EXTEND_EXTENTS = 1 << 20;
+/** A claim needs a master pass and a metadata read: seconds, not milliseconds. */
+export const DEFAULT_CLAIM_WAIT_MS = 15_000;
+/** How often a waiting claim re-reads metadata; each read is one `lvm fullreport --readonly`. */
+export const CLAIM_POLL_MS = 100;
 
 export interface HostJournal {
   /**
@@ -66,6 +73,11 @@ export interface HostEffects {
   readonly onTableLoaded?: (lv: string, table: readonly DmTableLine[]) => void;
   /** Persists and journals the set of active LVs after an activate or deactivate. */
   readonly onActivityChange?: (activeLvs: readonly string[], changed: { lv: string; table: readonly DmTableLine[] | null }) => Promise<void>;
+  /**
+   * Re-reads metadata (read-only) and hands it to refreshMetadata(). A claim is
+   * answered by the master in metadata, so waiting for one polls this.
+   */
+  readonly refreshMetadata: () => Promise<void>;
 }
 
 /** One of this host's journal records that the master has not replayed yet. */
@@ -83,9 +95,13 @@ export interface HostStart {
   /** Records after the applied seq in that metadata, in seq order. */
   readonly unreplayed: readonly UnreplayedRecord[];
   readonly lastGrantGeneration: number;
+  /** The host's applied seq in that metadata: records at or below it are in metadata. */
+  readonly appliedSeq: number;
   /** LVs this host had active before a restart (from its SQLite state); dm devices outlive the daemon. */
   readonly activeLvs?: readonly string[];
   readonly outOfSpaceWaitMs?: number;
+  /** How long a claim of an LV waits for the master to answer it. */
+  readonly claimWaitMs?: number;
 }
 
 export interface ExtendResult {
@@ -107,46 +123,30 @@ function hostError(code: string, message: string, data: Record<string, unknown> 
   return new ThinlvError(code, message, data);
 }
 
-/** Serialises async work per key. Uncontended, `fn` starts at once, in the caller's turn. */
-class KeyedMutex {
-  private readonly tails = new Map<string, Promise<unknown>>();
-  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key);
-    let next: Promise<T>;
-    if (previous === undefined) {
-      try {
-        next = fn();
-      } catch (error) {
-        next = Promise.reject(error);
-      }
-    } else {
-      next = previous.then(fn, fn);
-    }
-    const release = (): void => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    };
-    const tail: Promise<void> = next.then(release, release);
-    this.tails.set(key, tail);
-    return next;
-  }
-}
-
 export class HostAllocator {
   private pool: ExtentSet;
   private generation: number;
   private vg: VgLayout;
+  private thinlv: ThinlvVg;
+  private appliedSeq: number;
+  /** Set when this host must not write again (removed, its lease lost); every request then fails with it. */
+  private halted: ThinlvError | undefined;
   /** LV name -> unreplayed segments appended after its metadata segments (device paths). */
   private readonly pending = new Map<string, PhysicalRange[]>();
   private readonly unreplayed: UnreplayedRecord[] = [];
   private readonly active = new Set<string>();
   private readonly lvLocks = new KeyedMutex();
   private grantWaiters: (() => void)[] = [];
+  /** LVs claimed for a client that gave up waiting: released when the master grants them. */
+  private readonly abandonedClaims = new Set<string>();
   private readonly outOfSpaceWaitMs: number;
   /**
    * Extents taken for records whose write failed: the write may have reached the disk,
    * so they stay out of every pool until a restart rebuilds it from the journal.
    */
   private quarantine = ExtentSet.empty();
+  /** Extents taken for records being written right now (see journalRanges). */
+  private inFlight = ExtentSet.empty();
   /**
    * Set when a journal write failed. Whether that record reached the disk decides the
    * logical offset of every later extent of its LV, and only re-reading the journal
@@ -161,6 +161,8 @@ export class HostAllocator {
     private readonly effects: HostEffects,
   ) {
     this.vg = start.vg;
+    this.thinlv = readThinlvVg(start.vg);
+    this.appliedSeq = start.appliedSeq;
     this.generation = start.lastGrantGeneration;
     this.outOfSpaceWaitMs = start.outOfSpaceWaitMs ?? DEFAULT_OUT_OF_SPACE_WAIT_MS;
     assert(this.outOfSpaceWaitMs >= 0 && this.outOfSpaceWaitMs <= MAX_OUT_OF_SPACE_WAIT_MS, 'outOfSpaceWaitMs out of bounds');
@@ -168,7 +170,7 @@ export class HostAllocator {
     this.uuidByDevice = new Map(start.vg.pvs.map((pv) => [pv.device, pv.uuid]));
     let pool = ExtentSet.fromRanges(start.freeRanges);
     for (const entry of start.unreplayed) {
-      const ranges = this.toDevice(entry.record.kind === 'activity' ? [] : entry.record.ranges);
+      const ranges = this.toDevice(rangesOf(entry.record));
       pool = pool.difference(ExtentSet.fromRanges(ranges));
       this.remember(entry, ranges);
     }
@@ -273,24 +275,152 @@ export class HostAllocator {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
       return Promise.reject(hostError(ErrorCode.invalidArgument, `size must be a positive whole number of bytes, got ${sizeBytes}`));
     }
-    return this.lvLocks.run(lvName, () => this.extendLocked(lvName, sizeBytes));
+    return this.lvLocks.run(lvName, () => this.whileOwned(lvName, () => this.extendOwned(lvName, () => sizeBytes)));
   }
 
   /** Grows `lvName` by `incrementBytes`, rounded up to whole extents. */
   extendBy(lvName: string, incrementBytes: number): Promise<ExtendResult> {
-    return this.lvLocks.run(lvName, () => {
-      return this.extendLocked(lvName, this.layoutOf(lvName).extentCount * this.extentSizeBytes() + incrementBytes);
-    });
+    return this.lvLocks.run(lvName, () =>
+      this.whileOwned(lvName, () => this.extendOwned(lvName, () => this.layoutOf(lvName).extentCount * this.extentSizeBytes() + incrementBytes)),
+    );
   }
 
-  private async extendLocked(lvName: string, sizeBytes: number): Promise<ExtendResult> {
+  /** Whether this host owns `lvName`: metadata says so and it has not journaled a release since. */
+  owns(lvName: string): boolean {
+    if (this.thinlv.thinLvs.get(lvName)?.owner !== this.start.host) return false;
+    return !this.unreplayed.some((u) => u.record.kind === 'release' && u.record.lv === lvName);
+  }
+
+  /**
+   * Runs `fn` with `lvName` owned by this host. An LV it does not own is claimed first
+   * (a round trip through the master) and, unless it is active here, released after:
+   * a one-off extend (a storage manager resizing an inactive LV) must not keep other
+   * hosts from activating it. Called with the LV's lock held.
+   */
+  private async whileOwned<T>(lvName: string, fn: () => Promise<T>): Promise<T> {
+    this.throwIfStopped();
+    this.lvOf(lvName); // LV_NOT_FOUND or NOT_THIN_LV before anything is written
+    if (this.owns(lvName)) return fn();
+    await this.claim(lvName);
+    try {
+      return await fn();
+    } finally {
+      // A release that fails leaves the LV owned but idle: the next metadata refresh retries it.
+      if (!this.active.has(lvName)) await this.releaseOwnership(lvName).catch(() => undefined);
+    }
+  }
+
+  private lvOf(lvName: string): VgLayout['lvs'][number] {
+    const lv = this.lvNamed(lvName);
+    if (lv === undefined) throw hostError(ErrorCode.lvNotFound, `LV ${this.vg.name}/${lvName} does not exist`, { lv: lvName });
+    if (!this.thinlv.thinLvs.has(lvName)) {
+      throw hostError('NOT_THIN_LV', `LV ${this.vg.name}/${lvName} is not a thin LV (no thinlv_virtual_bytes tag, or one of thinlv's own LVs): hosts grow thin LVs only; use lvm for it`, { lv: lvName });
+    }
+    return lv;
+  }
+
+  /**
+   * Journals a claim and waits until the master has replayed it, reading the answer
+   * (the owner tag) from metadata. The same read brings the LV's current layout,
+   * every other host's allocations of it included (they were replayed with the
+   * release that freed it), so what this host maps afterwards is the whole LV.
+   */
+  private async claim(lvName: string): Promise<void> {
+    const lv = this.lvOf(lvName);
+    const { seq } = await this.appendRecord({ kind: 'claim', lv: lvName, lvUuid: lv.uuid });
+    const waitMs = this.start.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS;
+    const deadline = this.effects.nowMs() + waitMs;
+    for (;;) {
+      await this.effects.refreshMetadata();
+      this.throwIfStopped();
+      if (this.appliedSeq >= seq) break;
+      if (this.effects.nowMs() >= deadline) {
+        this.abandonedClaims.add(lvName);
+        throw hostError('CLAIM_TIMEOUT', `host ${this.start.host} asked the master for ${lvName} and had no answer within ${waitMs} ms: check that "thinlv master ${this.vg.name}" runs (the claim stays journaled; it is released if granted later)`, {
+          lv: lvName,
+          seq,
+        });
+      }
+      await this.effects.sleepMs(CLAIM_POLL_MS);
+    }
+    if (!this.owns(lvName)) {
+      const owner = this.thinlv.thinLvs.get(lvName)?.owner;
+      throw hostError('LV_OWNED_ELSEWHERE', `LV ${this.vg.name}/${lvName} is held by ${owner === undefined ? 'another host or was replaced' : `host ${owner}`}: deactivate it there first (only one host extends an LV)`, { lv: lvName, owner });
+    }
+  }
+
+  /** Journals a release of an LV this host owns. A failed write leaves it owned; the next metadata refresh retries. */
+  private async releaseOwnership(lvName: string): Promise<void> {
+    const lv = this.lvNamed(lvName);
+    if (lv === undefined || !this.owns(lvName) || this.halted !== undefined) return;
+    await this.appendRecord({ kind: 'release', lv: lvName, lvUuid: lv.uuid });
+  }
+
+  /**
+   * Journals the record that moves `ranges`, already taken (see take()); returns its seq
+   * once durable. Until the write settles the extents are "in flight": a grant snapshot
+   * applied meanwhile (which cannot know of this record yet) does not put them back.
+   */
+  private async journalRanges(record: JournalRecord, ranges: readonly PhysicalRange[]): Promise<number> {
+    const extents = ExtentSet.fromRanges(ranges);
+    try {
+      const { seq } = await this.effects.journal.append(record);
+      this.remember({ seq, record }, ranges);
+      return seq;
+    } catch (error) {
+      if (certainlyNotWritten(error)) {
+        // Nothing reached the disk (a full ring): the extents are still the pool's.
+        this.pool = this.pool.union(extents);
+      } else {
+        this.quarantine = this.quarantine.union(extents);
+        this.journalFailure ??= error;
+      }
+      throw error;
+    } finally {
+      this.inFlight = this.inFlight.difference(extents);
+    }
+  }
+
+  /**
+   * Appends a record that moves no extents, and tracks it as unreplayed. A write that
+   * may have landed leaves ownership unknown (a release on disk that this host does
+   * not know of would make its next extend one replay refuses), so, as for an
+   * allocation, nothing more is served until a restart re-reads the journal.
+   */
+  private async appendRecord(record: JournalRecord): Promise<{ seq: number }> {
+    try {
+      const { seq } = await this.effects.journal.append(record);
+      this.remember({ seq, record }, []);
+      return { seq };
+    } catch (error) {
+      if (!certainlyNotWritten(error)) this.journalFailure ??= error;
+      throw error;
+    }
+  }
+
+  private throwIfStopped(): void {
+    if (this.halted !== undefined) throw this.halted;
     if (this.journalFailure !== undefined) {
       throw hostError('JOURNAL_FAILED', `host ${this.start.host} could not write its journal (${this.journalFailure instanceof Error ? this.journalFailure.message : String(this.journalFailure)}); it serves no extends until restarted, which re-reads the journal`, {
         host: this.start.host,
       });
     }
-    const lv = this.lvNamed(lvName);
-    if (lv === undefined) throw hostError(ErrorCode.lvNotFound, `LV ${this.vg.name}/${lvName} does not exist`, { lv: lvName });
+  }
+
+  /**
+   * Stops serving for good: every later request fails with `error`, and nothing more
+   * is written (the host was removed, or another writer holds its journal).
+   */
+  halt(error: ThinlvError): void {
+    this.halted ??= error;
+    const waiters = this.grantWaiters;
+    this.grantWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private async extendOwned(lvName: string, targetBytes: () => number): Promise<ExtendResult> {
+    const sizeBytes = targetBytes();
+    const lv = this.lvOf(lvName);
     const extentBytes = this.extentSizeBytes();
     const currentExtentCount = this.layoutOf(lvName).extentCount;
     const wantedExtentCount = Math.ceil(sizeBytes / extentBytes);
@@ -303,13 +433,52 @@ export class HostAllocator {
     const needed = wantedExtentCount - currentExtentCount;
     if (needed === 0) return { lv: lvName, extentsGranted: 0, sizeBytes: currentExtentCount * extentBytes, seq: null };
     if (needed > MAX_EXTEND_EXTENTS) throw hostError(ErrorCode.invalidArgument, `one extend may add at most ${MAX_EXTEND_EXTENTS} extents, asked ${needed}`);
+    await this.checkAllocation(lvName, currentExtentCount, needed);
 
+    const chosen = await this.takeFromPool(lvName, needed);
+    const record: JournalRecord = { kind: 'allocate', lv: lvName, lvUuid: lv.uuid, ranges: this.toUuid(chosen), extentCountAfter: wantedExtentCount };
+    const seq = await this.journalRanges(record, chosen);
+    if (this.active.has(lvName)) await this.reloadTable(lvName);
+    return { lv: lvName, extentsGranted: needed, sizeBytes: wantedExtentCount * extentBytes, seq };
+  }
+
+  /**
+   * Refuses, before anything is written, what replay would refuse (the same rule).
+   * A virtual size read long ago may have been raised since: one fresh read decides.
+   */
+  private async checkAllocation(lvName: string, extentCountBefore: number, extentCount: number): Promise<void> {
+    const problem = () =>
+      allocationProblem(this.thinlv, {
+        host: this.start.host,
+        lv: lvName,
+        extentCountBefore,
+        extentCount,
+        extentCountAfter: extentCountBefore + extentCount,
+        owner: this.owns(lvName) ? this.start.host : this.thinlv.thinLvs.get(lvName)?.owner,
+        extentSizeBytes: this.extentSizeBytes(),
+      });
+    let found = problem();
+    if (found?.code === 'VIRTUAL_SIZE_EXCEEDED') {
+      await this.effects.refreshMetadata();
+      found = problem();
+    }
+    if (found !== undefined) throw hostError(found.code, `VG ${this.vg.name}: ${found.reason}`, { lv: lvName, extentCountBefore, extentCount });
+  }
+
+  /**
+   * Takes extents for `needed` more of `lvName` out of the pool, waiting for a grant up
+   * to outOfSpaceWaitMs. They are taken in the same turn as they are chosen (no await
+   * in between), so two extends never choose the same extents, and they are "in
+   * flight" until journalRanges settles their record.
+   */
+  private async takeFromPool(lvName: string, needed: number): Promise<PhysicalRange[]> {
     const deadline = this.effects.nowMs() + this.outOfSpaceWaitMs;
     let chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
     while (!chosen.ok) {
+      this.throwIfStopped();
       const remaining = deadline - this.effects.nowMs();
       if (remaining <= 0) {
-        throw hostError('OUT_OF_SPACE', `VG ${this.vg.name}: host ${this.start.host}'s pool has ${chosen.availableExtentCount} extents, ${lvName} needs ${needed} more (${needed * extentBytes} bytes); no grant arrived within ${this.outOfSpaceWaitMs} ms: check that the master runs and the VG has free space`, {
+        throw hostError('OUT_OF_SPACE', `VG ${this.vg.name}: host ${this.start.host}'s pool has ${chosen.availableExtentCount} extents, ${lvName} needs ${needed} more (${needed * this.extentSizeBytes()} bytes); no grant arrived within ${this.outOfSpaceWaitMs} ms: check that the master runs and the VG has free space`, {
           vg: this.vg.name,
           host: this.start.host,
           lv: lvName,
@@ -320,25 +489,15 @@ export class HostAllocator {
       await this.waitForGrant(remaining);
       chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
     }
-    // Taken before the first await below, so no other extend can choose these extents.
-    this.pool = this.pool.difference(ExtentSet.fromRanges(chosen.ranges));
-    const record: JournalRecord = { kind: 'allocate', lv: lvName, lvUuid: lv.uuid, ranges: this.toUuid(chosen.ranges), extentCountAfter: wantedExtentCount };
-    let seq: number;
-    try {
-      ({ seq } = await this.effects.journal.append(record));
-    } catch (error) {
-      if (certainlyNotWritten(error)) {
-        // Nothing reached the disk (a full ring): the extents are still the pool's.
-        this.pool = this.pool.union(ExtentSet.fromRanges(chosen.ranges));
-        throw error;
-      }
-      this.quarantine = this.quarantine.union(ExtentSet.fromRanges(chosen.ranges));
-      this.journalFailure = error;
-      throw error;
-    }
-    this.remember({ seq, record }, chosen.ranges);
-    if (this.active.has(lvName)) await this.reloadTable(lvName);
-    return { lv: lvName, extentsGranted: needed, sizeBytes: wantedExtentCount * extentBytes, seq };
+    this.throwIfStopped();
+    this.take(chosen.ranges);
+    return chosen.ranges;
+  }
+
+  private take(ranges: readonly PhysicalRange[]): void {
+    const extents = ExtentSet.fromRanges(ranges);
+    this.pool = this.pool.difference(extents);
+    this.inFlight = this.inFlight.union(extents);
   }
 
   private waitForGrant(timeoutMs: number): Promise<void> {
@@ -363,9 +522,9 @@ export class HostAllocator {
   applyGrant(grant: GrantRecord): boolean {
     if (grant.kind !== 'grant' || grant.generation <= this.generation) return false;
     const snapshot = ExtentSet.fromRanges(this.toDevice(grant.freeRanges));
-    const mine = this.unreplayed.filter((u) => u.seq > grant.appliedSeq && u.record.kind !== 'activity');
-    const taken = ExtentSet.fromRanges(mine.flatMap((u) => (u.record.kind === 'activity' ? [] : this.toDevice(u.record.ranges))));
-    this.pool = snapshot.difference(taken).difference(this.quarantine);
+    const mine = this.unreplayed.filter((u) => u.seq > grant.appliedSeq);
+    const taken = ExtentSet.fromRanges(mine.flatMap((u) => this.toDevice(rangesOf(u.record))));
+    this.pool = snapshot.difference(taken).difference(this.quarantine).difference(this.inFlight);
     this.generation = grant.generation;
     const waiters = this.grantWaiters;
     this.grantWaiters = [];
@@ -382,20 +541,53 @@ export class HostAllocator {
   async refreshMetadata(vg: VgLayout, appliedSeq: number): Promise<void> {
     const before = new Map([...this.active].map((lv) => [lv, JSON.stringify(this.tableOf(lv))]));
     this.vg = vg;
+    this.thinlv = readThinlvVg(vg);
+    this.appliedSeq = appliedSeq;
     const kept = this.unreplayed.filter((u) => u.seq > appliedSeq);
     this.unreplayed.length = 0;
     this.pending.clear();
     this.layouts.clear();
-    for (const entry of kept) this.remember(entry, entry.record.kind === 'activity' ? [] : this.toDevice(entry.record.ranges));
+    for (const entry of kept) this.remember(entry, this.toDevice(rangesOf(entry.record)));
     for (const [lv, table] of before) {
-      if (JSON.stringify(this.tableOf(lv)) !== table) {
-        await this.lvLocks.run(lv, () => this.reloadTable(lv));
+      if (JSON.stringify(this.tableOf(lv)) === table) continue;
+      // A refresh can come from inside an operation holding this LV's lock (a claim
+      // or a virtual-size check): queue the reload behind it rather than wait for it.
+      const busy = this.lvLocks.isBusy(lv);
+      const reload = this.lvLocks.run(lv, () => this.reloadTable(lv));
+      if (busy) void reload.catch(() => undefined);
+      else await reload;
+    }
+    this.releaseIdleOwnership();
+  }
+
+  /**
+   * Gives back LVs this host claimed for a client that gave up waiting, once the
+   * master grants them (or the grant is seen denied). Only those: an LV this host
+   * holds for another reason may be active in device-mapper even if this daemon's
+   * SQLite state was lost, and releasing it would let another host grow it under
+   * a live table. An LV whose lock is taken is in use: left for the next refresh.
+   */
+  private releaseIdleOwnership(): void {
+    if (this.halted !== undefined || this.journalFailure !== undefined) return;
+    for (const name of [...this.abandonedClaims]) {
+      if (this.lvLocks.isBusy(name)) continue;
+      if (this.thinlv.thinLvs.get(name)?.owner !== this.start.host) {
+        // Denied, or not replayed yet: forget it once the claim is behind the applied seq.
+        if (!this.unreplayed.some((u) => u.record.kind === 'claim' && u.record.lv === name)) this.abandonedClaims.delete(name);
+        continue;
       }
+      this.abandonedClaims.delete(name);
+      if (this.active.has(name) || !this.owns(name)) continue;
+      void this.lvLocks.run(name, () => (this.active.has(name) ? Promise.resolve() : this.releaseOwnership(name))).catch(() => undefined);
     }
   }
 
+  /** Loads the LV's table (metadata plus unreplayed segments), claiming the LV first if another host may hold it. */
   async activate(lvName: string): Promise<DmTableLine[]> {
     return this.lvLocks.run(lvName, async () => {
+      this.throwIfStopped();
+      this.lvOf(lvName);
+      if (!this.owns(lvName)) await this.claim(lvName);
       const table = this.tableOf(lvName);
       const name = this.effects.dmName(this.vg.name, lvName);
       if (this.active.has(lvName)) await this.effects.dm.reload(name, table);
@@ -406,11 +598,14 @@ export class HostAllocator {
     });
   }
 
+  /** Removes the LV's table here and gives up its ownership, so another host may activate it. */
   async deactivate(lvName: string): Promise<void> {
     return this.lvLocks.run(lvName, async () => {
+      this.throwIfStopped();
       await this.effects.dm.deactivate(this.effects.dmName(this.vg.name, lvName));
       this.active.delete(lvName);
       await this.effects.onActivityChange?.([...this.active], { lv: lvName, table: null });
+      await this.releaseOwnership(lvName);
     });
   }
 
@@ -419,7 +614,7 @@ export class HostAllocator {
    * one `return` record, which the master replays into free space. Returns how many.
    */
   async returnExtents(extentCount: number): Promise<number> {
-    if (this.journalFailure !== undefined) return 0;
+    if (this.journalFailure !== undefined || this.halted !== undefined) return 0;
     const count = Math.min(extentCount, this.pool.extentCount);
     if (count <= 0) return 0;
     // Give back the end of the pool's last runs, keeping long runs for growth near LVs' tails.
@@ -431,20 +626,8 @@ export class HostAllocator {
       ranges.push({ pv: run.pv, firstExtent: run.firstExtent + run.extentCount - take, extentCount: take });
       remaining -= take;
     }
-    this.pool = this.pool.difference(ExtentSet.fromRanges(ranges));
-    const record: JournalRecord = { kind: 'return', ranges: this.toUuid(ranges) };
-    try {
-      const { seq } = await this.effects.journal.append(record);
-      this.remember({ seq, record }, ranges);
-    } catch (error) {
-      if (certainlyNotWritten(error)) {
-        this.pool = this.pool.union(ExtentSet.fromRanges(ranges));
-        throw error;
-      }
-      this.quarantine = this.quarantine.union(ExtentSet.fromRanges(ranges));
-      this.journalFailure = error;
-      throw error;
-    }
+    this.take(ranges);
+    await this.journalRanges({ kind: 'return', ranges: this.toUuid(ranges) }, ranges);
     return count;
   }
 
@@ -452,7 +635,7 @@ export class HostAllocator {
     return {
       host: this.start.host,
       poolExtentCount: this.pool.extentCount,
-      unreplayedRecordCount: this.unreplayed.filter((u) => u.record.kind !== 'activity').length,
+      unreplayedRecordCount: this.unreplayed.filter((u) => rangesOf(u.record).length > 0).length,
       lastGrantGeneration: this.generation,
       activeLvs: [...this.active].sort(),
     };

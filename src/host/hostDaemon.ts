@@ -2,32 +2,44 @@
 //
 //   start   1. read the VG read-only (lvm fullreport --readonly: a host never writes
 //              metadata and never runs an lvm command that could "repair" it)
-//           2. open its journal ring: the writer finds the tail; a reader collects the
+//           2. take the local lock (a second daemon for this VG and host on this
+//              machine is refused at once), then the host's lease on the LUN (a
+//              daemon for the same host on another machine is refused, or, if that
+//              one died, waited out): nothing is written before both are held
+//           3. open its journal ring: the writer finds the tail; a reader collects the
 //              records after the applied seq (what the master has not replayed yet)
-//           3. open its SQLite state: last applied grant generation, active LVs
-//           4. rebuild the pool (free LV less unreplayed records), reload the tables
+//           4. open its SQLite state, keyed by the journal LV's uuid (a removed and
+//              re-added host starts clean): last grant generation, active LVs
+//           5. rebuild the pool (free LV less unreplayed records), reload the tables
 //              of LVs active before a restart, then serve the socket
-//   loop    read the grants ring (apply newer generations, honour return requests),
-//           re-read metadata now and then to learn what the master replayed
-//   stop    SIGTERM: stop serving, finish in-flight requests, close everything
+//   loop    read the grants ring (apply newer generations, honour return requests,
+//           stop when the master removes the host), re-read metadata now and then
+//   stop    SIGTERM, a stop record, removal seen in metadata, or the lease lost:
+//           stop serving, finish in-flight requests, close the journal, and release
+//           the lease (unless lost) so the next holder need not wait
 
-import { MAX_FULL_WAIT_MS, isJournalError, openRingReader, openRingWriter, type BlockRegion, type RingWriter } from '../../journal/index.js';
+import { hostname } from 'node:os';
+import { MAX_FULL_WAIT_MS, openRingReader, openRingWriter, type BlockRegion, type RingWriter } from '../../journal/index.js';
 import { ThinlvError } from '../errors.js';
 import type { DeviceMapper } from '../dm/deviceMapper.js';
 import { dmName } from '../dm/deviceMapper.js';
 import { formatDmTable } from '../extent/dmTable.js';
+import type { HeldLock } from '../fileLock.js';
 import { hostLvNames, readThinlvVg } from '../format/thinlvVg.js';
 import { readVgReport } from '../lvm/readVgReport.js';
 import type { LvmRunner } from '../lvm/runLvm.js';
 import type { Logger } from '../log.js';
 import { linearSegments, type VgLayout } from '../metadata/vgModel.js';
-import { decodeGrantRecord, decodeJournalRecord, encodeJournalRecord } from '../records/records.js';
-import { ringLocation, type RegionOpener } from '../rings/ringRegions.js';
+import { acquireLease, acquireLocalHostLock, DEFAULT_LEASE_RENEW_MS, type HeldLease } from '../ownership/index.js';
+import { leaseLocation, openLeaseRegion, ringLocation, type RegionOpener, type RingLocation } from '../rings/ringRegions.js';
 import type { HostState } from '../state/hostState.js';
 import type { FaultPoints } from '../faults.js';
-import { HostAllocator, type UnreplayedRecord } from './allocator.js';
-import type { Request, Result } from './protocol.js';
+import { HostAllocator } from './allocator.js';
+import { grantFollower } from './grantFollower.js';
+import { hostRequestHandler } from './hostRequests.js';
+import { leasedJournal } from './leasedJournal.js';
 import { startSocketServer, type SocketServer } from './socketServer.js';
+import { unreplayedRecords } from './unreplayedRecords.js';
 
 export const DEFAULT_SOCKET_DIR = '/run/thinlv';
 /** How often the grants ring is read; each read is a direct read of the ring, so not too often. */
@@ -42,7 +54,8 @@ export interface HostDaemonDeps {
   readonly regions: RegionOpener;
   readonly dm: DeviceMapper;
   readonly deviceMapperPresent: boolean;
-  readonly state: HostState;
+  /** Opens the host's SQLite state for the journal ring with this identity (its LV uuid). */
+  readonly openState: (ringIdentity: string) => HostState;
   readonly log: Logger;
   readonly nowMs: () => number;
   readonly sleepMs: (ms: number) => Promise<void>;
@@ -54,13 +67,25 @@ export interface HostDaemonOptions {
   readonly host: string;
   readonly socketPath: string;
   readonly outOfSpaceWaitMs: number;
+  readonly claimWaitMs?: number | undefined;
   readonly grantPollMs?: number;
   readonly metadataRefreshMs?: number;
+  readonly leaseRenewMs?: number | undefined;
+  /** Where the one-daemon-per-host lock lives (tests only; the default is fixed). */
+  readonly localLockDir?: string | undefined;
+}
+
+/** Why a daemon stopped by itself; `error` set when that is a failure. */
+export interface DaemonStop {
+  readonly reason: string;
+  readonly error?: ThinlvError;
 }
 
 export interface RunningHostDaemon {
   readonly allocator: HostAllocator;
   readonly server: SocketServer;
+  /** Resolves when the daemon decides to stop by itself (removed, lease lost); then call stop(). */
+  readonly stopped: Promise<DaemonStop>;
   stop(): Promise<void>;
 }
 
@@ -74,208 +99,192 @@ async function readLayout(deps: HostDaemonDeps, vgName: string, host: string) {
   return { vg, thinlv, info };
 }
 
-/** Own journal records after `appliedSeq`, read back from the ring. */
-async function unreplayedRecords(region: BlockRegion, ringId: string, appliedSeq: number, lastSeq: number): Promise<UnreplayedRecord[]> {
-  const reader = await openRingReader(region, { ringId });
-  const records: UnreplayedRecord[] = [];
-  let fromSeq = Math.max(appliedSeq + 1, reader.consumedSeq + 1);
-  while (fromSeq <= lastSeq) {
-    const { records: batch } = await reader.read({ fromSeq });
-    if (batch.length === 0) break;
-    for (const record of batch) {
-      const decoded = decodeJournalRecord(record.payload);
-      // This host wrote every record here, so one it cannot read is corruption.
-      if (!decoded.ok) throw new ThinlvError('JOURNAL_CORRUPT', `record ${record.seq} of this host's journal is unreadable: ${decoded.reason}`, { seq: record.seq });
-      records.push({ seq: record.seq, record: decoded.record });
-    }
-    fromSeq = batch[batch.length - 1]!.seq + 1;
-  }
-  if (fromSeq <= lastSeq) {
-    throw new ThinlvError('JOURNAL_CORRUPT', `this host's journal ends at seq ${fromSeq - 1} though its writer found seq ${lastSeq}`, { lastSeq });
-  }
-  return records;
-}
-
 function freeRangesOf(vg: VgLayout, host: string) {
   const free = vg.lvs.find((lv) => lv.name === hostLvNames(host).free);
   return free ? (linearSegments(free) ?? []) : [];
 }
 
+/** What start-up opened, closed in reverse order by stop() or by a failed start. */
+class Resources {
+  private readonly closers: (() => Promise<void> | void)[] = [];
+  add(close: () => Promise<void> | void): void {
+    this.closers.push(close);
+  }
+  async closeAll(): Promise<void> {
+    for (const close of this.closers.reverse()) await Promise.resolve(close()).catch(() => undefined);
+    this.closers.length = 0;
+  }
+}
+
+async function openRegion(deps: HostDaemonDeps, location: RingLocation, resources: Resources): Promise<BlockRegion> {
+  const region = await deps.regions.open(location);
+  resources.add(() => region.close());
+  return region;
+}
+
+/** Steps 2 of start-up: the local lock, then the lease; both released by `resources`. */
+async function takeOwnership(deps: HostDaemonDeps, options: HostDaemonOptions, vg: VgLayout, resources: Resources): Promise<HeldLease> {
+  const lock: HeldLock = await acquireLocalHostLock(options.vg, options.host, options.localLockDir);
+  resources.add(() => lock.release());
+  const location = leaseLocation(vg, options.host);
+  const region = await openLeaseRegion(deps.regions, location);
+  resources.add(() => region.close());
+  // Lease timing must not jump with the wall clock (NTP steps): a monotonic clock.
+  const leaseEffects = { region, nowMs: () => performance.now(), sleepMs: deps.sleepMs, log: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => deps.log[level](data ?? {}, message) };
+  deps.log.info({ vg: options.vg, host: options.host }, 'taking the host lease (waits out any previous holder)');
+  const lease = await acquireLease(leaseEffects, { leaseId: location.ringId, holder: `${hostname()} pid ${process.pid}` }, { renewIntervalMs: options.leaseRenewMs ?? DEFAULT_LEASE_RENEW_MS });
+  resources.add(() => lease.release());
+  lease.startRenewing();
+  return lease;
+}
+
 export async function startHostDaemon(deps: HostDaemonDeps, options: HostDaemonOptions): Promise<RunningHostDaemon> {
   const { vg: vgName, host } = options;
-  const { vg, thinlv, info } = await readLayout(deps, vgName, host);
-  const journalLocation = ringLocation(vg, hostLvNames(host).journal);
-  const journalRegion = await deps.regions.open(journalLocation);
-  const grantsLocation = ringLocation(vg, hostLvNames(host).grants);
-  const grantsRegion = await deps.regions.open(grantsLocation);
-  let writer: RingWriter | undefined;
-  let server: SocketServer | undefined;
+  const resources = new Resources();
   try {
+    const { vg, info } = await readLayout(deps, vgName, host);
+    const lease = await takeOwnership(deps, options, vg, resources);
+    const journalLocation = ringLocation(vg, hostLvNames(host).journal);
+    const journalRegion = await openRegion(deps, journalLocation, resources);
+    const grantsLocation = ringLocation(vg, hostLvNames(host).grants);
+    const grantsRegion = await openRegion(deps, grantsLocation, resources);
     // A full journal waits (bounded) for the master to consume before an extend fails.
-    writer = await openRingWriter(journalRegion, { ringId: journalLocation.ringId, onFull: { waitMs: Math.max(1, Math.min(options.outOfSpaceWaitMs, MAX_FULL_WAIT_MS)) } });
+    const writer: RingWriter = await openRingWriter(journalRegion, { ringId: journalLocation.ringId, onFull: { waitMs: Math.max(1, Math.min(options.outOfSpaceWaitMs, MAX_FULL_WAIT_MS)) } });
+    resources.add(() => writer.close());
+    const state = deps.openState(journalLocation.ringId);
     const unreplayed = await unreplayedRecords(journalRegion, journalLocation.ringId, info.appliedSeq, writer.lastSeq);
-    const journalWriter = writer;
-    const allocator = new HostAllocator(
-      {
-        host,
-        vg,
-        freeRanges: freeRangesOf(vg, host),
-        unreplayed,
-        lastGrantGeneration: deps.state.grantGeneration(),
-        activeLvs: deps.state.listActiveLvs().map((a) => a.lv),
-        outOfSpaceWaitMs: options.outOfSpaceWaitMs,
-      },
-      {
-        journal: {
-          append: (record) =>
-            journalWriter.append(encodeJournalRecord(record)).catch((error: unknown) => {
-              // These refusals happen before anything is written, so the allocator may
-              // keep the extents in its pool.
-              if (isJournalError(error) && ['RING_FULL', 'APPEND_QUEUE_FULL', 'PAYLOAD_TOO_LARGE'].includes(error.code)) {
-                throw new ThinlvError(
-                  'JOURNAL_FULL',
-                  `host ${host}'s journal has no room (${error.code}): the master has not replayed it; check that "thinlv master ${vgName}" runs`,
-                  { vg: vgName, host, notWritten: true, journalCode: error.code },
-                );
-              }
-              throw error;
-            }),
-        },
-        dm: deps.dm,
-        nowMs: deps.nowMs,
-        sleepMs: deps.sleepMs,
-        dmName,
-        onTableLoaded: (lv, table) => deps.state.setActiveLv({ lv, tableText: formatDmTable(table), loadedAtMs: deps.nowMs() }),
-        onActivityChange: async (activeLvs, changed) => {
-          if (changed.table === null) deps.state.unsetActiveLv(changed.lv);
-          else deps.state.setActiveLv({ lv: changed.lv, tableText: formatDmTable(changed.table), loadedAtMs: deps.nowMs() });
-          // The master keeps the latest count; host removal refuses a host that has any.
-          await journalWriter.append(encodeJournalRecord({ kind: 'activity', activeLvCount: activeLvs.length }));
-        },
-      },
-    );
-    await allocator.recover();
-
+    const journal = leasedJournal(writer, lease, { vg: vgName, host });
     const grantsReader = await openRingReader(grantsRegion, { ringId: grantsLocation.ringId });
-    const pollGrants = async (): Promise<void> => {
-      const { records } = await grantsReader.read({ fromSeq: grantsReader.consumedSeq + 1 });
-      for (const record of records) {
-        const decoded = decodeGrantRecord(record.payload);
-        if (!decoded.ok) {
-          deps.log.warn({ seq: record.seq, reason: decoded.reason }, 'unreadable grant record skipped');
-          continue;
-        }
-        if (decoded.record.kind === 'grant') {
-          // SQLite first would be wrong: a crash after it would skip this grant on restart.
-          // A crash after applying and before recording is harmless: the ring is consumed
-          // only below, so a restart reads this grant again and applies it.
-          if (allocator.applyGrant(decoded.record)) {
-            await deps.faults?.hit('host.afterGrantApplied');
-            deps.state.setGrantGeneration(decoded.record.generation);
-            deps.log.info({ generation: decoded.record.generation, poolExtentCount: allocator.status().poolExtentCount }, 'grant applied');
-          }
-        } else {
-          const returned = await allocator.returnExtents(decoded.record.extentCount);
-          deps.log.info({ asked: decoded.record.extentCount, returned }, 'extents returned to the master');
-        }
-      }
-      if (records.length > 0) await grantsReader.consume(records[records.length - 1]!.seq);
-    };
-    await pollGrants();
-
-    // One metadata read at a time; callers arriving meanwhile share it.
-    let refreshing: Promise<void> | undefined;
-    const refreshMetadata = (): Promise<void> => {
-      refreshing ??= (async () => {
-        try {
-          const fresh = await readLayout(deps, vgName, host);
-          await allocator.refreshMetadata(fresh.vg, fresh.info.appliedSeq);
-        } finally {
-          refreshing = undefined;
-        }
-      })();
-      return refreshing;
-    };
-
-    // An LV the master created after this daemon last read metadata is unknown here:
-    // re-read once before answering LV_NOT_FOUND.
-    const withFreshMetadataOnUnknownLv = async <T>(fn: () => Promise<T>): Promise<T> => {
-      try {
-        return await fn();
-      } catch (error) {
-        if (!(error instanceof ThinlvError && error.code === 'LV_NOT_FOUND')) throw error;
-        await refreshMetadata();
-        return fn();
-      }
-    };
-    const handler = (request: Request): Promise<Result> => withFreshMetadataOnUnknownLv(() => serve(request));
-    const serve = async (request: Request): Promise<Result> => {
-      switch (request.op) {
-        case 'extend': {
-          const result =
-            request.sizeBytes !== undefined ? await allocator.extend(request.lv, request.sizeBytes) : await allocator.extendBy(request.lv, request.incrementBytes!);
-          return { lv: result.lv, extentsGranted: result.extentsGranted, sizeBytes: result.sizeBytes, extentSizeBytes: vg.extentSizeSectors * 512 };
-        }
-        case 'activate':
-          await allocator.activate(request.lv);
-          return { lv: request.lv, active: true };
-        case 'deactivate':
-          await allocator.deactivate(request.lv);
-          return { lv: request.lv, active: false };
-        case 'status': {
-          const status = allocator.status();
-          return {
-            vg: vgName,
-            host,
-            poolExtentCount: status.poolExtentCount,
-            lowWaterExtents: thinlv.settings.lowWaterExtents,
-            unreplayedRecordCount: status.unreplayedRecordCount,
-            lastGrantGeneration: status.lastGrantGeneration,
-            deviceMapperPresent: deps.deviceMapperPresent,
-            extentSizeBytes: vg.extentSizeSectors * 512,
-          };
-        }
-      }
-    };
-    server = await startSocketServer({ path: options.socketPath, handler, log: deps.log });
-
-    let stopping = false;
-    const loops = (async () => {
-      let lastRefreshMs = deps.nowMs();
-      while (!stopping) {
-        await deps.sleepMs(options.grantPollMs ?? DEFAULT_GRANT_POLL_MS);
-        if (stopping) break;
-        try {
-          await pollGrants();
-          if (deps.nowMs() - lastRefreshMs >= (options.metadataRefreshMs ?? DEFAULT_METADATA_REFRESH_MS)) {
-            lastRefreshMs = deps.nowMs();
-            await refreshMetadata();
-          }
-        } catch (error) {
-          deps.log.error({ err: error }, 'background step failed; retrying');
-        }
-      }
-    })();
-
-    const runningServer = server;
-    return {
-      allocator,
-      server: runningServer,
-      async stop() {
-        stopping = true;
-        await runningServer.close();
-        await loops;
-        await journalWriter.close();
-        await journalRegion.close();
-        await grantsRegion.close();
-      },
-    };
+    return await serveHost(deps, options, { vg, info, lease, journal, state, unreplayed, grantsReader, journalRingId: journalLocation.ringId, resources });
   } catch (error) {
-    await server?.close();
-    await writer?.close();
-    await journalRegion.close();
-    await grantsRegion.close();
+    await resources.closeAll();
     if (error instanceof ThinlvError) throw error;
     throw new ThinlvError('HOST_START_FAILED', `host daemon for ${vgName}/${host} could not start: ${(error as Error).message}`, { vg: vgName, host }, { cause: error });
   }
 }
+
+type Opened = {
+  readonly vg: VgLayout;
+  readonly info: { readonly appliedSeq: number };
+  readonly lease: HeldLease;
+  readonly journal: ReturnType<typeof leasedJournal>;
+  readonly state: HostState;
+  readonly unreplayed: Awaited<ReturnType<typeof unreplayedRecords>>;
+  readonly grantsReader: Awaited<ReturnType<typeof openRingReader>>;
+  readonly journalRingId: string;
+  readonly resources: Resources;
+};
+
+/** Builds the allocator over what start-up opened, and serves until stopped. */
+async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opened: Opened): Promise<RunningHostDaemon> {
+  const { vg: vgName, host } = options;
+  const { vg, lease, journal, state, resources } = opened;
+  let settleStop: (stop: DaemonStop) => void = () => undefined;
+  const stopped = new Promise<DaemonStop>((resolve) => (settleStop = resolve));
+  let refresh: () => Promise<void> = () => Promise.resolve();
+  const allocator = new HostAllocator(
+    {
+      host,
+      vg,
+      freeRanges: freeRangesOf(vg, host),
+      unreplayed: opened.unreplayed,
+      appliedSeq: opened.info.appliedSeq,
+      lastGrantGeneration: state.grantGeneration(),
+      activeLvs: state.listActiveLvs().map((a) => a.lv),
+      outOfSpaceWaitMs: options.outOfSpaceWaitMs,
+      ...(options.claimWaitMs === undefined ? {} : { claimWaitMs: options.claimWaitMs }),
+    },
+    {
+      journal,
+      dm: deps.dm,
+      nowMs: deps.nowMs,
+      sleepMs: deps.sleepMs,
+      dmName,
+      refreshMetadata: () => refresh(),
+      onTableLoaded: (lv, table) => state.setActiveLv({ lv, tableText: formatDmTable(table), loadedAtMs: deps.nowMs() }),
+      onActivityChange: async (activeLvs, changed) => {
+        if (changed.table === null) state.unsetActiveLv(changed.lv);
+        else state.setActiveLv({ lv: changed.lv, tableText: formatDmTable(changed.table), loadedAtMs: deps.nowMs() });
+        // The master keeps the latest count; host removal refuses a host that has any.
+        await journal.append({ kind: 'activity', activeLvCount: activeLvs.length });
+      },
+    },
+  );
+  const halt = (stop: DaemonStop & { error: ThinlvError }): void => {
+    allocator.halt(stop.error);
+    settleStop(stop);
+  };
+  lease.onLost((error) => halt({ reason: 'lease lost', error }));
+  await allocator.recover();
+
+  let lowWaterExtents = readThinlvVg(vg).settings.lowWaterExtents;
+  refresh = sharedRefresh(async () => {
+    const fresh = await readVgReport(deps.lvm, vgName);
+    const thinlv = readThinlvVg(fresh);
+    const info = thinlv.hosts.get(host);
+    if (info === undefined || info.journalLv.uuid !== opened.journalRingId) {
+      // Removed (or removed and re-added): this daemon's journal is gone; never write again.
+      halt({ reason: 'removed', error: new ThinlvError('HOST_REMOVED', `host ${host} is no longer a member of ${vgName} with this journal: this daemon stopped serving`, { vg: vgName, host }) });
+      return;
+    }
+    lowWaterExtents = thinlv.settings.lowWaterExtents;
+    await allocator.refreshMetadata(fresh, info.appliedSeq);
+  });
+  const pollGrants = grantFollower({
+    reader: opened.grantsReader,
+    allocator,
+    state,
+    log: deps.log,
+    faults: deps.faults,
+    beforeWrite: () => lease.ensureHeld(),
+    onStop: (reason) => halt({ reason: `stop requested: ${reason}`, error: new ThinlvError('HOST_REMOVED', `host ${host} is being removed from ${vgName} (${reason}): this daemon stopped serving`, { vg: vgName, host }) }),
+  });
+  await pollGrants();
+
+  const server = await startSocketServer({
+    path: options.socketPath,
+    log: deps.log,
+    handler: hostRequestHandler({ vg: vgName, host, allocator, extentSizeBytes: vg.extentSizeSectors * 512, lowWaterExtents: () => lowWaterExtents, deviceMapperPresent: deps.deviceMapperPresent, refreshMetadata: refresh }),
+  });
+  resources.add(() => server.close());
+  const loop = backgroundLoop(deps, options, { pollGrants, refresh });
+  resources.add(() => loop.stop());
+  return { allocator, server, stopped, stop: () => resources.closeAll() };
+}
+
+/** One metadata read at a time; callers arriving meanwhile share it. */
+function sharedRefresh(read: () => Promise<void>): () => Promise<void> {
+  let inFlight: Promise<void> | undefined;
+  return () => {
+    inFlight ??= read().finally(() => (inFlight = undefined));
+    return inFlight;
+  };
+}
+
+/** Polls the grants ring and re-reads metadata now and then, until stopped. */
+function backgroundLoop(deps: HostDaemonDeps, options: HostDaemonOptions, work: { pollGrants: () => Promise<void>; refresh: () => Promise<void> }) {
+  let stopping = false;
+  const done = (async () => {
+    let lastRefreshMs = deps.nowMs();
+    while (!stopping) {
+      await deps.sleepMs(options.grantPollMs ?? DEFAULT_GRANT_POLL_MS);
+      if (stopping) break;
+      try {
+        await work.pollGrants();
+        if (deps.nowMs() - lastRefreshMs >= (options.metadataRefreshMs ?? DEFAULT_METADATA_REFRESH_MS)) {
+          lastRefreshMs = deps.nowMs();
+          await work.refresh();
+        }
+      } catch (error) {
+        deps.log.error({ err: error }, 'background step failed; retrying');
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopping = true;
+      await done;
+    },
+  };
+}
+

@@ -16,6 +16,9 @@
 //   {"v":1,"id":ID,"op":"activate","lv":LV}                   activate LV on this host
 //   {"v":1,"id":ID,"op":"deactivate","lv":LV}                 deactivate LV on this host
 //   {"v":1,"id":ID,"op":"status"}                             report the host's pool
+//   Every op takes an optional "vg":NAME; a daemon serving another VG refuses the
+//   request with WRONG_VG, so a client that names the VG it means is never served by
+//   the wrong daemon (a socket path mixed up between VGs).
 //
 //   v    the integer 1 (PROTOCOL_VERSION). Another integer gets UNSUPPORTED_VERSION.
 //   id   a string of 1 to MAX_ID_CHARS (64) printable ASCII characters, no space
@@ -93,6 +96,8 @@ export type Operation = (typeof OPERATIONS)[number];
 
 interface RequestBase {
   readonly id: string;
+  /** The VG the client means; the daemon refuses a request naming another (WRONG_VG). */
+  readonly vg?: string;
 }
 export type ExtendRequest =
   | (RequestBase & { readonly op: 'extend'; readonly lv: string; readonly sizeBytes: number; readonly incrementBytes?: never })
@@ -160,10 +165,10 @@ export type ParsedResponse = { readonly ok: true; readonly response: Response } 
 
 const ID_PATTERN = /^[\x21-\x7e]+$/;
 const FIELDS_BY_OP: Readonly<Record<Operation, readonly string[]>> = {
-  extend: ['v', 'id', 'op', 'lv', 'sizeBytes', 'incrementBytes'],
-  activate: ['v', 'id', 'op', 'lv'],
-  deactivate: ['v', 'id', 'op', 'lv'],
-  status: ['v', 'id', 'op'],
+  extend: ['v', 'id', 'op', 'vg', 'lv', 'sizeBytes', 'incrementBytes'],
+  activate: ['v', 'id', 'op', 'vg', 'lv'],
+  deactivate: ['v', 'id', 'op', 'vg', 'lv'],
+  status: ['v', 'id', 'op', 'vg'],
 };
 
 type JsonObject = { readonly [key: string]: unknown };
@@ -262,13 +267,19 @@ export function parseRequest(line: string): ParsedRequest {
       field: unknownField.slice(0, MAX_QUOTED_CHARS),
     });
   }
-  if (op === 'status') return { ok: true, request: { id, op } };
+  const vg = field(parsed, 'vg');
+  if (vg !== undefined) {
+    const vgReason = typeof vg === 'string' ? invalidNameReason(vg, 'VG') : '"vg" must be a string';
+    if (vgReason !== undefined) return refuse(ProtocolErrorCode.badRequest, vgReason.slice(0, MAX_MESSAGE_CHARS), id);
+  }
+  const base = vg === undefined ? { id } : { id, vg: vg as string };
+  if (op === 'status') return { ok: true, request: { ...base, op } };
 
   const lv = field(parsed, 'lv');
   if (typeof lv !== 'string') return refuse(ProtocolErrorCode.badRequest, `op ${op} needs "lv", a string`, id);
   const lvReason = invalidNameReason(lv, 'LV');
   if (lvReason !== undefined) return refuse(ProtocolErrorCode.badRequest, lvReason.slice(0, MAX_MESSAGE_CHARS), id);
-  if (op === 'activate' || op === 'deactivate') return { ok: true, request: { id, op, lv } };
+  if (op === 'activate' || op === 'deactivate') return { ok: true, request: { ...base, op, lv } };
 
   const sizeBytes = field(parsed, 'sizeBytes');
   const incrementBytes = field(parsed, 'incrementBytes');
@@ -277,17 +288,18 @@ export function parseRequest(line: string): ParsedRequest {
   }
   if (sizeBytes !== undefined) {
     if (!isPositiveSafeInteger(sizeBytes)) return refuse(ProtocolErrorCode.badRequest, `"sizeBytes" must be a positive integer below 2^53, got ${quote(sizeBytes)}`, id);
-    return { ok: true, request: { id, op, lv, sizeBytes } };
+    return { ok: true, request: { ...base, op, lv, sizeBytes } };
   }
   if (!isPositiveSafeInteger(incrementBytes)) {
     return refuse(ProtocolErrorCode.badRequest, `"incrementBytes" must be a positive integer below 2^53, got ${quote(incrementBytes)}`, id);
   }
-  return { ok: true, request: { id, op, lv, incrementBytes } };
+  return { ok: true, request: { ...base, op, lv, incrementBytes } };
 }
 
 /** One request line, newline-terminated; fields are copied one by one so no stray property leaks onto the wire. */
 export function formatRequest(request: Request): string {
   const wire: Record<string, unknown> = { v: PROTOCOL_VERSION, id: request.id, op: request.op };
+  if (request.vg !== undefined) wire['vg'] = request.vg;
   if (request.op !== 'status') wire['lv'] = request.lv;
   if (request.op === 'extend') {
     if (request.sizeBytes !== undefined) wire['sizeBytes'] = request.sizeBytes;

@@ -61,6 +61,7 @@ export interface MasterDeps {
   readonly log: Logger;
   readonly faults: FaultPoints;
   readonly nowMs: () => number;
+  readonly sleepMs: (ms: number) => Promise<void>;
   readonly history?: PassHistory | undefined;
 }
 
@@ -196,7 +197,7 @@ async function closeRegions(regions: readonly BlockRegion[]): Promise<void> {
 }
 
 /** Appends one record to the host's grants ring, then closes the writer and its region. */
-async function appendToGrantsRing(deps: MasterDeps, vg: VgMetadata, host: string, payload: Uint8Array): Promise<void> {
+export async function appendToGrantsRing(deps: MasterDeps, vg: VgMetadata, host: string, payload: Uint8Array): Promise<void> {
   const location = ringLocation(vg, hostLvNames(host).grants);
   const region = await deps.regions.open(location);
   try {
@@ -238,12 +239,10 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
       const afterReplay = applyChanges(vg, replay.changes, systemIdentity);
       const refill = planRefill(afterReplay, thinlv);
       const changes: MetadataChange[] = [...replay.changes, ...refill.changes];
-      for (const mismatch of replay.sizeMismatches) {
-        deps.log.warn({ ...mismatch }, 'replayed allocation lands at another logical offset than its host computed');
-      }
+      for (const denied of replay.deniedClaims) deps.log.info({ ...denied }, 'claim denied: the LV is held by another host or gone');
       for (const host of replay.hosts) {
         for (const rejected of host.rejected) {
-          deps.log.warn({ host: rejected.host, seq: rejected.seq, reason: rejected.reason }, 'journal record rejected, not applied');
+          deps.log.warn({ host: rejected.host, seq: rejected.seq, code: rejected.code, reason: rejected.reason }, 'journal record rejected, not applied');
         }
       }
 

@@ -2,9 +2,16 @@
 // LVM's activation-skip flag, so a stock `vgchange -ay` never activates them
 // from metadata that lacks a host's unreplayed extents.
 //
-// Every operation here is one metadata commit. A deflate (physical shrink)
-// first replays all journals, so extents a host allocated to the LV are in
-// metadata before the tail is cut; the LV must not be active on any host.
+// Every operation here is one metadata commit. A thin LV a host holds
+// (thinlv_owner=<host>: active there, or in the middle of an extend) is that
+// host's to grow, and its unreplayed extents are not in metadata yet, so the
+// master refuses to remove, deflate or shrink the virtual size of a held LV
+// (LV_IN_USE); raising the virtual size is safe (the host reads it again when an
+// extend would pass the old one). An LV nobody holds has no unreplayed
+// allocation anywhere: a host's release is replayed after its allocations, and a
+// host allocates only while it holds the LV. A host that wants it later must
+// claim it through a replay pass, which sees the change, so no host acts on the
+// LV as it was before the change (I3).
 
 import { ErrorCode, ThinlvError, UsageError } from '../errors.js';
 import { chooseExtents } from '../extent/chooseExtents.js';
@@ -32,6 +39,14 @@ function thinLvOf(vg: VgMetadata, name: string) {
   const thin = thinlv.thinLvs.get(name);
   if (thin === undefined) throw new ThinlvError('NOT_THIN_LV', `LV ${vg.name}/${name} is not a thinlv LV (it has no ${TAG.virtualBytes} tag); use lvm for it`, { vg: vg.name, lv: name });
   return { thinlv, lv, thin };
+}
+
+/** Refuses a change that only the holding host could make safely. */
+function refuseIfHeld(vg: VgMetadata, name: string, what: string): void {
+  const owner = thinLvOf(vg, name).thin.owner;
+  if (owner !== undefined) {
+    throw new ThinlvError('LV_IN_USE', `LV ${vg.name}/${name} is held by host ${owner} (active there, or being extended): deactivate it there before you ${what}`, { vg: vg.name, lv: name, owner });
+  }
 }
 
 function checkLvName(name: string): void {
@@ -63,8 +78,7 @@ export async function createThinLv(lvm: LvmRunner, vgName: string, name: string,
 
 export async function removeThinLv(lvm: LvmRunner, vgName: string, name: string): Promise<{ vg: string; lv: string; seqno: number }> {
   const vg = await readVgMetadata(lvm, vgName);
-  thinLvOf(vg, name);
-  // Records for this LV still in a journal return their extents to free space when replayed.
+  refuseIfHeld(vg, name, 'remove it');
   const result = await commitBatch(lvm, vg, [{ kind: 'removeLv', name }]);
   return { vg: vgName, lv: name, seqno: result.seqno };
 }
@@ -76,6 +90,7 @@ export async function setVirtualSize(lvm: LvmRunner, vgName: string, name: strin
   if (virtualBytes < physicalBytes) {
     throw new UsageError(ErrorCode.invalidArgument, `virtual size ${virtualBytes} bytes is below ${name}'s allocated ${physicalBytes} bytes; deflate it first (-L)`, { virtualBytes, physicalBytes });
   }
+  if (virtualBytes < thinLvOf(vg, name).thin.virtualBytes) refuseIfHeld(vg, name, 'lower its virtual size');
   const result = await commitBatch(lvm, vg, [{ kind: 'setTag', lv: name, tag: `${TAG.virtualBytes}${virtualBytes}`, replacingPrefix: TAG.virtualBytes }]);
   return { vg: vgName, lv: name, virtualBytes, physicalBytes, seqno: result.seqno };
 }
@@ -97,6 +112,7 @@ export async function deflateThinLv(deps: MasterDeps, vgName: string, name: stri
   await runPass(deps, new MasterSession(), vgName);
   const vg = await readVgMetadata(deps.lvm, vgName);
   const { lv, thin } = thinLvOf(vg, name);
+  refuseIfHeld(vg, name, 'deflate it');
   const extentBytes = extentSizeBytes(vg);
   const keepExtentCount = Math.max(1, Math.ceil(physicalBytes / extentBytes));
   const current = lvExtentCount(lv);

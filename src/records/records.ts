@@ -11,6 +11,11 @@
 //     return    {ranges}                                extents handed back to VG free space
 //     activity  {activeLvCount}                         LVs active on the host now (host
 //                                                        removal refuses a host that has any)
+//     claim     {lv, lvUuid}                            asks to become the LV's one extender
+//                                                        (the master grants it by tagging the LV
+//                                                        thinlv_owner=<host> when nobody owns it)
+//     release   {lv, lvUuid}                            gives that ownership back (deactivation,
+//                                                        or the end of a one-off extend)
 //   grants ring (master -> host)
 //     grant     {generation, appliedSeq, freeRanges}     the host's whole free LV as of
 //                                                        generation, after replay through
@@ -18,6 +23,9 @@
 //                                                        grant is harmless because it is a
 //                                                        snapshot, not a delta)
 //     returnRequest {generation, extentCount}           please return this many extents
+//     stop      {reason}                                the host is being removed: stop
+//                                                        serving, write nothing more, release
+//                                                        the lease (host remove waits for that)
 //
 // Encoding: UTF-8 JSON with a format version `v`; decoding validates every
 // field by hand and answers a typed error instead of throwing, so a corrupt or
@@ -44,11 +52,17 @@ export type JournalRecord =
     }
   | { readonly kind: 'return'; readonly ranges: readonly PvExtentRange[] }
   /** How many LVs the host has active now; journaled on every activate and deactivate. */
-  | { readonly kind: 'activity'; readonly activeLvCount: number };
+  | { readonly kind: 'activity'; readonly activeLvCount: number }
+  /** Ownership of a thin LV: only its owner extends it (I8); see src/replay/planReplay.ts. */
+  | { readonly kind: 'claim' | 'release'; readonly lv: string; readonly lvUuid: string };
+
+/** The extents a journal record moves: an allocation's or a return's ranges, none for the others. */
+export const rangesOf = (record: JournalRecord): readonly PvExtentRange[] => (record.kind === 'allocate' || record.kind === 'return' ? record.ranges : []);
 
 export type GrantRecord =
   | { readonly kind: 'grant'; readonly generation: number; readonly appliedSeq: number; readonly freeRanges: readonly PvExtentRange[] }
-  | { readonly kind: 'returnRequest'; readonly generation: number; readonly extentCount: number };
+  | { readonly kind: 'returnRequest'; readonly generation: number; readonly extentCount: number }
+  | { readonly kind: 'stop'; readonly reason: string };
 
 export type DecodeResult<T> = { readonly ok: true; readonly record: T } | { readonly ok: false; readonly reason: string };
 
@@ -126,7 +140,9 @@ export function encodeJournalRecord(record: JournalRecord): Uint8Array {
       ? { v: RECORD_FORMAT_VERSION, kind: record.kind, lv: record.lv, lvUuid: record.lvUuid, ranges: rangesJson(record.ranges), extentCountAfter: record.extentCountAfter }
       : record.kind === 'return'
         ? { v: RECORD_FORMAT_VERSION, kind: record.kind, ranges: rangesJson(record.ranges) }
-        : { v: RECORD_FORMAT_VERSION, kind: record.kind, activeLvCount: record.activeLvCount };
+        : record.kind === 'activity'
+          ? { v: RECORD_FORMAT_VERSION, kind: record.kind, activeLvCount: record.activeLvCount }
+          : { v: RECORD_FORMAT_VERSION, kind: record.kind, lv: record.lv, lvUuid: record.lvUuid };
   const bytes = encoder.encode(JSON.stringify(json));
   // Pair assertion: what we write must read back as what we meant.
   const back = decodeJournalRecord(bytes);
@@ -143,6 +159,7 @@ export function decodeJournalRecord(bytes: Uint8Array): DecodeResult<JournalReco
     }
     if (kind === 'return') return { kind, ranges: ranges(object, 'ranges', false) };
     if (kind === 'activity') return { kind, activeLvCount: count(object, 'activeLvCount', 0) };
+    if (kind === 'claim' || kind === 'release') return { kind, lv: text(object, 'lv'), lvUuid: text(object, 'lvUuid') };
     return fail(`unknown journal record kind ${JSON.stringify(kind)}`);
   });
 }
@@ -151,7 +168,9 @@ export function encodeGrantRecord(record: GrantRecord): Uint8Array {
   const json =
     record.kind === 'grant'
       ? { v: RECORD_FORMAT_VERSION, kind: record.kind, generation: record.generation, appliedSeq: record.appliedSeq, freeRanges: rangesJson(record.freeRanges) }
-      : { v: RECORD_FORMAT_VERSION, kind: record.kind, generation: record.generation, extentCount: record.extentCount };
+      : record.kind === 'returnRequest'
+        ? { v: RECORD_FORMAT_VERSION, kind: record.kind, generation: record.generation, extentCount: record.extentCount }
+        : { v: RECORD_FORMAT_VERSION, kind: record.kind, reason: record.reason };
   const bytes = encoder.encode(JSON.stringify(json));
   const back = decodeGrantRecord(bytes);
   if (!back.ok) throw new Error(`encodeGrantRecord produced an undecodable record: ${back.reason}`);
@@ -166,6 +185,7 @@ export function decodeGrantRecord(bytes: Uint8Array): DecodeResult<GrantRecord> 
       return { kind, generation: count(object, 'generation', 1), appliedSeq: count(object, 'appliedSeq', 0), freeRanges: ranges(object, 'freeRanges', true) };
     }
     if (kind === 'returnRequest') return { kind, generation: count(object, 'generation', 1), extentCount: count(object, 'extentCount', 1) };
+    if (kind === 'stop') return { kind, reason: text(object, 'reason') };
     return fail(`unknown grant record kind ${JSON.stringify(kind)}`);
   });
 }

@@ -1,14 +1,24 @@
 // Pure planning of one replay pass: journal records in, metadata changes out.
 //
-//   for each host, records seq = appliedSeq+1, +2, ... (contiguous, checked):
-//     undecodable, unknown PV, extents not in the host's pool,
-//     or a target that exists but is not a thin LV                 -> rejected (counted, never applied)
+//   phase 1, for each host, records seq = appliedSeq+1, +2, ... (contiguous, checked):
+//     undecodable, unknown PV, extents not in the host's pool, or
+//     an allocation src/replay/allocationRule.ts refuses            -> rejected (counted, never applied)
 //     allocate to an LV that exists with the record's uuid        -> moveRanges free LV -> LV
 //     allocate to an LV that is gone (or replaced by a namesake)  -> releaseRanges to VG free space
 //     return                                                      -> releaseRanges to VG free space
 //     activity                                                    -> thinlv_active_lvs=<count> (last one wins)
+//     release of an LV the host owns                              -> owner cleared
+//     claim                                                       -> kept for phase 2
 //   then, in the same commit: thinlv_applied_seq=<last seq> on the host's journal LV
-//   (and thinlv_rejected=<total>), and the free LV is removed if replay emptied it.
+//   (and thinlv_rejected=<total>, thinlv_rejected_last=<seq>.<code>), and the free LV
+//   is removed if replay emptied it.
+//   phase 2, claims in host then seq order: an LV nobody owns once every host's
+//   releases of this pass are in goes to the first claimant (thinlv_owner=<host>);
+//   the others are denied, which the claimant reads from metadata. Claims come last
+//   so that a migration's release on the source and claim on the destination, in
+//   the same pass, hand the LV over; and a claim is granted only in a commit that
+//   also holds every earlier allocation of the LV, so the new owner's first read of
+//   metadata after the grant shows all of them.
 //
 // Why this is idempotent (I5): the applied sequence number travels in the same
 // atomic metadata commit as the moves it describes. A pass repeated after a
@@ -19,9 +29,10 @@ import { assert } from '../errors.js';
 import { ExtentSet } from '../extent/extentSet.js';
 import type { PhysicalRange } from '../extent/types.js';
 import { TAG, hostLvNames, type ThinlvVg } from '../format/thinlvVg.js';
+import { allocationProblem } from './allocationRule.js';
 import type { MetadataChange } from '../metadata/applyChanges.js';
 import { linearSegments, lvExtentCount, type VgMetadata } from '../metadata/vgModel.js';
-import { decodeJournalRecord, type PvExtentRange } from '../records/records.js';
+import { decodeJournalRecord, type JournalRecord, type PvExtentRange } from '../records/records.js';
 
 export interface JournalRecordBytes {
   readonly seq: number;
@@ -31,7 +42,17 @@ export interface JournalRecordBytes {
 export interface RejectedRecord {
   readonly host: string;
   readonly seq: number;
+  /** Short and stable (tag-safe): what `thinlv check` reports and operators search for. */
+  readonly code: string;
   readonly reason: string;
+}
+
+/** A claim that lost: someone else owns the LV, or it is gone. Not an error; the host reads the outcome from metadata. */
+export interface DeniedClaim {
+  readonly host: string;
+  readonly seq: number;
+  readonly lv: string;
+  readonly owner: string | undefined;
 }
 
 export interface HostReplayPlan {
@@ -46,19 +67,10 @@ export interface HostReplayPlan {
   readonly poolAfter: ExtentSet;
 }
 
-/** An applied allocation whose LV size afterwards differs from what the host computed. */
-export interface SizeMismatch {
-  readonly host: string;
-  readonly seq: number;
-  readonly lv: string;
-  readonly expectedExtentCount: number;
-  readonly actualExtentCount: number;
-}
-
 export interface ReplayPlan {
   readonly changes: readonly MetadataChange[];
   readonly hosts: readonly HostReplayPlan[];
-  readonly sizeMismatches: readonly SizeMismatch[];
+  readonly deniedClaims: readonly DeniedClaim[];
 }
 
 /** Converts record ranges (PV uuids) to model ranges (device paths); undefined if a PV is unknown. */
@@ -90,101 +102,163 @@ export function poolOf(vg: VgMetadata, host: string): ExtentSet {
   return ExtentSet.fromRanges(segments);
 }
 
+
+/** What a pass has decided so far, across hosts: sizes and owners move as records apply. */
+interface PassState {
+  readonly vg: VgMetadata;
+  readonly thinlv: ThinlvVg;
+  readonly lvsByName: ReadonlyMap<string, VgMetadata['lvs'][number]>;
+  readonly lvSizes: Map<string, number>;
+  readonly owners: Map<string, string | undefined>;
+  readonly changes: MetadataChange[];
+  readonly claims: { host: string; seq: number; lv: string; lvUuid: string }[];
+}
+
+/** One host's progress through its records. */
+interface HostProgress {
+  readonly host: string;
+  pool: ExtentSet;
+  movedExtentCount: number;
+  releasedExtentCount: number;
+  activeLvCount: number;
+  readonly rejected: RejectedRecord[];
+}
+
 /** Plans the replay of `recordsByHost` (each list contiguous from the host's applied seq + 1). */
 export function planReplay(vg: VgMetadata, thinlv: ThinlvVg, recordsByHost: ReadonlyMap<string, readonly JournalRecordBytes[]>): ReplayPlan {
-  const changes: MetadataChange[] = [];
+  const state: PassState = {
+    vg,
+    thinlv,
+    lvsByName: new Map(vg.lvs.map((lv) => [lv.name, lv])),
+    lvSizes: new Map(vg.lvs.map((lv) => [lv.name, lvExtentCount(lv)])),
+    owners: new Map([...thinlv.thinLvs].map(([name, thin]) => [name, thin.owner])),
+    changes: [],
+    claims: [],
+  };
   const hosts: HostReplayPlan[] = [];
-  const lvsByName = new Map(vg.lvs.map((lv) => [lv.name, lv]));
-  const lvSizes = new Map(vg.lvs.map((lv) => [lv.name, lvExtentCount(lv)]));
-  const sizeMismatches: SizeMismatch[] = [];
-
   for (const [host, records] of recordsByHost) {
-    const info = thinlv.hosts.get(host);
-    assert(info !== undefined, `replay for unknown host ${host}`);
-    if (records.length === 0) continue;
-    const names = hostLvNames(host);
-    let pool = poolOf(vg, host);
-    const poolBefore = pool;
-    const rejected: RejectedRecord[] = [];
-    let movedExtentCount = 0;
-    let releasedExtentCount = 0;
-    let expectedSeq = info.appliedSeq + 1;
-    let activeLvCount = info.activeLvCount;
-
-    for (const record of records) {
-      assert(record.seq === expectedSeq, `journal of ${host} skipped from seq ${expectedSeq - 1} to ${record.seq}`, { host });
-      expectedSeq++;
-      const reject = (reason: string): void => {
-        rejected.push({ host, seq: record.seq, reason });
-      };
-      const decoded = decodeJournalRecord(record.payload);
-      if (!decoded.ok) {
-        reject(`undecodable: ${decoded.reason}`);
-        continue;
-      }
-      if (decoded.record.kind === 'activity') {
-        activeLvCount = decoded.record.activeLvCount;
-        continue;
-      }
-      const ranges = toDeviceRanges(vg, decoded.record.ranges);
-      if (ranges === undefined) {
-        reject('names a PV that is not in the VG');
-        continue;
-      }
-      const claimed = ExtentSet.fromRanges(ranges);
-      const claimedCount = ranges.reduce((sum, r) => sum + r.extentCount, 0);
-      if (claimed.extentCount !== claimedCount) {
-        reject('lists one extent twice');
-        continue;
-      }
-      if (!pool.containsAll(claimed)) {
-        reject(`claims extents outside ${names.free}: ${claimed.difference(pool).toString()}`);
-        continue;
-      }
-      const target = decoded.record.kind === 'allocate' ? lvsByName.get(decoded.record.lv) : undefined;
-      // Hosts grow thin LVs only: a record naming a ring, a pool or an LV thinlv does not
-      // manage is a bug or an attack, and moving extents into it would break that LV.
-      if (decoded.record.kind === 'allocate' && target !== undefined && !thinlv.thinLvs.has(target.name)) {
-        reject(`names ${target.name}, which is not a thin LV`);
-        continue;
-      }
-      pool = pool.difference(claimed);
-      if (decoded.record.kind === 'allocate' && target !== undefined && target.uuid === decoded.record.lvUuid) {
-        changes.push({ kind: 'moveRanges', fromLv: names.free, toLv: target.name, ranges });
-        movedExtentCount += claimedCount;
-        const sizeBefore = lvSizes.get(target.name) ?? 0;
-        lvSizes.set(target.name, sizeBefore + claimedCount);
-        if (sizeBefore + claimedCount !== decoded.record.extentCountAfter) {
-          // The host mapped these extents at a different logical offset than replay appends
-          // them (the LV was changed on the master meanwhile). Applied, but reported.
-          sizeMismatches.push({ host, seq: record.seq, lv: target.name, expectedExtentCount: decoded.record.extentCountAfter, actualExtentCount: sizeBefore + claimedCount });
-        }
-      } else {
-        // A return, or an allocation for an LV removed since: the extents go back to VG free space.
-        changes.push({ kind: 'releaseRanges', lv: names.free, ranges });
-        releasedExtentCount += claimedCount;
-      }
-    }
-
-    const appliedSeqAfter = expectedSeq - 1;
-    if (pool.isEmpty() && !poolBefore.isEmpty()) changes.push({ kind: 'removeLv', name: names.free });
-    changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.appliedSeq}${appliedSeqAfter}`, replacingPrefix: TAG.appliedSeq });
-    if (rejected.length > 0) {
-      changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.rejectedCount}${info.rejectedCount + rejected.length}`, replacingPrefix: TAG.rejectedCount });
-    }
-    if (activeLvCount !== info.activeLvCount) {
-      changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.activeLvCount}${activeLvCount}`, replacingPrefix: TAG.activeLvCount });
-    }
-    hosts.push({
-      host,
-      appliedSeqBefore: info.appliedSeq,
-      appliedSeqAfter,
-      appliedRecordCount: records.length - rejected.length,
-      movedExtentCount,
-      releasedExtentCount,
-      rejected,
-      poolAfter: pool,
-    });
+    if (records.length > 0) hosts.push(replayHost(state, host, records));
   }
-  return { changes, hosts, sizeMismatches };
+  const deniedClaims = grantClaims(state);
+  pushOwnerChanges(state);
+  return { changes: state.changes, hosts, deniedClaims };
+}
+
+function replayHost(state: PassState, host: string, records: readonly JournalRecordBytes[]): HostReplayPlan {
+  const info = state.thinlv.hosts.get(host);
+  assert(info !== undefined, `replay for unknown host ${host}`);
+  const names = hostLvNames(host);
+  const poolBefore = poolOf(state.vg, host);
+  const progress: HostProgress = { host, pool: poolBefore, movedExtentCount: 0, releasedExtentCount: 0, activeLvCount: info.activeLvCount, rejected: [] };
+  let expectedSeq = info.appliedSeq + 1;
+  for (const record of records) {
+    assert(record.seq === expectedSeq, `journal of ${host} skipped from seq ${expectedSeq - 1} to ${record.seq}`, { host });
+    expectedSeq++;
+    const decoded = decodeJournalRecord(record.payload);
+    const refusal = decoded.ok ? replayRecord(state, progress, record.seq, decoded.record) : { code: 'undecodable', reason: `undecodable: ${decoded.reason}` };
+    if (refusal !== undefined) progress.rejected.push({ host, seq: record.seq, ...refusal });
+  }
+
+  const appliedSeqAfter = expectedSeq - 1;
+  const changes = state.changes;
+  if (progress.pool.isEmpty() && !poolBefore.isEmpty()) changes.push({ kind: 'removeLv', name: names.free });
+  changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.appliedSeq}${appliedSeqAfter}`, replacingPrefix: TAG.appliedSeq });
+  const lastRejected = progress.rejected.at(-1);
+  if (lastRejected !== undefined) {
+    changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.rejectedCount}${info.rejectedCount + progress.rejected.length}`, replacingPrefix: TAG.rejectedCount });
+    changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.rejectedLast}${lastRejected.seq}.${lastRejected.code}`, replacingPrefix: TAG.rejectedLast });
+  }
+  if (progress.activeLvCount !== info.activeLvCount) {
+    changes.push({ kind: 'setTag', lv: names.journal, tag: `${TAG.activeLvCount}${progress.activeLvCount}`, replacingPrefix: TAG.activeLvCount });
+  }
+  return {
+    host,
+    appliedSeqBefore: info.appliedSeq,
+    appliedSeqAfter,
+    appliedRecordCount: records.length - progress.rejected.length,
+    movedExtentCount: progress.movedExtentCount,
+    releasedExtentCount: progress.releasedExtentCount,
+    rejected: progress.rejected,
+    poolAfter: progress.pool,
+  };
+}
+
+type Refusal = { readonly code: string; readonly reason: string } | undefined;
+
+/** Applies one decoded record to the pass; returns why it is refused, if it is. */
+function replayRecord(state: PassState, progress: HostProgress, seq: number, record: JournalRecord): Refusal {
+  switch (record.kind) {
+    case 'activity':
+      progress.activeLvCount = record.activeLvCount;
+      return undefined;
+    case 'claim':
+      state.claims.push({ host: progress.host, seq, lv: record.lv, lvUuid: record.lvUuid });
+      return undefined;
+    case 'release': {
+      // Releasing what the host does not own (any more) is harmless: nothing changes.
+      const target = state.lvsByName.get(record.lv);
+      if (target?.uuid === record.lvUuid && state.owners.get(record.lv) === progress.host) state.owners.set(record.lv, undefined);
+      return undefined;
+    }
+    case 'allocate':
+    case 'return':
+      return replayRanges(state, progress, record);
+  }
+}
+
+function replayRanges(state: PassState, progress: HostProgress, record: Extract<JournalRecord, { kind: 'allocate' | 'return' }>): Refusal {
+  const free = hostLvNames(progress.host).free;
+  const ranges = toDeviceRanges(state.vg, record.ranges);
+  if (ranges === undefined) return { code: 'unknown-pv', reason: 'names a PV that is not in the VG' };
+  const claimed = ExtentSet.fromRanges(ranges);
+  const claimedCount = ranges.reduce((sum, r) => sum + r.extentCount, 0);
+  if (claimed.extentCount !== claimedCount) return { code: 'duplicate-extent', reason: 'lists one extent twice' };
+  if (!progress.pool.containsAll(claimed)) return { code: 'outside-pool', reason: `claims extents outside ${free}: ${claimed.difference(progress.pool).toString()}` };
+  const target = record.kind === 'allocate' ? state.lvsByName.get(record.lv) : undefined;
+  if (record.kind === 'allocate' && target !== undefined && target.uuid === record.lvUuid) {
+    const extentCountBefore = state.lvSizes.get(target.name) ?? 0;
+    const problem = allocationProblem(state.thinlv, {
+      host: progress.host,
+      lv: target.name,
+      extentCountBefore,
+      extentCount: claimedCount,
+      extentCountAfter: record.extentCountAfter,
+      owner: state.owners.get(target.name),
+      extentSizeBytes: state.vg.extentSizeSectors * 512,
+    });
+    if (problem !== undefined) return { code: problem.code.toLowerCase().replaceAll('_', '-'), reason: problem.reason };
+    progress.pool = progress.pool.difference(claimed);
+    state.changes.push({ kind: 'moveRanges', fromLv: free, toLv: target.name, ranges });
+    state.lvSizes.set(target.name, extentCountBefore + claimedCount);
+    progress.movedExtentCount += claimedCount;
+    return undefined;
+  }
+  // A return, or an allocation for an LV removed since: the extents go back to VG free space.
+  progress.pool = progress.pool.difference(claimed);
+  state.changes.push({ kind: 'releaseRanges', lv: free, ranges });
+  progress.releasedExtentCount += claimedCount;
+  return undefined;
+}
+
+/** Phase 2: each claimed LV nobody owns goes to its first claimant; returns the claims denied. */
+function grantClaims(state: PassState): DeniedClaim[] {
+  const denied: DeniedClaim[] = [];
+  for (const claim of state.claims) {
+    const target = state.lvsByName.get(claim.lv);
+    const owner = state.owners.get(claim.lv);
+    const grantable = target?.uuid === claim.lvUuid && state.thinlv.thinLvs.has(claim.lv) && (owner === undefined || owner === claim.host);
+    if (grantable) state.owners.set(claim.lv, claim.host);
+    else denied.push({ host: claim.host, seq: claim.seq, lv: claim.lv, owner });
+  }
+  return denied;
+}
+
+/** Owner tags for every LV whose owner this pass changed. */
+function pushOwnerChanges(state: PassState): void {
+  for (const [lv, thin] of state.thinlv.thinLvs) {
+    const owner = state.owners.get(lv);
+    if (owner === thin.owner) continue;
+    if (owner === undefined) state.changes.push({ kind: 'removeTag', lv, tag: `${TAG.owner}${thin.owner!}` });
+    else state.changes.push({ kind: 'setTag', lv, tag: `${TAG.owner}${owner}`, replacingPrefix: TAG.owner });
+  }
 }

@@ -7,7 +7,7 @@ import { linearSegments, type VgMetadata } from '../../src/metadata/vgModel.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { HostState, openStateDb } from '../../src/state/index.js';
 import { join } from 'node:path';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -25,8 +25,11 @@ const EXTENT_BYTES = 4 * 1024 * 1024;
 
 const sizeOf = (vg: VgMetadata, lv: string): number => vg.lvs.find((l) => l.name === lv)!.segments.reduce((n, s) => n + s.extentCount, 0);
 
-/** Creates `count` thin LVs of one extent each, named prefix0.. */
-async function createThinLvs(t: ThinlvTestVg, prefix: string, count: number): Promise<string[]> {
+/**
+ * Creates `count` thin LVs of one extent each, named prefix0.., each held by the host
+ * `ownerOf(i)` names, as if that host had activated it (only the holder extends an LV).
+ */
+async function createThinLvs(t: ThinlvTestVg, prefix: string, count: number, ownerOf: (index: number) => string = () => 'h1'): Promise<string[]> {
   const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
   const free = computeFreeExtents(vg).ranges();
   const run = free.find((r) => r.extentCount >= count)!;
@@ -34,7 +37,7 @@ async function createThinLvs(t: ThinlvTestVg, prefix: string, count: number): Pr
   await commitBatch(
     t.vg.lvm,
     vg,
-    names.map((name, i) => ({ kind: 'createLv' as const, name, ranges: [{ pv: run.pv, firstExtent: run.firstExtent + i, extentCount: 1 }], activationSkip: true, tags: [`thinlv_virtual_bytes=${1024 ** 3}`] })),
+    names.map((name, i) => ({ kind: 'createLv' as const, name, ranges: [{ pv: run.pv, firstExtent: run.firstExtent + i, extentCount: 1 }], activationSkip: true, tags: [`thinlv_virtual_bytes=${1024 ** 3}`, `thinlv_owner=${ownerOf(i)}`] })),
   );
   return names;
 }
@@ -68,7 +71,7 @@ async function replayUntilIdle(t: ThinlvTestVg): Promise<void> {
 describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG', () => {
   test('3 host daemons extend 300 LVs concurrently; after replay every acknowledged extent is in metadata once and every active table equals its metadata', async () => {
     const t = await createThinlvTestVg({ sizeBytes: 32 * 1024 ** 3, hosts: ['h1', 'h2', 'h3'], thinLvCount: 0, quantumExtents: 256, lowWaterExtents: 64 });
-    const lvs = await createThinLvs(t, 'vm', 300);
+    const lvs = await createThinLvs(t, 'vm', 300, (i) => `h${(i % 3) + 1}`);
     const master = startMasterDaemon(t);
     const hosts = await Promise.all(['h1', 'h2', 'h3'].map((h) => HostDaemonProcess.start(t, h)));
     try {
@@ -94,15 +97,17 @@ describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG',
 
       await stopDaemon(master);
       await replayUntilIdle(t);
-      const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
-      for (const lv of lvs) expect(sizeOf(vg, lv), lv).toBe(acknowledged.get(lv));
       const check = await runCli(['check', t.vg.vgName, ...t.cliArgs()]);
       expect(check.exitCode, check.stdout).toBe(0);
+      const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      for (const lv of lvs) expect(sizeOf(vg, lv), lv).toBe(acknowledged.get(lv));
 
       // The tables each host loaded (kept in its state, as dm is absent here) equal metadata now.
       for (const [i, host] of hosts.entries()) {
         await host.stop();
-        const db = openStateDb(join(host.stateDir, `host-${t.vg.vgName}-${host.host}.db`));
+        // The state file is named for the host's journal ring (its LV uuid).
+        const file = readdirSync(host.stateDir).find((f) => f.startsWith(`host-${t.vg.vgName}-${host.host}-`) && f.endsWith('.db'))!;
+        const db = openStateDb(join(host.stateDir, file));
         try {
           const state = new HostState(db);
           for (const lv of mine(i)) {

@@ -16,7 +16,7 @@ import { SimulatedHost } from '../fixtures/simulatedHost.js';
 const skipReason = realLvmUnavailableReason();
 
 function depsFor(vg: LoopVg): MasterDeps {
-  return { lvm: vg.lvm, regions: fileRegionOpener(), log: createLogger('silent'), faults: noFaults, nowMs: () => Date.now() };
+  return { lvm: vg.lvm, regions: fileRegionOpener(), log: createLogger('silent'), faults: noFaults, nowMs: () => Date.now(), sleepMs: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
 }
 
 describe.skipIf(skipReason !== undefined)('the master on a real VG', () => {
@@ -38,8 +38,8 @@ describe.skipIf(skipReason !== undefined)('the master on a real VG', () => {
 
     const base = await readVgMetadata(vg.lvm, vg.vgName);
     await commitBatch(vg.lvm, base, [
-      { kind: 'createLv', name: 'disk1', ranges: [{ pv: vg.device, firstExtent: 3000, extentCount: 1 }], activationSkip: true, tags: ['thinlv_virtual_bytes=10737418240'] },
-      { kind: 'createLv', name: 'disk2', ranges: [{ pv: vg.device, firstExtent: 3100, extentCount: 1 }], activationSkip: true, tags: ['thinlv_virtual_bytes=10737418240'] },
+      { kind: 'createLv', name: 'disk1', ranges: [{ pv: vg.device, firstExtent: 3000, extentCount: 1 }], activationSkip: true, tags: ['thinlv_virtual_bytes=10737418240', 'thinlv_owner=hostA'] },
+      { kind: 'createLv', name: 'disk2', ranges: [{ pv: vg.device, firstExtent: 3100, extentCount: 1 }], activationSkip: true, tags: ['thinlv_virtual_bytes=10737418240', 'thinlv_owner=hostB'] },
     ]);
 
     const session = new MasterSession();

@@ -13,7 +13,7 @@ import { ringLocation } from '../../src/rings/ringRegions.js';
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG, type LoopVg } from '../fixtures/loopVg.js';
 import { runCli, startCli } from '../fixtures/runCli.js';
 import { SimulatedHost } from '../fixtures/simulatedHost.js';
-import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
+import { createThinlvTestVg, holdLv, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
 const GiB = 1024 ** 3;
@@ -99,13 +99,18 @@ describe.skipIf(skipReason !== undefined)('thin LV commands and the master daemo
     expect((await runCli(['check', t.vg.vgName, ...t.cliArgs()])).exitCode).toBe(0);
   });
 
-  test('records for an LV removed before replay, and return records, give their extents back to VG free space', async () => {
+  test('a held LV cannot be removed; records for an LV removed behind thinlv\'s back, and return records, give their extents back to VG free space', async () => {
     await cli('lvcreate', '-n', 'doomed', '-V', '1g', t.vg.vgName);
+    await holdLv(t, 'doomed', 'hostA');
     const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
       await host.applyGrants(t.vg.lvm, t.vg.vgName);
       const toDoomed = await host.allocate('doomed', 3);
-      expect((await cli('lvremove', `${t.vg.vgName}/doomed`)).exitCode).toBe(0);
+      // thinlv refuses: hostA holds it and has extents of it not yet replayed.
+      expect(JSON.parse((await cli('lvremove', `${t.vg.vgName}/doomed`)).stdout)).toMatchObject({ ok: false, error: { code: 'LV_IN_USE' } });
+      // A stock lvremove would not ask.
+      const current = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      await commitBatch(t.vg.lvm, current, [{ kind: 'removeLv', name: 'doomed' }]);
       const pool = (await readVgMetadata(t.vg.lvm, t.vg.vgName)).lvs.find((lv) => lv.name === hostLvNames('hostA').free)!;
       const giveBack = linearSegments(pool)!.at(-1)!;
       const returned = { pv: giveBack.pv, firstExtent: giveBack.firstExtent + giveBack.extentCount - 2, extentCount: 2 };

@@ -8,7 +8,7 @@ import { expectInvariantsAfterReplay } from '../fixtures/invariants.js';
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG } from '../fixtures/loopVg.js';
 import { runCli } from '../fixtures/runCli.js';
 import { SimulatedHost } from '../fixtures/simulatedHost.js';
-import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
+import { createThinlvTestVg, holdLv, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
 const QUANTUM = 32;
@@ -22,8 +22,10 @@ async function masterOnce(t: ThinlvTestVg, faults?: string): Promise<Awaited<Ret
 
 /** Allocates enough on every host that the next pass both replays and refills. */
 async function allocateBelowLowWater(hosts: readonly SimulatedHost[], lvs: readonly string[]): Promise<void> {
-  for (const host of hosts) {
-    for (let i = 0; i < 10; i++) await host.allocate(lvs[i % lvs.length]!, 2);
+  for (const [h, host] of hosts.entries()) {
+    // The fixture hands thin LV i to host i mod hosts.
+    const mine = lvs.filter((_, n) => n % hosts.length === h);
+    for (let i = 0; i < 10; i++) await host.allocate(mine[i % mine.length]!, 2);
   }
 }
 
@@ -114,6 +116,8 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
       const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostC');
       try {
         expect(await host.applyGrants(t.vg.lvm, t.vg.vgName)).toBe(true);
+        await holdLv(t, 'disk0', 'hostC');
+        await host.applyGrants(t.vg.lvm, t.vg.vgName); // re-reads metadata: hostC holds disk0 now
         await host.allocate('disk0', 3);
         await runPass(t.deps(), new MasterSession(), t.vg.vgName);
         await expectInvariantsAfterReplay(t.vg, [host], 1);
@@ -132,7 +136,7 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
     const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
       await hostA.applyGrants(t.vg.lvm, t.vg.vgName);
-      for (let i = 0; i < 5; i++) await hostA.allocate(t.thinLvs[i % 2]!, 1);
+      for (let i = 0; i < 5; i++) await hostA.allocate(t.thinLvs[0]!, 1);
       const killed = await runCli(['host', 'remove', t.vg.vgName, 'hostA', ...t.cliArgs()], { env: { ...process.env, THINLV_FAULTS: 'host.remove.afterReplay:kill' } as Record<string, string> });
       expect(killed.signal).toBe('SIGKILL');
       const again = await runCli(['host', 'remove', t.vg.vgName, 'hostA', '--json', ...t.cliArgs()]);
@@ -141,8 +145,7 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
       expect(metadata.lvs.some((lv) => lv.name.startsWith('thinlv_hostA_'))).toBe(false);
       // The records journaled before removal landed in their LVs.
       const sizes = new Map(metadata.lvs.map((lv) => [lv.name, lv.segments.reduce((n, s) => n + s.extentCount, 0)]));
-      expect(sizes.get('disk0')).toBe(1 + 3);
-      expect(sizes.get('disk1')).toBe(1 + 2);
+      expect(sizes.get('disk0')).toBe(1 + 5);
       const check = await runCli(['check', t.vg.vgName, ...t.cliArgs()]);
       expect(check.exitCode, check.stdout).toBe(0);
     } finally {
@@ -181,21 +184,20 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
     const hostB = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostB');
     try {
       await hostB.applyGrants(t.vg.lvm, t.vg.vgName);
-      for (let i = 0; i < 6; i++) await hostB.allocate(t.thinLvs[i % 2]!, 2);
+      for (let i = 0; i < 6; i++) await hostB.allocate(t.thinLvs[1]!, 2);
       await hostB.appendRaw({ kind: 'activity', activeLvCount: 2 });
-      await hostB.allocate(t.thinLvs[0]!, 2);
+      await hostB.allocate(t.thinLvs[1]!, 2);
       // The host reported active LVs before it died; declare-dead proceeds regardless (it is fenced).
       const freeBefore = (await readVgMetadata(t.vg.lvm, t.vg.vgName)).lvs.length;
       expect(freeBefore).toBeGreaterThan(0);
-      const result = await runCli(['host', 'declare-dead', t.vg.vgName, 'hostB', '--json', ...t.cliArgs()]);
+      const result = await runCli(['host', 'declare-dead', t.vg.vgName, 'hostB', '--lease-interval-ms', '50', '--json', ...t.cliArgs()]);
       expect(result.exitCode, result.stdout + result.stderr).toBe(0);
       const body = JSON.parse(result.stdout) as { replayedRecordCount: number; returnedExtentCount: number };
       expect(body.replayedRecordCount).toBe(8);
       expect(body.returnedExtentCount).toBe(QUANTUM - 14);
       const metadata = await readVgMetadata(t.vg.lvm, t.vg.vgName);
       const sizes = new Map(metadata.lvs.map((lv) => [lv.name, lv.segments.reduce((n, s) => n + s.extentCount, 0)]));
-      expect(sizes.get('disk0')).toBe(1 + 8);
-      expect(sizes.get('disk1')).toBe(1 + 6);
+      expect(sizes.get('disk1')).toBe(1 + 14);
       for (const allocation of hostB.acknowledged) {
         const lv = metadata.lvs.find((l) => l.name === allocation.lv)!;
         expect(ExtentSet.fromRanges(linearSegments(lv)!).containsAll(ExtentSet.fromRanges(allocation.ranges))).toBe(true);

@@ -1,3 +1,4 @@
+import { execa } from 'execa';
 import { describe, expect, test } from 'vitest';
 import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
 import { ringLocation, type RingLocation } from '../../src/rings/ringRegions.js';
@@ -6,7 +7,7 @@ import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { toUuidRanges } from '../../src/replay/planReplay.js';
 import { expectInvariantsAfterReplay } from '../fixtures/invariants.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
-import { runCli, startCli } from '../fixtures/runCli.js';
+import { CLI_PATH, runCli, startCli } from '../fixtures/runCli.js';
 import { SimulatedHost } from '../fixtures/simulatedHost.js';
 import { createThinlvTestVg } from '../fixtures/thinlvVg.js';
 
@@ -28,9 +29,13 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
       await Promise.all(
         hosts.map(async (host, h) => {
           for (let batch = 0; batch < 50; batch++) {
-            const lvs = Array.from({ length: 25 }, (_, i) => t.thinLvs[(h * 7 + batch * 25 + i) % t.thinLvs.length]!);
-            // One LV per request in flight at a time, as the allocator serialises extends of one LV.
-            await Promise.all([...new Set(lvs)].map((lv) => host.allocate(lv, 1)));
+            // Host h holds the LVs h, h + 8, h + 16, ... (the fixture hands them out round-robin).
+            const mine = t.thinLvs.filter((_, n) => n % hosts.length === h);
+            const lvs = Array.from({ length: 25 }, (_, i) => mine[(batch * 25 + i) % mine.length]!);
+            // One request per LV in flight at a time, as the allocator serialises extends of one LV.
+            await Promise.all([...new Set(lvs)].map(async (lv) => {
+              for (const _ of lvs.filter((name) => name === lv)) await host.allocate(lv, 1);
+            }));
           }
         }),
       );
@@ -106,7 +111,8 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
       const journalIds = new Set(['hostA', 'hostB'].map((h) => ringLocation(vg, hostLvNames(h).journal).ringId));
       let replayed = 0;
       for (let round = 0; round < 5; round++) {
-        for (const [h, host] of hosts.entries()) for (let i = 0; i < 3; i++) await host.allocate(t.thinLvs[(h + i + round) % 4]!, 1);
+        // Host h holds disks h and h + 2.
+        for (const [h, host] of hosts.entries()) for (let i = 0; i < 3; i++) await host.allocate(t.thinLvs[h + 2 * ((i + round) % 2)]!, 1);
         const pass = await runPass(deps, session, t.vg.vgName);
         replayed += pass.replayedRecordCount;
         for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
@@ -139,6 +145,14 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
     try {
       for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
       const once = (runDir: string) => runCli(['master', t.vg.vgName, '--once', '--no-history', '--run-dir', runDir, ...t.cliArgs()]);
+      // The master lock is a fixed path (/run/lock/thinlv), so "another machine" is a mount
+      // namespace with its own tmpfs there; lvm's lock directory stays shared, as before.
+      const onceOnAnotherMachine = async () => {
+        const script = 'mkdir -p /run/lock/thinlv && mount -t tmpfs thinlv-other-machine /run/lock/thinlv && exec "$@"';
+        const args = [CLI_PATH, 'master', t.vg.vgName, '--once', '--no-history', ...t.cliArgs()];
+        const result = await execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, ...args], { reject: false, stdin: 'ignore', timeout: 120_000 });
+        return { exitCode: result.exitCode, stderr: String(result.stderr) };
+      };
 
       // Same machine, same lock: the second master is refused while the first runs.
       const daemon = startCli(['master', t.vg.vgName, '--interval-ms', '50', '--no-history', '--run-dir', t.runDir, ...t.cliArgs()]);
@@ -151,10 +165,14 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
       expect(stopped.exitCode, String(stopped.stderr)).toBe(0);
       expect(String(stopped.stdout)).toContain('master stopped');
 
-      // Two masters as if on two machines (separate locks), racing over several rounds of records.
+      // Two masters as if on two machines (separate master locks), racing over several rounds of records.
       for (let round = 0; round < 4; round++) {
-        for (const host of hosts) for (let i = 0; i < 3; i++) await host.allocate(t.thinLvs[(round + i) % 3]!, 1);
-        const [a, b] = await Promise.all([once(`${t.runDir}/a`), once(`${t.runDir}/b`)]);
+        // hostA holds disk0 and disk2, hostB disk1.
+        for (const [h, host] of hosts.entries()) {
+          const mine = t.thinLvs.filter((_, n) => n % 2 === h);
+          for (let i = 0; i < 3; i++) await host.allocate(mine[(round + i) % mine.length]!, 1);
+        }
+        const [a, b] = await Promise.all([once(`${t.runDir}/a`), onceOnAnotherMachine()]);
         expect(a.exitCode, a.stderr).toBe(0);
         expect(b.exitCode, b.stderr).toBe(0);
       }
@@ -167,7 +185,7 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
     }
   });
 
-  test('a record claiming extents outside its host pool is rejected, counted, logged, and reported by thinlv check', async () => {
+  test('a record claiming extents outside its host pool is rejected, counted, and reported by thinlv check with its reason until cleared', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 1, quantumExtents: 32, lowWaterExtents: 4 });
     const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
@@ -194,7 +212,11 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
       expect(after.lvs.find((lv) => lv.name === 'disk0')?.segments.reduce((n, s) => n + s.extentCount, 0)).toBe(3);
       const check = await runCli(['check', t.vg.vgName, '--json', ...t.cliArgs()]);
       expect(check.exitCode).toBe(1);
-      expect(JSON.parse(check.stdout).findings).toContainEqual(expect.objectContaining({ code: 'REJECTED_RECORDS', severity: 'error' }));
+      const finding = (JSON.parse(check.stdout) as { findings: { code: string; message: string }[] }).findings.find((f) => f.code === 'REJECTED_RECORDS');
+      expect(finding?.message).toMatch(new RegExp(`seq ${badSeq}, because it claimed extents outside the host's pool.*thinlv host clear-rejected`));
+      const cleared = await runCli(['host', 'clear-rejected', t.vg.vgName, 'hostA', '--json', ...t.cliArgs()]);
+      expect(JSON.parse(cleared.stdout)).toMatchObject({ host: 'hostA', clearedCount: 1 });
+      expect((await runCli(['check', t.vg.vgName, ...t.cliArgs()])).exitCode).toBe(0);
     } finally {
       await hostA.close();
       await t.destroy();

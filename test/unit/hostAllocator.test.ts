@@ -29,6 +29,8 @@ class World {
   generation = 0;
   failNextAppend = false;
   dmTables = new Map<string, readonly DmTableLine[]>();
+  /** Who holds each LV (thinlv_owner): h1 at first; claims and releases move it as replay applies them. */
+  owners = new Map<string, string | undefined>(LVS.map((lv) => [lv, 'h1']));
 
   layout(): VgLayout {
     const lvs: LvLayout[] = LVS.map((name) => {
@@ -36,7 +38,7 @@ class World {
       return {
         name,
         uuid: `uuid-${name}`,
-        tags: [],
+        tags: [`thinlv_virtual_bytes=${PE_COUNT * EXTENT_BYTES}`, ...(this.owners.get(name) === undefined ? [] : [`thinlv_owner=${this.owners.get(name)}`])],
         activationSkip: true,
         segments: this.metadata.get(name)!.map((r) => {
           const segment = { logicalStart, extentCount: r.extentCount, type: 'striped', stripes: [{ pv: r.pv, firstExtent: r.firstExtent }] };
@@ -45,7 +47,8 @@ class World {
         }),
       };
     });
-    return { name: 'vg', uuid: 'vg-uuid', seqno: 1, extentSizeSectors: EXTENT_SECTORS, tags: [], pvs: [{ device: PV, uuid: PV_UUID, peStartSectors: 2048, peCount: PE_COUNT }], lvs };
+    const tags = ['thinlv_format=1', 'thinlv_quantum_extents=16', 'thinlv_lowwater_extents=8', 'thinlv_reserve_permille=0'];
+    return { name: 'vg', uuid: 'vg-uuid', seqno: 1, extentSizeSectors: EXTENT_SECTORS, tags, pvs: [{ device: PV, uuid: PV_UUID, peStartSectors: 2048, peCount: PE_COUNT }], lvs };
   }
 
   journalEffect(): HostJournal {
@@ -82,6 +85,9 @@ class World {
   /** The master's replay: every journal record after the cursor lands in metadata. */
   replay(): void {
     for (const { seq, record } of this.journal.filter((j) => j.seq > this.appliedSeq)) {
+      if (record.kind === 'claim' && this.owners.get(record.lv) === undefined) this.owners.set(record.lv, 'h1');
+      if (record.kind === 'release') this.owners.set(record.lv, undefined);
+      if (record.kind === 'allocate') expect(this.owners.get(record.lv), `record ${seq} grows ${record.lv}, which h1 does not hold (I8)`).toBe('h1');
       if (record.kind === 'allocate' || record.kind === 'return') {
         const ranges = record.ranges.map((r) => ({ pv: PV, firstExtent: r.firstExtent, extentCount: r.extentCount }));
         const set = ExtentSet.fromRanges(ranges);
@@ -111,16 +117,24 @@ class World {
 
   start(lastGrantGeneration: number, activeLvs: readonly string[] = []): HostAllocator {
     const unreplayed: UnreplayedRecord[] = this.journal.filter((j) => j.seq > this.appliedSeq);
-    return new HostAllocator(
-      { host: 'h1', vg: this.layout(), freeRanges: this.freeLv.ranges(), unreplayed, lastGrantGeneration, activeLvs, outOfSpaceWaitMs: 0 },
+    const allocator: HostAllocator = new HostAllocator(
+      { host: 'h1', vg: this.layout(), freeRanges: this.freeLv.ranges(), unreplayed, appliedSeq: this.appliedSeq, lastGrantGeneration, activeLvs, outOfSpaceWaitMs: 0 },
       {
         journal: this.journalEffect(),
         dm: this.dmEffect(),
         nowMs: () => 0,
         sleepMs: async () => undefined,
         dmName: (vg, lv) => `${vg}-${lv}`,
+        refreshMetadata: () => this.refreshInto(allocator),
       },
     );
+    return allocator;
+  }
+
+  /** A claim waits for the master: here the master replays at once, and the host reads metadata. */
+  async refreshInto(allocator: HostAllocator): Promise<void> {
+    this.replay();
+    await allocator.refreshMetadata(this.layout(), this.appliedSeq);
   }
 }
 
@@ -177,12 +191,20 @@ describe('host allocator against a model', () => {
             break;
           }
           case 'activate':
-            await allocator.activate(step.lv);
-            active.add(step.lv);
+            // Activating an LV this host released needs a claim, a journal write that may fail.
+            try {
+              await allocator.activate(step.lv);
+              active.add(step.lv);
+            } catch (error) {
+              expect((error as { code?: string }).code ?? (error as Error).message).toMatch(/JOURNAL_FAILED|injected I\/O error/);
+            }
             break;
           case 'deactivate':
-            await allocator.deactivate(step.lv);
-            active.delete(step.lv);
+            // The table goes first; a failed release write leaves the LV inactive all the same.
+            await allocator.deactivate(step.lv).catch((error: unknown) => {
+              expect((error as { code?: string }).code ?? (error as Error).message).toMatch(/JOURNAL_FAILED|injected I\/O error/);
+            });
+            if (!world.dmTables.has(`vg-${step.lv}`)) active.delete(step.lv);
             break;
           case 'replay':
             world.replay();
@@ -267,9 +289,9 @@ describe('host allocator against a model', () => {
   test('an extend that waits for a grant succeeds when one arrives within the bound', async () => {
     const world = new World();
     let now = 0;
-    const allocator = new HostAllocator(
-      { host: 'h1', vg: world.layout(), freeRanges: [], unreplayed: [], lastGrantGeneration: 0, outOfSpaceWaitMs: 1000 },
-      { journal: world.journalEffect(), dm: world.dmEffect(), nowMs: () => now, sleepMs: async (ms) => void (now += ms), dmName: (vg, lv) => `${vg}-${lv}` },
+    const allocator: HostAllocator = new HostAllocator(
+      { host: 'h1', vg: world.layout(), freeRanges: [], unreplayed: [], appliedSeq: 0, lastGrantGeneration: 0, outOfSpaceWaitMs: 1000 },
+      { journal: world.journalEffect(), dm: world.dmEffect(), nowMs: () => now, sleepMs: async (ms) => void (now += ms), dmName: (vg, lv) => `${vg}-${lv}`, refreshMetadata: (): Promise<void> => world.refreshInto(allocator) },
     );
     const pending = allocator.extend('lv2', 3 * EXTENT_BYTES);
     await Promise.resolve();
@@ -297,5 +319,32 @@ describe('host allocator against a model', () => {
     const results = await Promise.all([2, 3, 4, 5].map((n) => allocator.extend('lv1', n * EXTENT_BYTES)));
     expect(results.map((r) => r.extentsGranted)).toEqual([1, 1, 1, 1]);
     expect(allocator.segmentsOf('lv1').reduce((n, s) => n + s.extentCount, 0)).toBe(5);
+  });
+
+  test('concurrent extends of different LVs, with grants arriving while their writes are in flight, never share an extent', async () => {
+    const world = new World();
+    // A journal whose writes take a while, as real ones do: grants land meanwhile.
+    const slow = world.journalEffect();
+    let tick = 0;
+    const allocator: HostAllocator = new HostAllocator(
+      { host: 'h1', vg: world.layout(), freeRanges: [], unreplayed: [], appliedSeq: 0, lastGrantGeneration: 0, outOfSpaceWaitMs: 0 },
+      {
+        journal: { append: async (record) => { await new Promise((resolve) => setTimeout(resolve, 1 + (tick++ % 3))); return slow.append(record); } },
+        dm: world.dmEffect(),
+        nowMs: () => 0,
+        sleepMs: async () => undefined,
+        dmName: (vg, lv) => `${vg}-${lv}`,
+        refreshMetadata: (): Promise<void> => world.refreshInto(allocator),
+      },
+    );
+    allocator.applyGrant(world.grant(60));
+    const extends_ = LVS.flatMap((lv) => [2, 3, 4].map((n) => allocator.extend(lv, n * EXTENT_BYTES)));
+    // The master re-sends the same pool (a newer generation, nothing replayed yet) while writes are in flight.
+    world.generation++;
+    allocator.applyGrant({ kind: 'grant', generation: world.generation, appliedSeq: 0, freeRanges: world.freeLv.ranges().map((r) => ({ pvUuid: PV_UUID, firstExtent: r.firstExtent, extentCount: r.extentCount })) });
+    await Promise.all(extends_);
+    const taken = world.journal.flatMap((j) => (j.record.kind === 'allocate' ? j.record.ranges.flatMap((r) => Array.from({ length: r.extentCount }, (_, k) => r.firstExtent + k)) : []));
+    expect(new Set(taken).size).toBe(taken.length);
+    for (const extent of taken) expect(allocator.poolExtents().has(PV, extent)).toBe(false);
   });
 });

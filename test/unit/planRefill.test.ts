@@ -190,10 +190,13 @@ describe('planRefill: return requests', () => {
 
 describe('planRefill after planReplay, in one commit', () => {
   test('a pool emptied by this pass\'s replay is recreated with createLv in the same commit, with a new uuid', () => {
-    const spec = refillSpec({ pools: { h1: 10, h2: 20 }, freeExtentCount: 200 });
+    const base = refillSpec({ pools: { h1: 10, h2: 20 }, freeExtentCount: 200 });
+    // h1 holds disk0, so its allocation there is valid.
+    const spec = { ...base, thinLvs: base.thinLvs.map((thin) => (thin.name === 'disk0' ? { ...thin, owner: 'h1' } : thin)) };
     const vg = thinlvVgMetadata(spec);
     const thinlv = readThinlvVg(vg);
-    const payload = encodeJournalRecord({ kind: 'allocate', lv: 'disk0', lvUuid: 'uuid-disk0', ranges: [{ pvUuid: PV_SDB.uuid, firstExtent: 4, extentCount: 10 }], extentCountAfter: 9999 });
+    const sizeBefore = lvExtentCount(vg.lvs.find((lv) => lv.name === 'disk0')!);
+    const payload = encodeJournalRecord({ kind: 'allocate', lv: 'disk0', lvUuid: 'uuid-disk0', ranges: [{ pvUuid: PV_SDB.uuid, firstExtent: 4, extentCount: 10 }], extentCountAfter: sizeBefore + 10 });
     const replay = planReplay(vg, thinlv, new Map([['h1', [{ seq: 1, payload }]]]));
     const afterReplay = applyChanges(vg, replay.changes, countingIdentity());
     const refillPlan = planRefill(afterReplay, thinlv);

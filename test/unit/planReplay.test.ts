@@ -8,7 +8,7 @@ import { TAG, hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
 import { applyChanges } from '../../src/metadata/applyChanges.js';
 import { checkLayout, computeFreeExtents, pvExtents } from '../../src/metadata/checkLayout.js';
 import { lvExtentCount, type VgMetadata } from '../../src/metadata/vgModel.js';
-import { encodeJournalRecord, type JournalRecord, type PvExtentRange } from '../../src/records/records.js';
+import { decodeJournalRecord, encodeJournalRecord, type JournalRecord, type PvExtentRange } from '../../src/records/records.js';
 import { planReplay, type JournalRecordBytes, type ReplayPlan } from '../../src/replay/planReplay.js';
 import {
   PV_SDB,
@@ -37,12 +37,14 @@ const uuidByDevice = new Map([
 const byUuid = (ranges: readonly PhysicalRange[], pvUuid?: string): PvExtentRange[] =>
   ranges.map((r) => ({ pvUuid: pvUuid ?? uuidByDevice.get(r.pv)!, firstExtent: r.firstExtent, extentCount: r.extentCount }));
 
+/** Stands for "the size replay will compute"; replay() below fills it in, as an honest host would. */
+const AUTO_AFTER = 1_000_000;
 const allocate = (lv: string, ranges: readonly PhysicalRange[], lvUuid = `uuid-${lv}`): JournalRecord => ({
   kind: 'allocate',
   lv,
   lvUuid,
   ranges: byUuid(ranges),
-  extentCountAfter: 100,
+  extentCountAfter: AUTO_AFTER,
 });
 const giveBack = (ranges: readonly PhysicalRange[]): JournalRecord => ({ kind: 'return', ranges: byUuid(ranges) });
 const journal = (firstSeq: number, records: readonly (JournalRecord | Uint8Array)[]): JournalRecordBytes[] =>
@@ -58,9 +60,32 @@ interface Replayed {
 /** Plans the replay of `records` on `spec`'s VG and applies the plan as a commit would. */
 function replay(spec: ThinlvVgSpec, records: Readonly<Record<string, readonly JournalRecordBytes[]>>): Replayed {
   const before = thinlvVgMetadata(spec);
-  const plan = planReplay(before, readThinlvVg(before), new Map(Object.entries(records)));
+  const plan = planReplay(before, readThinlvVg(before), withHonestSizes(before, records));
   const after = applyChanges(before, plan.changes, countingIdentity());
   return { before, plan, after };
+}
+
+/**
+ * Fills in AUTO_AFTER sizes as the writing host would have: the LV's size so far plus
+ * the record's extents, hosts in order, counting only allocations to an LV that exists
+ * under the record's uuid.
+ */
+function withHonestSizes(vg: VgMetadata, records: Readonly<Record<string, readonly JournalRecordBytes[]>>): Map<string, JournalRecordBytes[]> {
+  const sizes = new Map(vg.lvs.map((lv) => [lv.name, lvExtentCount(lv)]));
+  const uuids = new Map(vg.lvs.map((lv) => [lv.name, lv.uuid]));
+  const result = new Map<string, JournalRecordBytes[]>();
+  for (const [host, list] of Object.entries(records)) {
+    result.set(host, list.map((entry) => {
+      const decoded = decodeJournalRecord(entry.payload);
+      if (!decoded.ok || decoded.record.kind !== 'allocate' || uuids.get(decoded.record.lv) !== decoded.record.lvUuid) return entry;
+      const record = decoded.record;
+      const after = (sizes.get(record.lv) ?? 0) + record.ranges.reduce((n, r) => n + r.extentCount, 0);
+      if (record.extentCountAfter !== AUTO_AFTER) return entry;
+      sizes.set(record.lv, after);
+      return { seq: entry.seq, payload: encodeJournalRecord({ ...record, extentCountAfter: after }) };
+    }));
+  }
+  return result;
 }
 
 const hostPlan = (plan: ReplayPlan, host: string) => plan.hosts.find((h) => h.host === host)!;
@@ -89,14 +114,16 @@ describe('planReplay: applying records', () => {
     expect(logicalExtents(after, 'disk0')).toEqual([...flattenRanges([range('/dev/sdb', 10, 4)]), '/dev/sdb:35']);
   });
 
-  test('an allocation whose LV size differs from what its host computed is applied and reported as a size mismatch', () => {
+  test('an allocation whose LV size differs from what its host computed is rejected, its extents staying in the pool', () => {
     const before = thinlvVgMetadata(twoHostSpec());
     const disk1Size = lvNamed(before, 'disk1')!.segments.reduce((n, seg) => n + seg.extentCount, 0);
     const honest = { ...allocate('disk1', [range('/dev/sdb', 40, 2)]), extentCountAfter: disk1Size + 2 };
     const stale = { ...allocate('disk1', [range('/dev/sdb', 31, 1)]), extentCountAfter: disk1Size + 1 };
     const { plan, after } = replay(twoHostSpec(), { h1: journal(1, [honest, stale]) });
-    expect(plan.sizeMismatches).toEqual([{ host: 'h1', seq: 2, lv: 'disk1', expectedExtentCount: disk1Size + 1, actualExtentCount: disk1Size + 3 }]);
-    expect(logicalExtents(after, 'disk1').slice(-3)).toEqual(['/dev/sdb:40', '/dev/sdb:41', '/dev/sdb:31']);
+    expect(hostPlan(plan, 'h1').rejected).toEqual([{ host: 'h1', seq: 2, code: 'size-mismatch', reason: expect.stringMatching(/not the 3 the record says/) as unknown }]);
+    expect(logicalExtents(after, 'disk1').slice(-2)).toEqual(['/dev/sdb:40', '/dev/sdb:41']);
+    expect(extentsOfLv(after, 'thinlv_h1_free').has('/dev/sdb', 31)).toBe(true);
+    expect(tagsOf(after, 'thinlv_h1_journal')).toContain(`${TAG.rejectedLast}2.size-mismatch`);
   });
 
   test("activity records set the host's active LV count, the last one winning, and move no extents", () => {
@@ -132,9 +159,10 @@ describe('planReplay: applying records', () => {
   test('records of two hosts in one batch each apply from their own pool', () => {
     const { plan, after } = replay(twoHostSpec(), {
       h1: journal(1, [allocate('disk0', [range('/dev/sdb', 30, 2)])]),
-      h2: journal(1, [allocate('disk0', [range('/dev/sdc', 100, 2)])]),
+      h2: journal(1, [allocate('disk2', [range('/dev/sdc', 100, 2)])]),
     });
-    expect(logicalExtents(after, 'disk0').slice(4)).toEqual(['/dev/sdb:30', '/dev/sdb:31', '/dev/sdc:100', '/dev/sdc:101']);
+    expect(logicalExtents(after, 'disk0').slice(4)).toEqual(['/dev/sdb:30', '/dev/sdb:31']);
+    expect(logicalExtents(after, 'disk2').slice(2)).toEqual(['/dev/sdc:100', '/dev/sdc:101']);
     expect(plan.hosts.map((h) => [h.host, h.movedExtentCount])).toEqual([
       ['h1', 2],
       ['h2', 2],
@@ -173,8 +201,8 @@ describe('planReplay: applying records', () => {
   test('hosts with no records produce no changes and no host plan', () => {
     const vg = thinlvVgMetadata(twoHostSpec());
     const thinlv = readThinlvVg(vg);
-    expect(planReplay(vg, thinlv, new Map())).toEqual({ changes: [], hosts: [], sizeMismatches: [] });
-    expect(planReplay(vg, thinlv, new Map([['h1', []], ['h2', []]]))).toEqual({ changes: [], hosts: [], sizeMismatches: [] });
+    expect(planReplay(vg, thinlv, new Map())).toEqual({ changes: [], hosts: [], deniedClaims: [] });
+    expect(planReplay(vg, thinlv, new Map([['h1', []], ['h2', []]]))).toEqual({ changes: [], hosts: [], deniedClaims: [] });
   });
 
   test('only the hosts that have records get changes', () => {
@@ -207,14 +235,14 @@ describe('planReplay: rejecting records', () => {
   test.each(cases)('a record naming %s is rejected with its reason, never applied, and later records still apply', (_, bad, reason) => {
     const { before, plan, after } = replay(twoHostSpec({ h1: { rejectedCount: 4 } }), { h1: journal(1, [bad, valid]) });
     const h1 = hostPlan(plan, 'h1');
-    expect(h1.rejected).toEqual([{ host: 'h1', seq: 1, reason: expect.stringMatching(reason) as unknown }]);
+    expect(h1.rejected).toEqual([{ host: 'h1', seq: 1, code: expect.any(String) as unknown, reason: expect.stringMatching(reason) as unknown }]);
     expect(h1).toMatchObject({ appliedSeqAfter: 2, appliedRecordCount: 1, movedExtentCount: 2, releasedExtentCount: 0 });
     // Only the valid record's two extents moved; nothing else changed hands.
     expect(extentsOfLv(after, 'thinlv_h1_free').equals(extentsOfLv(before, 'thinlv_h1_free').difference(ExtentSet.fromRanges([range('/dev/sdb', 46, 2)])))).toBe(true);
     expect(logicalExtents(after, 'disk1')).toEqual(['/dev/sdb:20', '/dev/sdb:21', '/dev/sdb:46', '/dev/sdb:47']);
     for (const name of ['disk0', 'disk2', 'thinlv_h2_free']) expect(lvNamed(after, name)).toEqual(lvNamed(before, name));
     expect(computeFreeExtents(after).equals(computeFreeExtents(before))).toBe(true);
-    expect(tagsOf(after, 'thinlv_h1_journal')).toEqual([`${TAG.appliedSeq}2`, `${TAG.rejectedCount}5`]);
+    expect(tagsOf(after, 'thinlv_h1_journal')).toEqual([`${TAG.appliedSeq}2`, `${TAG.rejectedCount}5`, `${TAG.rejectedLast}1.${h1.rejected[0]!.code}`]);
   });
 
   test('a record whose extents an earlier record of the same batch took is rejected (no double use within a batch)', () => {
@@ -355,8 +383,13 @@ function take(set: ExtentSet, at: number, n: number): PhysicalRange[] {
 }
 
 interface HostModel {
+  readonly host: string;
   pool: ExtentSet;
   takenThisBatch: ExtentSet;
+  /** Each LV's size as replay will see it, shared by every host (replay goes host by host, as the model does). */
+  readonly sizes: Map<string, number>;
+  /** Who holds each thin LV. */
+  readonly owners: ReadonlyMap<string, string | undefined>;
 }
 
 /** Turns one operation into record bytes and the outcome replay must give it. */
@@ -379,7 +412,12 @@ function resolve(operation: Operation, model: HostModel, vg: VgMetadata, thinLvN
       if (chosen.length === 0) return rejected(allocate(lv, outside(operation.pick, operation.count)));
       const ranges = operation.reversed ? [...chosen].reverse() : chosen;
       if (operation.kind === 'allocateNamesake') return accept(ranges, { kind: 'released', ranges }, allocate(lv, ranges, `uuid-old-${lv}`));
-      return accept(ranges, { kind: 'moved', lv, ranges }, allocate(lv, ranges));
+      const sizeAfter = model.sizes.get(lv)! + ExtentSet.fromRanges(ranges).extentCount;
+      const record = { ...allocate(lv, ranges), extentCountAfter: sizeAfter };
+      // Only the LV's owner may grow it (I8): anyone else's record is refused and moves nothing.
+      if (model.owners.get(lv) !== model.host) return rejected(record);
+      model.sizes.set(lv, sizeAfter);
+      return accept(ranges, { kind: 'moved', lv, ranges }, record);
     }
     case 'return':
     case 'allocateGone': {
@@ -441,8 +479,10 @@ describe('planReplay: property over random batches', () => {
       const recordsByHost = new Map<string, JournalRecordBytes[]>();
       const outcomes = new Map<string, Outcome[]>();
       const models = new Map<string, HostModel>();
+      const sizes = new Map(before.lvs.map((lv) => [lv.name, lvExtentCount(lv)]));
+      const owners = new Map([...thinlvBefore.thinLvs].map(([name, thin]) => [name, thin.owner]));
       spec.hosts.forEach((host, i) => {
-        const model: HostModel = { pool: extentsOfLv(before, hostLvNames(host.host).free), takenThisBatch: ExtentSet.empty() };
+        const model: HostModel = { host: host.host, pool: extentsOfLv(before, hostLvNames(host.host).free), takenThisBatch: ExtentSet.empty(), sizes, owners };
         const resolved = operations[i]!.map((operation) => resolve(operation, model, before, thinLvNames));
         recordsByHost.set(host.host, resolved.map((r, k) => ({ seq: (host.appliedSeq ?? 0) + 1 + k, payload: r.payload })));
         outcomes.set(host.host, resolved.map((r) => r.outcome));
@@ -520,11 +560,65 @@ describe('planReplay: property over random batches', () => {
         });
       }
       const nothingNew = new Map(spec.hosts.map((h) => [h.host, [] as JournalRecordBytes[]]));
-      expect(planReplay(after, thinlvAfter, nothingNew)).toEqual({ changes: [], hosts: [], sizeMismatches: [] });
+      expect(planReplay(after, thinlvAfter, nothingNew)).toEqual({ changes: [], hosts: [], deniedClaims: [] });
       // Feeding the same records again cannot apply them twice: their seqs no longer follow the cursor.
       if ([...recordsByHost.values()].some((records) => records.length > 0)) {
         expect(() => planReplay(after, thinlvAfter, recordsByHost)).toThrow(InvariantError);
       }
     },
   );
+});
+
+describe('planReplay: LV ownership (one extender per LV)', () => {
+  const claim = (lv: string, lvUuid = `uuid-${lv}`): JournalRecord => ({ kind: 'claim', lv, lvUuid });
+  const release = (lv: string, lvUuid = `uuid-${lv}`): JournalRecord => ({ kind: 'release', lv, lvUuid });
+  const ownerOf = (vg: VgMetadata, lv: string) => readThinlvVg(vg).thinLvs.get(lv)?.owner;
+  const unowned = (): ThinlvVgSpec => ({ ...twoHostSpec(), thinLvs: twoHostSpec().thinLvs.map(({ owner: _owner, ...rest }) => rest) });
+
+  test('a claim of an LV nobody holds makes the claimant its owner, as a tag in the same commit', () => {
+    const { plan, after } = replay(unowned(), { h2: journal(1, [claim('disk0')]) });
+    expect(ownerOf(after, 'disk0')).toBe('h2');
+    expect(plan.deniedClaims).toEqual([]);
+    expect(tagsOf(after, 'disk0')).toContain(`${TAG.owner}h2`);
+  });
+
+  test('a claim of an LV another host holds is denied and changes nothing', () => {
+    const { plan, after } = replay(twoHostSpec(), { h2: journal(1, [claim('disk0')]) });
+    expect(ownerOf(after, 'disk0')).toBe('h1');
+    expect(plan.deniedClaims).toEqual([{ host: 'h2', seq: 1, lv: 'disk0', owner: 'h1' }]);
+  });
+
+  test("a release and another host's claim in one pass hand the LV over, the source's allocations applied first", () => {
+    const { plan, after } = replay(twoHostSpec(), {
+      h2: journal(1, [claim('disk0')]),
+      h1: journal(1, [allocate('disk0', [range('/dev/sdb', 30, 2)]), release('disk0')]),
+    });
+    expect(ownerOf(after, 'disk0')).toBe('h2');
+    expect(plan.deniedClaims).toEqual([]);
+    expect(logicalExtents(after, 'disk0').slice(-2)).toEqual(['/dev/sdb:30', '/dev/sdb:31']);
+  });
+
+  test('an allocation by a host that does not own the LV is rejected as lv-not-owned, its extents staying in its pool', () => {
+    const { plan, after } = replay(twoHostSpec(), { h2: journal(1, [allocate('disk0', [range('/dev/sdb', 50, 1)])]) });
+    expect(hostPlan(plan, 'h2').rejected).toMatchObject([{ seq: 1, code: 'lv-not-owned' }]);
+    expect(extentsOfLv(after, 'thinlv_h2_free').has('/dev/sdb', 50)).toBe(true);
+  });
+
+  test('an allocation after the host released the LV is rejected', () => {
+    const { plan } = replay(twoHostSpec(), { h1: journal(1, [release('disk0'), allocate('disk0', [range('/dev/sdb', 30, 1)])]) });
+    expect(hostPlan(plan, 'h1').rejected).toMatchObject([{ seq: 2, code: 'lv-not-owned' }]);
+  });
+
+  test('an allocation past the virtual size is rejected as virtual-size-exceeded', () => {
+    const spec = twoHostSpec();
+    const small = { ...spec, thinLvs: spec.thinLvs.map((t) => (t.name === 'disk0' ? { ...t, virtualBytes: 5 * 4 * 1024 ** 2 } : t)) };
+    const { plan, after } = replay(small, { h1: journal(1, [allocate('disk0', [range('/dev/sdb', 30, 1)]), allocate('disk0', [range('/dev/sdb', 31, 1)])]) });
+    expect(hostPlan(plan, 'h1').rejected).toMatchObject([{ seq: 2, code: 'virtual-size-exceeded' }]);
+    expect(lvExtentCount(lvNamed(after, 'disk0')!)).toBe(5);
+  });
+
+  test('a claim naming an old uuid of the LV, or a stock LV, is denied', () => {
+    const { plan } = replay(unowned(), { h1: journal(1, [claim('disk0', 'uuid-old'), claim('thinlv_h2_free', 'uuid-thinlv_h2_free')]) });
+    expect(plan.deniedClaims.map((d) => d.lv)).toEqual(['disk0', 'thinlv_h2_free']);
+  });
 });

@@ -1,5 +1,7 @@
 // Commands that change thinlv's layout in a VG: format, host add/remove/
-// declare-dead, and thin LV create/remove/resize. Thin layers over src/master/.
+// declare-dead, and thin LV create/remove/resize. Thin layers over src/master/,
+// each run under withMetadataLock, so that commands on one VG take turns
+// instead of failing each other with STALE_SEQNO.
 
 import { ErrorCode, UsageError } from '../../errors.js';
 import { faultsFromSpec } from '../../faults.js';
@@ -7,10 +9,10 @@ import { TAG, numericTag, validateHostName } from '../../format/thinlvVg.js';
 import { readVgMetadata } from '../../lvm/commitBatch.js';
 import { extentSizeBytes, lvExtentCount } from '../../metadata/vgModel.js';
 import { formatVg } from '../../master/formatVg.js';
-import { addHost, removeHost } from '../../master/hostMembership.js';
+import { addHost, clearRejected, removeHost, type RemoveHostOptions } from '../../master/hostMembership.js';
 import { createThinLv, deflateThinLv, removeThinLv, setVirtualSize } from '../../master/thinLvs.js';
 import type { CommandContext } from '../context.js';
-import { ensureOnMasterHost, masterDeps } from '../masterContext.js';
+import { ensureOnMasterHost, masterDeps, withMetadataLock } from '../masterContext.js';
 import { printResult } from '../output.js';
 import { bytesToExtents, parseSize } from '../sizes.js';
 import { validateVgName } from '../validate.js';
@@ -32,13 +34,15 @@ export async function runFormat(context: CommandContext, args: FormatArgs): Prom
   if (args.reservePercent !== undefined && !(args.reservePercent >= 0 && args.reservePercent <= 50)) {
     throw new UsageError(ErrorCode.invalidArgument, `--reserve-percent must be from 0 to 50, got ${args.reservePercent}`);
   }
-  const result = await formatVg(context.lvm, args.vg, {
-    quantumExtents: toExtents(args.quantum, '--quantum'),
-    lowWaterExtents: toExtents(args.lowWater, '--low-water'),
-    reservePermille: args.reservePercent === undefined ? undefined : Math.round(args.reservePercent * 10),
-    expectedLvCount: args.expectedLvs,
-    faults: faultsFromSpec(process.env['THINLV_FAULTS']),
-  });
+  const result = await withMetadataLock(context, args.vg, () =>
+    formatVg(context.lvm, args.vg, {
+      quantumExtents: toExtents(args.quantum, '--quantum'),
+      lowWaterExtents: toExtents(args.lowWater, '--low-water'),
+      reservePermille: args.reservePercent === undefined ? undefined : Math.round(args.reservePercent * 10),
+      expectedLvCount: args.expectedLvs,
+      faults: faultsFromSpec(process.env['THINLV_FAULTS']),
+    }),
+  );
   const s = result.settings;
   printResult(
     context,
@@ -52,21 +56,31 @@ export async function runHostAdd(context: CommandContext, vgName: string, host: 
   validateVgName(vgName);
   validateHostName(host);
   await ensureOnMasterHost(context, vgName);
-  const result = await addHost(masterDeps(context), vgName, host);
+  const result = await withMetadataLock(context, vgName, () => addHost(masterDeps(context), vgName, host));
   printResult(context, { vg: vgName, ...result }, `host ${host} added to ${vgName} (created ${result.createdLvs.join(', ') || 'nothing new'}; initialised ${result.initialisedRings.join(', ') || 'no rings'}); the master's next pass grants its first quantum`);
   return 0;
 }
 
-export async function runHostRemove(context: CommandContext, vgName: string, host: string, mode: 'remove' | 'declare-dead'): Promise<number> {
+export async function runHostRemove(context: CommandContext, vgName: string, host: string, mode: 'remove' | 'declare-dead', options: RemoveHostOptions = {}): Promise<number> {
   validateVgName(vgName);
   validateHostName(host);
+  if (options.fenced === true && mode !== 'declare-dead') throw new UsageError(ErrorCode.invalidArgument, '--fenced goes with "host declare-dead" only');
   await ensureOnMasterHost(context, vgName);
-  const result = await removeHost(masterDeps(context), vgName, host, mode);
+  const result = await withMetadataLock(context, vgName, () => removeHost(masterDeps(context), vgName, host, mode, options));
   printResult(
     context,
     { vg: vgName, mode, ...result },
     `host ${host} ${mode === 'remove' ? 'removed from' : 'declared dead in'} ${vgName}: ${result.replayedRecordCount} journal records replayed, ${result.returnedExtentCount} pool extents returned to free space`,
   );
+  return 0;
+}
+
+export async function runHostClearRejected(context: CommandContext, vgName: string, host: string): Promise<number> {
+  validateVgName(vgName);
+  validateHostName(host);
+  await ensureOnMasterHost(context, vgName);
+  const result = await withMetadataLock(context, vgName, () => clearRejected(masterDeps(context), vgName, host));
+  printResult(context, { vg: vgName, ...result }, `host ${host}: forgot ${result.clearedCount} rejected journal records; thinlv check no longer reports them`);
   return 0;
 }
 
@@ -84,7 +98,7 @@ export async function runLvCreate(context: CommandContext, args: { vg: string; n
   const virtual = parseSize(args.virtualSize, '-V');
   const initial = args.size === undefined ? { bytes: 0, relative: undefined } : parseSize(args.size, '-L');
   if (virtual.relative || initial.relative) throw new UsageError(ErrorCode.invalidArgument, 'lvcreate takes absolute sizes (no + or -)');
-  const result = await createThinLv(context.lvm, args.vg, args.name, virtual.bytes, initial.bytes);
+  const result = await withMetadataLock(context, args.vg, () => createThinLv(context.lvm, args.vg, args.name, virtual.bytes, initial.bytes));
   printResult(context, { ...result }, `Logical volume "${args.name}" created: virtual ${result.virtualBytes} bytes, allocated ${result.physicalBytes} bytes.`);
   return 0;
 }
@@ -92,7 +106,7 @@ export async function runLvCreate(context: CommandContext, args: { vg: string; n
 export async function runLvRemove(context: CommandContext, path: string): Promise<number> {
   const { vg, lv } = splitLvPath(path);
   await ensureOnMasterHost(context, vg);
-  const result = await removeThinLv(context.lvm, vg, lv);
+  const result = await withMetadataLock(context, vg, () => removeThinLv(context.lvm, vg, lv));
   printResult(context, { ...result }, `Logical volume "${lv}" successfully removed.`);
   return 0;
 }
@@ -103,6 +117,13 @@ export async function runLvResize(context: CommandContext, args: { path: string;
     throw new UsageError(ErrorCode.invalidArgument, 'give exactly one of -V (new virtual size) or -L (deflate: new, smaller physical size)');
   }
   await ensureOnMasterHost(context, vg);
+  // A relative size is resolved inside the lock, on the sizes each attempt reads.
+  const result = await withMetadataLock(context, vg, () => resizeThinLv(context, vg, lv, args));
+  printResult(context, { ...result }, `Logical volume ${vg}/${lv}: virtual ${result.virtualBytes} bytes, allocated ${result.physicalBytes} bytes.`);
+  return 0;
+}
+
+async function resizeThinLv(context: CommandContext, vg: string, lv: string, args: { virtualSize?: string | undefined; size?: string | undefined }) {
   const metadata = await readVgMetadata(context.lvm, vg);
   const target = metadata.lvs.find((l) => l.name === lv);
   const currentVirtual = (target && numericTag(target.tags, TAG.virtualBytes, `LV ${lv}`)) ?? 0;
@@ -113,10 +134,7 @@ export async function runLvResize(context: CommandContext, args: { path: string;
     if (bytes <= 0) throw new UsageError(ErrorCode.invalidArgument, `${what} ${text} leaves no size`);
     return bytes;
   };
-  const result =
-    args.virtualSize !== undefined
-      ? await setVirtualSize(context.lvm, vg, lv, resolve(args.virtualSize, '-V', currentVirtual))
-      : await deflateThinLv(masterDeps(context), vg, lv, resolve(args.size!, '-L', currentPhysical));
-  printResult(context, { ...result }, `Logical volume ${vg}/${lv}: virtual ${result.virtualBytes} bytes, allocated ${result.physicalBytes} bytes.`);
-  return 0;
+  return args.virtualSize !== undefined
+    ? setVirtualSize(context.lvm, vg, lv, resolve(args.virtualSize, '-V', currentVirtual))
+    : deflateThinLv(masterDeps(context), vg, lv, resolve(args.size!, '-L', currentPhysical));
 }

@@ -1,11 +1,11 @@
 // `thinlv master VG`: the replayer, as a daemon or a single pass (--once).
 //
-// One master per VG on a machine: an flock on /run/thinlv/master-<vg>.lock,
-// whose file also holds the daemon's pid. SIGUSR1 asks for a pass now; SIGTERM
+// One master per VG on a machine: an flock on /run/lock/thinlv/master-<vg>.lock
+// (a fixed path, so no choice of options runs a second one beside it), whose
+// file also holds the daemon's pid. SIGUSR1 asks for a pass now; SIGTERM
 // and SIGINT let the pass in flight finish, then exit 0. A second master on
 // another machine is stopped by the metadata seqno check, not by this lock.
 
-import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isJournalError } from '../../../journal/index.js';
@@ -17,10 +17,9 @@ import { MasterSession, runPass, type PassHistory } from '../../master/replayPas
 import { createLogger } from '../../log.js';
 import { MasterState, openStateDb } from '../../state/index.js';
 import type { CommandContext } from '../context.js';
-import { masterDeps } from '../masterContext.js';
+import { lockHolder, masterDeps, masterLockPath, recordLockHolder } from '../masterContext.js';
 import { validateVgName } from '../validate.js';
 
-export const MASTER_RUN_DIR = '/run/thinlv';
 /** History for reports; losing it loses history, never correctness. */
 export const MASTER_STATE_DIR = '/var/lib/thinlv';
 export const DEFAULT_INTERVAL_MS = 2_000;
@@ -33,7 +32,6 @@ export interface MasterArgs {
   readonly vg: string;
   readonly once: boolean;
   readonly intervalMs: number;
-  readonly runDir: string;
   /** Where the SQLite history lives; undefined keeps no history. */
   readonly stateDir: string | undefined;
 }
@@ -53,12 +51,13 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
   if (!Number.isSafeInteger(args.intervalMs) || args.intervalMs < MIN_INTERVAL_MS || args.intervalMs > MAX_INTERVAL_MS) {
     throw new ThinlvError('INVALID_ARGUMENT', `--interval-ms must be from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}, got ${args.intervalMs}`);
   }
-  const lockPath = join(args.runDir, `master-${args.vg}.lock`);
+  const lockPath = masterLockPath(args.vg);
   const lock = await acquireFileLock(lockPath, 0);
   if (lock === undefined) {
-    throw new ThinlvError('MASTER_RUNNING', `a master for VG ${args.vg} already runs on this machine (lock ${lockPath} is held)`, { vg: args.vg, lockPath });
+    const holder = lockHolder(lockPath);
+    throw new ThinlvError('MASTER_RUNNING', `a master for VG ${args.vg} already runs on this machine (${holder} holds ${lockPath}): stop it first`, { vg: args.vg, lockPath, holder });
   }
-  writeFileSync(lockPath, `${process.pid}\n`);
+  recordLockHolder(lockPath);
   // Daemon logs are JSON lines on stdout, for journald or a log shipper.
   const log = createLogger(context.options.logLevel === 'warn' ? 'info' : context.options.logLevel, 1);
   const db = args.stateDir === undefined ? undefined : openStateDb(join(args.stateDir, `master-${args.vg}.db`));

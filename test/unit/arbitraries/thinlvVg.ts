@@ -46,6 +46,8 @@ export interface ThinLvSpec {
   readonly uuid: string;
   readonly ranges: readonly PhysicalRange[];
   readonly virtualBytes?: number;
+  /** The host that holds it (thinlv_owner=), if any. */
+  readonly owner?: string;
 }
 
 export interface ThinlvVgSpec {
@@ -89,7 +91,8 @@ export function thinlvVgMetadata(spec: ThinlvVgSpec): VgMetadata {
     if (host.pool.length > 0) lvs.push(linearLv(names.free, host.pool));
   }
   for (const thin of spec.thinLvs) {
-    lvs.push(linearLv(thin.name, thin.ranges, { uuid: thin.uuid, tags: [`${TAG.virtualBytes}${thin.virtualBytes ?? 10 * 1024 ** 3}`] }));
+    const tags = [`${TAG.virtualBytes}${thin.virtualBytes ?? 10 * 1024 ** 3}`, ...(thin.owner === undefined ? [] : [`${TAG.owner}${thin.owner}`])];
+    lvs.push(linearLv(thin.name, thin.ranges, { uuid: thin.uuid, tags }));
   }
   return {
     header: [{ kind: 'assign', key: 'contents', value: { kind: 'string', value: 'Text Format Volume Group' } }],
@@ -121,6 +124,7 @@ export function thinlvVgMetadata(spec: ThinlvVgSpec): VgMetadata {
  * The two-host VG most example tests start from:
  *   sdb:0-3     rings of h1 and h2
  *   sdb:10-13   disk0          sdb:20-21  disk1         sdc:0-1  disk2
+ *   (disk0 and disk1 held by h1, disk2 by h2)
  *   sdb:30-49   h1's pool (20 extents)
  *   sdb:50-59 + sdc:100-109   h2's pool (20 extents, two PVs)
  *   everything else VG free
@@ -141,9 +145,9 @@ export function twoHostSpec(overrides: { h1?: Partial<HostSpec>; h2?: Partial<Ho
       },
     ],
     thinLvs: [
-      { name: 'disk0', uuid: 'uuid-disk0', ranges: [range('/dev/sdb', 10, 4)] },
-      { name: 'disk1', uuid: 'uuid-disk1', ranges: [range('/dev/sdb', 20, 2)] },
-      { name: 'disk2', uuid: 'uuid-disk2', ranges: [range('/dev/sdc', 0, 2)] },
+      { name: 'disk0', uuid: 'uuid-disk0', ranges: [range('/dev/sdb', 10, 4)], owner: 'h1' },
+      { name: 'disk1', uuid: 'uuid-disk1', ranges: [range('/dev/sdb', 20, 2)], owner: 'h1' },
+      { name: 'disk2', uuid: 'uuid-disk2', ranges: [range('/dev/sdc', 0, 2)], owner: 'h2' },
     ],
   };
 }
@@ -275,7 +279,7 @@ export function thinlvLayoutArbitrary(options: LayoutArbitraryOptions = {}): fc.
             ...(state.rejectedCount === undefined ? {} : { rejectedCount: state.rejectedCount }),
           };
         }),
-        thinLvs: thinRanges.map((ranges, j) => ({ name: `disk${j}`, uuid: `uuid-disk${j}`, ranges })),
+        thinLvs: thinRanges.map((ranges, j) => ({ name: `disk${j}`, uuid: `uuid-disk${j}`, ranges, owner: HOST_NAMES[j % hostCount]! })),
       };
     });
 }

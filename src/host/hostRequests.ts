@@ -1,0 +1,62 @@
+// What the host daemon answers on its socket: each protocol request mapped to the
+// allocator, with two guards the allocator cannot know about: a request naming
+// another VG is refused (WRONG_VG), and an LV the master created after this daemon
+// last read metadata is looked up once more before LV_NOT_FOUND.
+
+import { ThinlvError } from '../errors.js';
+import type { HostAllocator } from './allocator.js';
+import type { Request, Result } from './protocol.js';
+
+export interface HostRequestContext {
+  readonly vg: string;
+  readonly host: string;
+  readonly allocator: HostAllocator;
+  readonly extentSizeBytes: number;
+  readonly lowWaterExtents: () => number;
+  readonly deviceMapperPresent: boolean;
+  readonly refreshMetadata: () => Promise<void>;
+}
+
+export function hostRequestHandler(context: HostRequestContext): (request: Request) => Promise<Result> {
+  return async (request) => {
+    if (request.vg !== undefined && request.vg !== context.vg) {
+      throw new ThinlvError('WRONG_VG', `this daemon serves VG ${context.vg} for host ${context.host}, not VG ${request.vg}: use that VG's socket`, { vg: context.vg, asked: request.vg });
+    }
+    try {
+      return await serve(context, request);
+    } catch (error) {
+      if (!(error instanceof ThinlvError && error.code === 'LV_NOT_FOUND')) throw error;
+      await context.refreshMetadata();
+      return serve(context, request);
+    }
+  };
+}
+
+async function serve(context: HostRequestContext, request: Request): Promise<Result> {
+  const { allocator } = context;
+  switch (request.op) {
+    case 'extend': {
+      const result = request.sizeBytes !== undefined ? await allocator.extend(request.lv, request.sizeBytes) : await allocator.extendBy(request.lv, request.incrementBytes!);
+      return { lv: result.lv, extentsGranted: result.extentsGranted, sizeBytes: result.sizeBytes, extentSizeBytes: context.extentSizeBytes };
+    }
+    case 'activate':
+      await allocator.activate(request.lv);
+      return { lv: request.lv, active: true };
+    case 'deactivate':
+      await allocator.deactivate(request.lv);
+      return { lv: request.lv, active: false };
+    case 'status': {
+      const status = allocator.status();
+      return {
+        vg: context.vg,
+        host: context.host,
+        poolExtentCount: status.poolExtentCount,
+        lowWaterExtents: context.lowWaterExtents(),
+        unreplayedRecordCount: status.unreplayedRecordCount,
+        lastGrantGeneration: status.lastGrantGeneration,
+        deviceMapperPresent: context.deviceMapperPresent,
+        extentSizeBytes: context.extentSizeBytes,
+      };
+    }
+  }
+}
