@@ -343,6 +343,9 @@ export class HostAllocator {
       }
       await this.effects.sleepMs(CLAIM_POLL_MS);
     }
+    if (this.lvNamed(lvName)?.uuid !== lv.uuid) {
+      throw hostError(ErrorCode.lvNotFound, `LV ${this.vg.name}/${lvName} was removed (or replaced) on the master meanwhile`, { lv: lvName });
+    }
     if (!this.owns(lvName)) {
       const owner = this.thinlv.thinLvs.get(lvName)?.owner;
       throw hostError('LV_OWNED_ELSEWHERE', `LV ${this.vg.name}/${lvName} is held by ${owner === undefined ? 'another host or was replaced' : `host ${owner}`}: deactivate it there first (only one host extends an LV)`, { lv: lvName, owner });
