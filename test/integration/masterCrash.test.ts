@@ -154,6 +154,29 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
     }
   });
 
+  test('host removal killed while it holds the host lease is finished by running it again, which waits the dead lease out', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 1, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
+    const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    try {
+      await hostA.applyGrants(t.vg.lvm, t.vg.vgName);
+      for (let i = 0; i < 3; i++) await hostA.allocate('disk0', 1);
+      const lease = ['--lease-interval-ms', '50'];
+      const killed = await runCli(['host', 'remove', t.vg.vgName, 'hostA', ...lease, ...t.cliArgs()], { env: { ...process.env, THINLV_FAULTS: 'host.remove.afterLease:kill' } as Record<string, string> });
+      expect(killed.signal).toBe('SIGKILL');
+      // The killed command left the host a member, its lease held by nobody alive.
+      expect(readThinlvVg(await readVgMetadata(t.vg.lvm, t.vg.vgName)).hosts.has('hostA')).toBe(true);
+      const again = await runCli(['host', 'remove', t.vg.vgName, 'hostA', ...lease, '--json', ...t.cliArgs()]);
+      expect(again.exitCode, again.stdout + again.stderr).toBe(0);
+      const metadata = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      expect(metadata.lvs.some((lv) => lv.name.startsWith('thinlv_hostA_'))).toBe(false);
+      expect(metadata.lvs.find((lv) => lv.name === 'disk0')!.segments.reduce((n, seg) => n + seg.extentCount, 0)).toBe(1 + 3);
+      expect((await runCli(['check', t.vg.vgName, ...t.cliArgs()])).exitCode).toBe(0);
+    } finally {
+      await hostA.close();
+      await t.destroy();
+    }
+  });
+
   test('a host that reports active LVs is not removed; once it reports none, it is', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 1, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
     const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
