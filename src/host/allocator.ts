@@ -31,7 +31,7 @@ import type { LinearSegment, PhysicalRange } from '../extent/types.js';
 import { linearSegments, SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
 import { readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
 import { allocationProblem } from '../replay/allocationRule.js';
-import { rangesOf, type GrantRecord, type JournalRecord, type PvExtentRange } from '../records/records.js';
+import { MAX_RANGES_PER_RECORD, rangesOf, type GrantRecord, type JournalRecord, type PvExtentRange } from '../records/records.js';
 import { KeyedMutex } from './keyedMutex.js';
 
 export const DEFAULT_OUT_OF_SPACE_WAIT_MS = 5_000;
@@ -137,6 +137,8 @@ export class HostAllocator {
   private readonly active = new Set<string>();
   private readonly lvLocks = new KeyedMutex();
   private grantWaiters: (() => void)[] = [];
+  /** Extents the extends waiting for a grant need in all (see announceDemand). */
+  private waitingExtents = 0;
   /** LVs claimed for a client that gave up waiting: released when the master grants them. */
   private readonly abandonedClaims = new Set<string>();
   private readonly outOfSpaceWaitMs: number;
@@ -477,6 +479,7 @@ export class HostAllocator {
   private async takeFromPool(lvName: string, needed: number): Promise<PhysicalRange[]> {
     const deadline = this.effects.nowMs() + this.outOfSpaceWaitMs;
     let chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
+    if (!chosen.ok) this.announceDemand(needed);
     while (!chosen.ok) {
       this.throwIfStopped();
       const remaining = deadline - this.effects.nowMs();
@@ -489,12 +492,44 @@ export class HostAllocator {
           poolExtents: chosen.availableExtentCount,
         });
       }
+      const generationBefore = this.generation;
       await this.waitForGrant(remaining);
       chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
+      // A grant came and was not enough (others took it, or the VG is short): say so again.
+      if (!chosen.ok && this.generation !== generationBefore) this.announceDemand(needed);
     }
     this.throwIfStopped();
+    if (chosen.ranges.length > MAX_RANGES_PER_RECORD) {
+      // One record cannot name more ranges; refused here, before anything is taken or written.
+      throw hostError('POOL_TOO_FRAGMENTED', `VG ${this.vg.name}: ${lvName} needs ${needed} extents, which host ${this.start.host}'s pool holds only in ${chosen.ranges.length} pieces (one journal record names at most ${MAX_RANGES_PER_RECORD}): extend by less at a time`, {
+        lv: lvName,
+        neededExtents: needed,
+        rangeCount: chosen.ranges.length,
+      });
+    }
     this.take(chosen.ranges);
     return chosen.ranges;
+  }
+
+  /**
+   * Tells the master, through the journal, how many extents the extends waiting now
+   * need in all, so its next pass grants that much at once (a refill of one quantum
+   * would not cover an extend larger than a quantum). Best effort: the record moves
+   * nothing, so a lost one only means a smaller grant; the extend still waits.
+   */
+  private announceDemand(neededExtents: number): void {
+    if (this.halted !== undefined || this.journalFailure !== undefined) return;
+    this.waitingExtents += neededExtents;
+    const record: JournalRecord = { kind: 'demand', extentCount: this.waitingExtents };
+    this.effects.journal.append(record).then(
+      ({ seq }) => this.remember({ seq, record }, []),
+      () => undefined,
+    );
+    const settle = (): void => {
+      this.waitingExtents -= neededExtents;
+    };
+    // The waiting extents count until the next grant, whether it serves this extend or not.
+    this.grantWaiters.push(settle);
   }
 
   private take(ranges: readonly PhysicalRange[]): void {
@@ -624,14 +659,15 @@ export class HostAllocator {
     const ranges: PhysicalRange[] = [];
     let remaining = count;
     for (const run of [...this.pool.ranges()].reverse()) {
-      if (remaining === 0) break;
+      // One record names at most MAX_RANGES_PER_RECORD ranges: a fragmented pool returns less.
+      if (remaining === 0 || ranges.length === MAX_RANGES_PER_RECORD) break;
       const take = Math.min(remaining, run.extentCount);
       ranges.push({ pv: run.pv, firstExtent: run.firstExtent + run.extentCount - take, extentCount: take });
       remaining -= take;
     }
     this.take(ranges);
     await this.journalRanges({ kind: 'return', ranges: this.toUuid(ranges) }, ranges);
-    return count;
+    return count - remaining;
   }
 
   status(): HostStatus {

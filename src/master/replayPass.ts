@@ -237,7 +237,8 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
     try {
       const replay: ReplayPlan = planReplay(vg, thinlv, records);
       const afterReplay = applyChanges(vg, replay.changes, systemIdentity);
-      const refill = planRefill(afterReplay, thinlv);
+      const demands = new Map(replay.hosts.filter((h) => h.demandExtentCount > 0).map((h) => [h.host, h.demandExtentCount]));
+      const refill = planRefill(afterReplay, thinlv, demands);
       const changes: MetadataChange[] = [...replay.changes, ...refill.changes];
       for (const denied of replay.deniedClaims) deps.log.info({ ...denied }, 'claim denied: the LV is held by another host or gone');
       for (const host of replay.hosts) {

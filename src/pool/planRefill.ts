@@ -3,7 +3,8 @@
 //
 //   reserve   = reservePermille of the VG's extents: pools are never refilled from it
 //   available = VG free extents - reserve
-//   hosts below low-water, smallest pool first: grant min(quantum, available) extents
+//   hosts below low-water, or with a demand (extents their waiting extends need), smallest
+//   pool first: grant min(max(quantum, demand + low-water - pool), available) extents
 //     -> appendRanges to thinlv_<host>_free (createLv when the pool LV is absent)
 //     -> thinlv_grant_gen=<gen+1> on thinlv_<host>_grants, in the same commit
 //   if a host below low-water got less than a quantum, every host holding more than
@@ -51,7 +52,7 @@ export function reserveExtentCount(vg: VgMetadata, reservePermille: number): num
  * `vg` is the metadata as it will be after this pass's replay; `thinlv` holds the
  * settings and generations read before it (a replay does not change them).
  */
-export function planRefill(vg: VgMetadata, thinlv: ThinlvVg): RefillPlan {
+export function planRefill(vg: VgMetadata, thinlv: ThinlvVg, demands: ReadonlyMap<string, number> = new Map()): RefillPlan {
   const { quantumExtents, lowWaterExtents, reservePermille } = thinlv.settings;
   const reserve = reserveExtentCount(vg, reservePermille);
   let vgFree = computeFreeExtents(vg);
@@ -68,10 +69,14 @@ export function planRefill(vg: VgMetadata, thinlv: ThinlvVg): RefillPlan {
 
   let starved = false;
   for (const pool of pools) {
-    if (pool.poolExtentCount >= lowWaterExtents) continue;
+    const demand = demands.get(pool.host.host) ?? 0;
+    // A demand is met in one grant, however many quanta that takes, with low-water to spare.
+    const shortfall = demand > 0 ? demand + lowWaterExtents - pool.poolExtentCount : 0;
+    if (pool.poolExtentCount >= lowWaterExtents && shortfall <= 0) continue;
+    const wanted = Math.max(quantumExtents, shortfall);
     const available = Math.max(0, vgFree.extentCount - reserve);
-    const grantExtentCount = Math.min(quantumExtents, available);
-    if (grantExtentCount < quantumExtents) starved = true;
+    const grantExtentCount = Math.min(wanted, available);
+    if (grantExtentCount < wanted) starved = true;
     if (grantExtentCount === 0) continue;
     const chosen = chooseExtents(vgFree, pool.segments, grantExtentCount);
     if (!chosen.ok) continue;

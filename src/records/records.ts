@@ -16,6 +16,9 @@
 //                                                        thinlv_owner=<host> when nobody owns it)
 //     release   {lv, lvUuid}                            gives that ownership back (deactivation,
 //                                                        or the end of a one-off extend)
+//     demand    {extentCount}                           the host's waiting extends need this
+//                                                        many extents and its pool holds fewer:
+//                                                        the next pass grants at least that much
 //   grants ring (master -> host)
 //     grant     {generation, appliedSeq, freeRanges}     the host's whole free LV as of
 //                                                        generation, after replay through
@@ -54,7 +57,9 @@ export type JournalRecord =
   /** How many LVs the host has active now; journaled on every activate and deactivate. */
   | { readonly kind: 'activity'; readonly activeLvCount: number }
   /** Ownership of a thin LV: only its owner extends it (I8); see src/replay/planReplay.ts. */
-  | { readonly kind: 'claim' | 'release'; readonly lv: string; readonly lvUuid: string };
+  | { readonly kind: 'claim' | 'release'; readonly lv: string; readonly lvUuid: string }
+  /** Extents the host's waiting extends need in all; its pool holds fewer. Moves nothing. */
+  | { readonly kind: 'demand'; readonly extentCount: number };
 
 /** The extents a journal record moves: an allocation's or a return's ranges, none for the others. */
 export const rangesOf = (record: JournalRecord): readonly PvExtentRange[] => (record.kind === 'allocate' || record.kind === 'return' ? record.ranges : []);
@@ -142,7 +147,9 @@ export function encodeJournalRecord(record: JournalRecord): Uint8Array {
         ? { v: RECORD_FORMAT_VERSION, kind: record.kind, ranges: rangesJson(record.ranges) }
         : record.kind === 'activity'
           ? { v: RECORD_FORMAT_VERSION, kind: record.kind, activeLvCount: record.activeLvCount }
-          : { v: RECORD_FORMAT_VERSION, kind: record.kind, lv: record.lv, lvUuid: record.lvUuid };
+          : record.kind === 'demand'
+            ? { v: RECORD_FORMAT_VERSION, kind: record.kind, extentCount: record.extentCount }
+            : { v: RECORD_FORMAT_VERSION, kind: record.kind, lv: record.lv, lvUuid: record.lvUuid };
   const bytes = encoder.encode(JSON.stringify(json));
   // Pair assertion: what we write must read back as what we meant.
   const back = decodeJournalRecord(bytes);
@@ -160,6 +167,7 @@ export function decodeJournalRecord(bytes: Uint8Array): DecodeResult<JournalReco
     if (kind === 'return') return { kind, ranges: ranges(object, 'ranges', false) };
     if (kind === 'activity') return { kind, activeLvCount: count(object, 'activeLvCount', 0) };
     if (kind === 'claim' || kind === 'release') return { kind, lv: text(object, 'lv'), lvUuid: text(object, 'lvUuid') };
+    if (kind === 'demand') return { kind, extentCount: count(object, 'extentCount', 1) };
     return fail(`unknown journal record kind ${JSON.stringify(kind)}`);
   });
 }

@@ -9,6 +9,8 @@
 //     activity                                                    -> thinlv_active_lvs=<count> (last one wins)
 //     release of an LV the host owns                              -> owner cleared
 //     claim                                                       -> kept for phase 2
+//     demand                                                      -> reported (the last one wins): the
+//                                                                    refill sizes this host's grant by it
 //   then, in the same commit: thinlv_applied_seq=<last seq> on the host's journal LV
 //   (and thinlv_rejected=<total>, thinlv_rejected_last=<seq>.<code>), and the free LV
 //   is removed if replay emptied it.
@@ -65,6 +67,8 @@ export interface HostReplayPlan {
   readonly rejected: readonly RejectedRecord[];
   /** Extents left in the host's pool once the plan is committed. */
   readonly poolAfter: ExtentSet;
+  /** What the host's waiting extends need, from its last demand record this pass (0: none). */
+  readonly demandExtentCount: number;
 }
 
 export interface ReplayPlan {
@@ -121,6 +125,7 @@ interface HostProgress {
   movedExtentCount: number;
   releasedExtentCount: number;
   activeLvCount: number;
+  demandExtentCount: number;
   readonly rejected: RejectedRecord[];
 }
 
@@ -149,7 +154,7 @@ function replayHost(state: PassState, host: string, records: readonly JournalRec
   assert(info !== undefined, `replay for unknown host ${host}`);
   const names = hostLvNames(host);
   const poolBefore = poolOf(state.vg, host);
-  const progress: HostProgress = { host, pool: poolBefore, movedExtentCount: 0, releasedExtentCount: 0, activeLvCount: info.activeLvCount, rejected: [] };
+  const progress: HostProgress = { host, pool: poolBefore, movedExtentCount: 0, releasedExtentCount: 0, activeLvCount: info.activeLvCount, demandExtentCount: 0, rejected: [] };
   let expectedSeq = info.appliedSeq + 1;
   for (const record of records) {
     assert(record.seq === expectedSeq, `journal of ${host} skipped from seq ${expectedSeq - 1} to ${record.seq}`, { host });
@@ -180,6 +185,7 @@ function replayHost(state: PassState, host: string, records: readonly JournalRec
     releasedExtentCount: progress.releasedExtentCount,
     rejected: progress.rejected,
     poolAfter: progress.pool,
+    demandExtentCount: progress.demandExtentCount,
   };
 }
 
@@ -193,6 +199,9 @@ function replayRecord(state: PassState, progress: HostProgress, seq: number, rec
       return undefined;
     case 'claim':
       state.claims.push({ host: progress.host, seq, lv: record.lv, lvUuid: record.lvUuid });
+      return undefined;
+    case 'demand':
+      progress.demandExtentCount = record.extentCount;
       return undefined;
     case 'release': {
       // Releasing what the host does not own (any more) is harmless: nothing changes.

@@ -10,11 +10,11 @@ import type { DmTableLine } from '../../src/extent/dmTable.js';
 import type { PhysicalRange } from '../../src/extent/types.js';
 import { HostAllocator, type HostDeviceMapper, type HostJournal, type UnreplayedRecord } from '../../src/host/allocator.js';
 import type { LvLayout, VgLayout } from '../../src/metadata/vgModel.js';
-import type { JournalRecord } from '../../src/records/records.js';
+import { MAX_RANGES_PER_RECORD, type JournalRecord } from '../../src/records/records.js';
 
 const PV = '/dev/sdx';
 const PV_UUID = 'pv-uuid-sdx';
-const PE_COUNT = 400;
+const PE_COUNT = 1200;
 const EXTENT_SECTORS = 8192;
 const EXTENT_BYTES = EXTENT_SECTORS * 512;
 const LVS = ['lv0', 'lv1', 'lv2'];
@@ -283,7 +283,8 @@ describe('host allocator against a model', () => {
     await expect(allocator.extend('lv0', EXTENT_BYTES)).rejects.toMatchObject({ code: 'SHRINK_REFUSED' });
     const error = await allocator.extend('lv1', 10 * EXTENT_BYTES).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'OUT_OF_SPACE', data: { vg: 'vg', host: 'h1', lv: 'lv1', neededExtents: 9, poolExtents: 2 } });
-    expect(world.journal).toHaveLength(1);
+    // The allocation, and the demand the waiting extend told the master about; nothing else.
+    expect(world.journal.map((j) => j.record)).toEqual([expect.objectContaining({ kind: 'allocate' }), { kind: 'demand', extentCount: 9 }]);
   });
 
   test('an extend that waits for a grant succeeds when one arrives within the bound', async () => {
@@ -346,5 +347,25 @@ describe('host allocator against a model', () => {
     const taken = world.journal.flatMap((j) => (j.record.kind === 'allocate' ? j.record.ranges.flatMap((r) => Array.from({ length: r.extentCount }, (_, k) => r.firstExtent + k)) : []));
     expect(new Set(taken).size).toBe(taken.length);
     for (const extent of taken) expect(allocator.poolExtents().has(PV, extent)).toBe(false);
+  });
+});
+
+describe('host allocator at the record size bound', () => {
+  test('an extend that would need more than MAX_RANGES_PER_RECORD ranges is refused before anything is taken, and the host keeps serving', async () => {
+    const world = new World();
+    const allocator = world.start(0);
+    // A pool of every other extent: as fragmented as a pool can be.
+    const fragmented = Array.from({ length: MAX_RANGES_PER_RECORD + 10 }, (_, i) => ({ pvUuid: PV_UUID, firstExtent: 100 + 2 * i, extentCount: 1 }));
+    expect(allocator.applyGrant({ kind: 'grant', generation: 1, appliedSeq: 0, freeRanges: fragmented })).toBe(true);
+    const poolBefore = allocator.poolExtents().extentCount;
+    await expect(allocator.extend('lv0', (1 + MAX_RANGES_PER_RECORD + 1) * EXTENT_BYTES)).rejects.toMatchObject({ code: 'POOL_TOO_FRAGMENTED' });
+    expect(allocator.poolExtents().extentCount).toBe(poolBefore);
+    expect(world.journal).toHaveLength(0);
+    // At the bound exactly, it is served, in one record.
+    const result = await allocator.extend('lv0', (1 + MAX_RANGES_PER_RECORD) * EXTENT_BYTES);
+    expect(result.extentsGranted).toBe(MAX_RANGES_PER_RECORD);
+    expect(world.journal).toHaveLength(1);
+    // A return asked of the same pool names at most MAX_RANGES_PER_RECORD ranges too.
+    expect(await allocator.returnExtents(poolBefore)).toBe(10);
   });
 });

@@ -162,6 +162,32 @@ describe('planRefill: grants', () => {
   });
 });
 
+describe('planRefill: demands (extents a host\'s waiting extends need)', () => {
+  const refillWith = (spec: ThinlvVgSpec, demands: Record<string, number>) => {
+    const before = thinlvVgMetadata(spec);
+    const plan = planRefill(before, readThinlvVg(before), new Map(Object.entries(demands)));
+    return { before, plan, after: applyChanges(before, plan.changes, countingIdentity()) };
+  };
+
+  test('a demand larger than a quantum is met in one grant, with low-water to spare, even for a pool above low-water', () => {
+    const { plan, after } = refillWith(refillSpec({ pools: { h1: 20, h2: 20 }, freeExtentCount: 300 }), { h1: 100 });
+    expect(grantSummary(plan)).toEqual([['h1', 100 + SETTINGS.lowWaterExtents - 20]]);
+    expect(lvExtentCount(lvNamed(after, 'thinlv_h1_free')!)).toBe(100 + SETTINGS.lowWaterExtents);
+  });
+
+  test('a demand the pool already covers with low-water to spare grants nothing', () => {
+    const { plan } = refillWith(refillSpec({ pools: { h1: 30, h2: 20 }, freeExtentCount: 300 }), { h1: 10 });
+    expect(plan.grants).toEqual([]);
+  });
+
+  test('a demand the VG cannot cover gets what lies above the reserve, and hosts holding far more than a quantum are asked to return it', () => {
+    const { plan } = refillWith(refillSpec({ pools: { h1: 0, h2: 100 }, freeExtentCount: 150 }), { h1: 400 });
+    const available = 150 - Math.ceil((400 * SETTINGS.reservePermille) / 1000);
+    expect(grantSummary(plan)).toEqual([['h1', available]]);
+    expect(plan.returnRequests).toEqual([{ host: 'h2', extentCount: 100 - SETTINGS.quantumExtents }]);
+  });
+});
+
 describe('planRefill: return requests', () => {
   test('when a needy host gets less than a quantum, hosts holding more than twice the quantum are asked to return pool - quantum', () => {
     // h1 (0) gets 5 of 16; h2 holds 33 > 32 and is asked for 17; h3 holds exactly 32 and is left alone.

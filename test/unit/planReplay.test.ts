@@ -617,6 +617,12 @@ describe('planReplay: LV ownership (one extender per LV)', () => {
     expect(lvExtentCount(lvNamed(after, 'disk0')!)).toBe(5);
   });
 
+  test("a demand record moves nothing and reports the host's last demand of the pass", () => {
+    const { plan, before, after } = replay(twoHostSpec(), { h1: journal(1, [{ kind: 'demand', extentCount: 40 }, allocate('disk0', [range('/dev/sdb', 30, 1)]), { kind: 'demand', extentCount: 70 }]) });
+    expect(hostPlan(plan, 'h1')).toMatchObject({ demandExtentCount: 70, appliedSeqAfter: 3, rejected: [] });
+    expect(extentsOfLv(after, 'thinlv_h1_free').extentCount).toBe(extentsOfLv(before, 'thinlv_h1_free').extentCount - 1);
+  });
+
   test('a claim naming an old uuid of the LV, or a stock LV, is denied', () => {
     const { plan } = replay(unowned(), { h1: journal(1, [claim('disk0', 'uuid-old'), claim('thinlv_h2_free', 'uuid-thinlv_h2_free')]) });
     expect(plan.deniedClaims.map((d) => d.lv)).toEqual(['disk0', 'thinlv_h2_free']);

@@ -1,0 +1,48 @@
+// Extends larger than a pool quantum: the host's demand reaches the master through
+// its journal, and the next pass grants what the demand needs in one grant.
+// Real LVM on a loop device, the master and a host daemon as processes.
+
+import { describe, expect, test } from 'vitest';
+import { readVgMetadata } from '../../src/lvm/commitBatch.js';
+import { MasterSession, runPass } from '../../src/master/replayPass.js';
+import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
+import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
+import { runCli } from '../fixtures/runCli.js';
+import { createThinlvTestVg } from '../fixtures/thinlvVg.js';
+
+const skipReason = realLvmUnavailableReason();
+const EXTENT_BYTES = 4 * 1024 * 1024;
+const GIB = 1024 ** 3;
+
+describe.skipIf(skipReason !== undefined)('extends larger than a pool quantum', () => {
+  test('1 GiB, 10 GiB and 40 GiB extends on a 64 GiB VG succeed while the master runs; with it stopped they fail within the bound', async () => {
+    // The defaults `thinlv format` picks for 64 GiB: a quantum of 82 extents (328 MiB).
+    const t = await createThinlvTestVg({ sizeBytes: 64 * GIB, hosts: ['h1'], thinLvCount: 1, quantumExtents: 82, lowWaterExtents: 41 });
+    // The fixture gives disk0 (virtual size 100 GiB) to h1, as if h1 had activated it.
+    let master = startMasterDaemon(t, 200);
+    const host = await HostDaemonProcess.start(t, 'h1', 5000);
+    try {
+      expect((await host.extend('disk0', 1 * GIB)).sizeBytes).toBe(1 * GIB);
+      expect((await host.extend('disk0', 10 * GIB)).sizeBytes).toBe(10 * GIB);
+
+      await stopDaemon(master);
+      const started = Date.now();
+      await expect(host.extend('disk0', 40 * GIB)).rejects.toMatchObject({ code: 'OUT_OF_SPACE' });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(4900);
+
+      master = startMasterDaemon(t, 200);
+      expect((await host.extend('disk0', 40 * GIB)).sizeBytes).toBe(40 * GIB);
+      await expect(host.extend('disk0', 101 * GIB)).rejects.toMatchObject({ code: 'VIRTUAL_SIZE_EXCEEDED' });
+      await stopDaemon(master);
+      for (let i = 0; i < 10; i++) if ((await runPass(t.deps(), new MasterSession(), t.vg.vgName)).replayedRecordCount === 0) break;
+      const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      expect(vg.lvs.find((lv) => lv.name === 'disk0')!.segments.reduce((n, s) => n + s.extentCount, 0)).toBe((40 * GIB) / EXTENT_BYTES);
+      const check = await runCli(['check', t.vg.vgName, ...t.cliArgs()]);
+      expect(check.exitCode, check.stdout).toBe(0);
+    } finally {
+      await stopDaemon(master);
+      await host.cleanUp();
+      await t.destroy();
+    }
+  });
+});
