@@ -477,28 +477,17 @@ export class HostAllocator {
    * flight" until journalRanges settles their record.
    */
   private async takeFromPool(lvName: string, needed: number): Promise<PhysicalRange[]> {
-    const deadline = this.effects.nowMs() + this.outOfSpaceWaitMs;
     let chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
-    if (!chosen.ok) this.announceDemand(needed);
-    while (!chosen.ok) {
-      this.throwIfStopped();
-      const remaining = deadline - this.effects.nowMs();
-      if (remaining <= 0) {
-        throw hostError('OUT_OF_SPACE', `VG ${this.vg.name}: host ${this.start.host}'s pool has ${chosen.availableExtentCount} extents, ${lvName} needs ${needed} more (${needed * this.extentSizeBytes()} bytes); no grant arrived within ${this.outOfSpaceWaitMs} ms: check that the master runs and the VG has free space`, {
-          vg: this.vg.name,
-          host: this.start.host,
-          lv: lvName,
-          neededExtents: needed,
-          poolExtents: chosen.availableExtentCount,
-        });
+    if (!chosen.ok) {
+      this.waitingExtents += needed;
+      try {
+        chosen = await this.waitForExtents(lvName, needed);
+      } finally {
+        this.waitingExtents -= needed;
       }
-      const generationBefore = this.generation;
-      await this.waitForGrant(remaining);
-      chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
-      // A grant came and was not enough (others took it, or the VG is short): say so again.
-      if (!chosen.ok && this.generation !== generationBefore) this.announceDemand(needed);
     }
     this.throwIfStopped();
+    assert(chosen.ok, 'waitForExtents returns only a choice that is ok');
     if (chosen.ranges.length > MAX_RANGES_PER_RECORD) {
       // One record cannot name more ranges; refused here, before anything is taken or written.
       throw hostError('POOL_TOO_FRAGMENTED', `VG ${this.vg.name}: ${lvName} needs ${needed} extents, which host ${this.start.host}'s pool holds only in ${chosen.ranges.length} pieces (one journal record names at most ${MAX_RANGES_PER_RECORD}): extend by less at a time`, {
@@ -511,25 +500,49 @@ export class HostAllocator {
     return chosen.ranges;
   }
 
+  /** Waits for grants until the pool can serve `needed` more of `lvName`, up to outOfSpaceWaitMs. */
+  private async waitForExtents(lvName: string, needed: number): Promise<ReturnType<typeof chooseExtents>> {
+    const deadline = this.effects.nowMs() + this.outOfSpaceWaitMs;
+    this.announceDemand();
+    for (;;) {
+      this.throwIfStopped();
+      const remaining = deadline - this.effects.nowMs();
+      if (remaining <= 0) {
+        throw hostError('OUT_OF_SPACE', `VG ${this.vg.name}: host ${this.start.host}'s pool has ${this.pool.extentCount} extents, ${lvName} needs ${needed} more (${needed * this.extentSizeBytes()} bytes); no grant arrived within ${this.outOfSpaceWaitMs} ms: check that the master runs and the VG has free space`, {
+          vg: this.vg.name,
+          host: this.start.host,
+          lv: lvName,
+          neededExtents: needed,
+          poolExtents: this.pool.extentCount,
+        });
+      }
+      const generationBefore = this.generation;
+      await this.waitForGrant(remaining);
+      const chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
+      if (chosen.ok) return chosen;
+      // A grant came and was not enough (others took it, or the VG is short): say so again.
+      if (this.generation !== generationBefore) this.announceDemand();
+    }
+  }
+
   /**
    * Tells the master, through the journal, how many extents the extends waiting now
    * need in all, so its next pass grants that much at once (a refill of one quantum
    * would not cover an extend larger than a quantum). Best effort: the record moves
    * nothing, so a lost one only means a smaller grant; the extend still waits.
    */
-  private announceDemand(neededExtents: number): void {
-    if (this.halted !== undefined || this.journalFailure !== undefined) return;
-    this.waitingExtents += neededExtents;
+  private announceDemand(): void {
+    if (this.halted !== undefined || this.journalFailure !== undefined || this.waitingExtents <= 0) return;
     const record: JournalRecord = { kind: 'demand', extentCount: this.waitingExtents };
     this.effects.journal.append(record).then(
       ({ seq }) => this.remember({ seq, record }, []),
       () => undefined,
     );
-    const settle = (): void => {
-      this.waitingExtents -= neededExtents;
-    };
-    // The waiting extents count until the next grant, whether it serves this extend or not.
-    this.grantWaiters.push(settle);
+  }
+
+  /** Whether an extend waits for a grant now (the daemon then reads its grants ring more often). */
+  isWaitingForGrant(): boolean {
+    return this.waitingExtents > 0;
   }
 
   private take(ranges: readonly PhysicalRange[]): void {

@@ -44,6 +44,8 @@ import { unreplayedRecords } from './unreplayedRecords.js';
 export const DEFAULT_SOCKET_DIR = '/run/thinlv';
 /** How often the grants ring is read; each read is a direct read of the ring, so not too often. */
 export const DEFAULT_GRANT_POLL_MS = 250;
+/** While an extend waits for a grant, the grants ring is read this often: the grant is the extend's answer. */
+export const WAITING_GRANT_POLL_MS = 20;
 /** Metadata is re-read now and then to drop replayed records from the pending lists (an unknown LV triggers a read at once). */
 export const DEFAULT_METADATA_REFRESH_MS = 30_000;
 
@@ -247,7 +249,7 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
     handler: hostRequestHandler({ vg: vgName, host, allocator, extentSizeBytes: vg.extentSizeSectors * 512, lowWaterExtents: () => lowWaterExtents, deviceMapperPresent: deps.deviceMapperPresent, refreshMetadata: refresh }),
   });
   resources.add(() => server.close());
-  const loop = backgroundLoop(deps, options, { pollGrants, refresh });
+  const loop = backgroundLoop(deps, options, { pollGrants, refresh, waiting: () => allocator.isWaitingForGrant() });
   resources.add(() => loop.stop());
   return { allocator, server, stopped, stop: () => resources.closeAll() };
 }
@@ -262,12 +264,12 @@ function sharedRefresh(read: () => Promise<void>): () => Promise<void> {
 }
 
 /** Polls the grants ring and re-reads metadata now and then, until stopped. */
-function backgroundLoop(deps: HostDaemonDeps, options: HostDaemonOptions, work: { pollGrants: () => Promise<void>; refresh: () => Promise<void> }) {
+function backgroundLoop(deps: HostDaemonDeps, options: HostDaemonOptions, work: { pollGrants: () => Promise<void>; refresh: () => Promise<void>; waiting: () => boolean }) {
   let stopping = false;
   const done = (async () => {
     let lastRefreshMs = deps.nowMs();
     while (!stopping) {
-      await deps.sleepMs(options.grantPollMs ?? DEFAULT_GRANT_POLL_MS);
+      await deps.sleepMs(work.waiting() ? WAITING_GRANT_POLL_MS : (options.grantPollMs ?? DEFAULT_GRANT_POLL_MS));
       if (stopping) break;
       try {
         await work.pollGrants();

@@ -230,12 +230,32 @@ async function takeHostLease(deps: MasterDeps, vg: VgMetadata, host: string, mod
       });
     }
     if (alive && mode === 'remove') await stopDaemon(deps, vg, host, effects, location.ringId, { renewIntervalMs, stopWaitMs: options.stopWaitMs ?? DEFAULT_STOP_WAIT_MS });
-    const lease = await acquireLease(effects, { leaseId: location.ringId, holder: `thinlv host ${mode} on ${hostname()}` }, { renewIntervalMs, force: mode === 'declare-dead' && options.fenced === true });
+    const identity = { leaseId: location.ringId, holder: `thinlv host ${mode} on ${hostname()}` };
+    const lease = mode === 'declare-dead' && options.fenced === true ? await takeLeaseByForce(effects, identity, renewIntervalMs) : await acquireLease(effects, identity, { renewIntervalMs });
     lease.startRenewing();
     return { lease: withRegion(lease, region), daemonStopped: alive };
   } catch (error) {
     await region.close();
     throw error;
+  }
+}
+
+/** Claims a forced takeover makes before giving up on a holder that keeps writing. */
+export const MAX_FORCED_CLAIMS = 3;
+
+/**
+ * `--fenced`: the operator says the host can no longer write, so its lease is taken
+ * without watching. If the holder is in fact still running, its next renewal finds the
+ * claim and it stops; but a renewal that read the block just before the claim landed
+ * may write over it once, so the claim is made again, a bounded number of times.
+ */
+async function takeLeaseByForce(effects: LeaseEffects, identity: { leaseId: string; holder: string }, renewIntervalMs: number): Promise<HeldLease> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await acquireLease(effects, identity, { renewIntervalMs, force: true });
+    } catch (error) {
+      if (!(error instanceof ThinlvError && error.code === 'LEASE_HELD') || attempt >= MAX_FORCED_CLAIMS) throw error;
+    }
   }
 }
 

@@ -31,7 +31,7 @@ import { applyChanges, type MetadataChange } from '../metadata/applyChanges.js';
 import { computeFreeExtents } from '../metadata/checkLayout.js';
 import type { VgMetadata } from '../metadata/vgModel.js';
 import { planRefill } from '../pool/planRefill.js';
-import { encodeGrantRecord } from '../records/records.js';
+import { decodeJournalRecord, encodeGrantRecord } from '../records/records.js';
 import { planReplay, poolOf, toUuidRanges, type JournalRecordBytes, type ReplayPlan } from '../replay/planReplay.js';
 import { ringLocation, type RegionOpener, type RingLocation } from '../rings/ringRegions.js';
 
@@ -81,6 +81,8 @@ interface KeptJournal {
   readonly key: string;
   readonly region: BlockRegion;
   readonly reader: RingReader;
+  /** The last seq a pass or a poll has seen in this journal: a poll reads past it only. */
+  lastSeenSeq: number;
 }
 
 const journalKey = (location: RingLocation): string => `${location.ringId}@${location.device}:${location.offsetBytes}+${location.lengthBytes}`;
@@ -116,7 +118,33 @@ export class MasterSession {
   }
 
   keepJournal(host: string, location: RingLocation, region: BlockRegion, reader: RingReader): void {
-    this.journals.set(host, { key: journalKey(location), region, reader });
+    this.journals.set(host, { key: journalKey(location), region, reader, lastSeenSeq: reader.consumedSeq });
+  }
+
+  /** Notes how far a pass read the host's journal, so polls start after it. */
+  noteSeen(host: string, lastSeq: number): void {
+    const kept = this.journals.get(host);
+    if (kept !== undefined) kept.lastSeenSeq = Math.max(kept.lastSeenSeq, lastSeq);
+  }
+
+  /**
+   * Between passes: reads each kept journal past what was seen (one block per host when
+   * nothing is new, since a reader resumes after the last record it saw) and says
+   * whether a host now waits for extents (a demand record), so the daemon passes at once
+   * instead of at its next interval. Read-only: a failure here is left to the next pass.
+   */
+  async demandWaiting(): Promise<boolean> {
+    let waiting = false;
+    for (const kept of this.journals.values()) {
+      try {
+        const { records, lastSeq } = await kept.reader.read({ fromSeq: Math.max(kept.lastSeenSeq, kept.reader.consumedSeq) + 1 });
+        kept.lastSeenSeq = Math.max(kept.lastSeenSeq, lastSeq);
+        if (records.some((r) => isDemand(r.payload))) waiting = true;
+      } catch {
+        // The next pass reads the same journal and reports what is wrong with it.
+      }
+    }
+    return waiting;
   }
 
   /** Closes readers of hosts no longer in the VG. */
@@ -181,6 +209,7 @@ async function readJournals(deps: MasterDeps, session: MasterSession, vg: VgMeta
       }
       const result = await reader.read({ fromSeq: host.appliedSeq + 1, maxRecords: MAX_RECORDS_PER_HOST_PER_PASS });
       readers.set(host.host, reader);
+      session.noteSeen(host.host, result.lastSeq);
       if (result.records.length > 0) records.set(host.host, result.records);
       if (result.stopReason === 'max-records') moreWaiting = true;
     } catch (error) {
@@ -224,6 +253,11 @@ async function writeReturnRequest(deps: MasterDeps, vg: VgMetadata, thinlv: Thin
   const info = thinlv.hosts.get(host);
   if (info === undefined) return;
   await appendToGrantsRing(deps, vg, host, encodeGrantRecord({ kind: 'returnRequest', generation: Math.max(1, info.grantGeneration), extentCount }));
+}
+
+function isDemand(payload: Uint8Array): boolean {
+  const decoded = decodeJournalRecord(payload);
+  return decoded.ok && decoded.record.kind === 'demand';
 }
 
 /** Runs one pass. Operating errors (lvm, rings) propagate; the daemon logs them and tries again next interval. */

@@ -7,7 +7,7 @@ import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
-import { runCli } from '../fixtures/runCli.js';
+import { runCli, startCli } from '../fixtures/runCli.js';
 import { createThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
@@ -39,6 +39,20 @@ describe.skipIf(skipReason !== undefined)('extends larger than a pool quantum', 
       expect(vg.lvs.find((lv) => lv.name === 'disk0')!.segments.reduce((n, s) => n + s.extentCount, 0)).toBe((40 * GIB) / EXTENT_BYTES);
       const check = await runCli(['check', t.vg.vgName, ...t.cliArgs()]);
       expect(check.exitCode, check.stdout).toBe(0);
+    } finally {
+      await stopDaemon(master);
+      await host.cleanUp();
+      await t.destroy();
+    }
+  });
+
+  test('a host waiting for extents gets its pass at once: with a master interval of a minute, large extends are still served within the host\'s 5 s bound', async () => {
+    const t = await createThinlvTestVg({ sizeBytes: 16 * GIB, hosts: ['h1'], thinLvCount: 1, quantumExtents: 32, lowWaterExtents: 16 });
+    const master = startCli(['master', t.vg.vgName, '--interval-ms', '60000', '--poll-ms', '100', '--no-history', ...t.cliArgs()]);
+    const host = await HostDaemonProcess.start(t, 'h1', 5000);
+    try {
+      // Each needs several quanta: only a pass started by the demand can serve it in time.
+      for (const gib of [1, 2, 3]) expect((await host.extend('disk0', gib * GIB)).sizeBytes).toBe(gib * GIB);
     } finally {
       await stopDaemon(master);
       await host.cleanUp();

@@ -23,6 +23,8 @@ import { validateVgName } from '../validate.js';
 /** History for reports; losing it loses history, never correctness. */
 export const MASTER_STATE_DIR = '/var/lib/thinlv';
 export const DEFAULT_INTERVAL_MS = 2_000;
+/** Between passes, how often the daemon looks at each journal's tail for a demand. */
+export const DEFAULT_POLL_MS = 100;
 export const MIN_INTERVAL_MS = 10;
 export const MAX_INTERVAL_MS = 3_600_000;
 /** Passes --once runs back to back while journals hold more than one pass takes. */
@@ -32,6 +34,8 @@ export interface MasterArgs {
   readonly vg: string;
   readonly once: boolean;
   readonly intervalMs: number;
+  /** Between passes, how often to look for a host waiting for extents. */
+  readonly pollMs?: number | undefined;
   /** Where the SQLite history lives; undefined keeps no history. */
   readonly stateDir: string | undefined;
 }
@@ -50,6 +54,10 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
   validateVgName(args.vg);
   if (!Number.isSafeInteger(args.intervalMs) || args.intervalMs < MIN_INTERVAL_MS || args.intervalMs > MAX_INTERVAL_MS) {
     throw new ThinlvError('INVALID_ARGUMENT', `--interval-ms must be from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}, got ${args.intervalMs}`);
+  }
+  const pollMs = args.pollMs ?? DEFAULT_POLL_MS;
+  if (!Number.isSafeInteger(pollMs) || pollMs < MIN_INTERVAL_MS || pollMs > MAX_INTERVAL_MS) {
+    throw new ThinlvError('INVALID_ARGUMENT', `--poll-ms must be from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}, got ${pollMs}`);
   }
   const lockPath = masterLockPath(args.vg);
   const lock = await acquireFileLock(lockPath, 0);
@@ -98,14 +106,22 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
         continue;
       }
       if (moreWaiting) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, args.intervalMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      // Wait out the interval, looking at the journals' tails every pollMs: a host that
+      // waits for extents (a demand record) gets its pass now, not an interval later.
+      const deadline = Date.now() + args.intervalMs;
+      let woken = false;
+      while (!stopping && !woken && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(deadline - Date.now(), pollMs));
+          wake = () => {
+            woken = true;
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+        if (!woken && !stopping && (await session.demandWaiting())) break;
+      }
     }
     log.info({ vg: args.vg }, 'master stopped');
     return 0;
