@@ -477,17 +477,26 @@ export class HostAllocator {
    * flight" until journalRanges settles their record.
    */
   private async takeFromPool(lvName: string, needed: number): Promise<PhysicalRange[]> {
-    let chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
-    if (!chosen.ok) {
-      this.waitingExtents += needed;
-      try {
-        chosen = await this.waitForExtents(lvName, needed);
-      } finally {
-        this.waitingExtents -= needed;
-      }
+    const taken = this.chooseAndTake(lvName, needed);
+    if (taken !== undefined) return taken;
+    this.waitingExtents += needed;
+    try {
+      return await this.waitForExtents(lvName, needed);
+    } finally {
+      this.waitingExtents -= needed;
     }
+  }
+
+  /**
+   * Chooses extents for `needed` more of `lvName` and takes them out of the pool in the
+   * same turn, with no await in between: every extend a grant wakes chooses from the
+   * pool as the previous one left it, so no two take the same extents. Undefined when
+   * the pool cannot serve the extend yet.
+   */
+  private chooseAndTake(lvName: string, needed: number): PhysicalRange[] | undefined {
     this.throwIfStopped();
-    assert(chosen.ok, 'waitForExtents returns only a choice that is ok');
+    const chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
+    if (!chosen.ok) return undefined;
     if (chosen.ranges.length > MAX_RANGES_PER_RECORD) {
       // One record cannot name more ranges; refused here, before anything is taken or written.
       throw hostError('POOL_TOO_FRAGMENTED', `VG ${this.vg.name}: ${lvName} needs ${needed} extents, which host ${this.start.host}'s pool holds only in ${chosen.ranges.length} pieces (one journal record names at most ${MAX_RANGES_PER_RECORD}): extend by less at a time`, {
@@ -500,8 +509,8 @@ export class HostAllocator {
     return chosen.ranges;
   }
 
-  /** Waits for grants until the pool can serve `needed` more of `lvName`, up to outOfSpaceWaitMs. */
-  private async waitForExtents(lvName: string, needed: number): Promise<ReturnType<typeof chooseExtents>> {
+  /** Waits for grants until the pool can serve `needed` more of `lvName`, up to outOfSpaceWaitMs; returns the extents taken. */
+  private async waitForExtents(lvName: string, needed: number): Promise<PhysicalRange[]> {
     const deadline = this.effects.nowMs() + this.outOfSpaceWaitMs;
     this.announceDemand();
     for (;;) {
@@ -518,8 +527,8 @@ export class HostAllocator {
       }
       const generationBefore = this.generation;
       await this.waitForGrant(remaining);
-      const chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
-      if (chosen.ok) return chosen;
+      const taken = this.chooseAndTake(lvName, needed);
+      if (taken !== undefined) return taken;
       // A grant came and was not enough (others took it, or the VG is short): say so again.
       if (this.generation !== generationBefore) this.announceDemand();
     }

@@ -350,6 +350,24 @@ describe('host allocator against a model', () => {
   });
 });
 
+describe('host allocator: extends woken by one grant', () => {
+  test('extends waiting on an empty pool, woken by one grant, each take different extents', async () => {
+    const world = new World();
+    let now = 0;
+    const allocator: HostAllocator = new HostAllocator(
+      { host: 'h1', vg: world.layout(), freeRanges: [], unreplayed: [], appliedSeq: 0, lastGrantGeneration: 0, outOfSpaceWaitMs: 1000 },
+      { journal: world.journalEffect(), dm: world.dmEffect(), nowMs: () => now, sleepMs: async (ms) => void (now += ms), dmName: (vg, lv) => `${vg}-${lv}`, refreshMetadata: (): Promise<void> => world.refreshInto(allocator) },
+    );
+    const waiting = LVS.map((lv) => allocator.extend(lv, 4 * EXTENT_BYTES));
+    await Promise.resolve();
+    allocator.applyGrant(world.grant(30));
+    await Promise.all(waiting);
+    const taken = world.journal.flatMap((j) => (j.record.kind === 'allocate' ? j.record.ranges.flatMap((r) => Array.from({ length: r.extentCount }, (_, k) => r.firstExtent + k)) : []));
+    expect(taken).toHaveLength(LVS.length * 3);
+    expect(new Set(taken).size).toBe(taken.length);
+  });
+});
+
 describe('host allocator at the record size bound', () => {
   test('an extend that would need more than MAX_RANGES_PER_RECORD ranges is refused before anything is taken, and the host keeps serving', async () => {
     const world = new World();

@@ -80,7 +80,13 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
     stopping = true;
     wake?.();
   };
-  const onPoke = (): void => wake?.();
+  // A poke that lands while no sleep is in progress (during a pass or a journal poll)
+  // is remembered, not lost: the next wait ends at once.
+  let poked = false;
+  const onPoke = (): void => {
+    poked = true;
+    wake?.();
+  };
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
   process.on('SIGUSR1', onPoke);
@@ -109,7 +115,7 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
       // Wait out the interval, looking at the journals' tails every pollMs: a host that
       // waits for extents (a demand record) gets its pass now, not an interval later.
       const deadline = Date.now() + args.intervalMs;
-      let woken = false;
+      let woken = poked;
       while (!stopping && !woken && Date.now() < deadline) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(deadline - Date.now(), pollMs));
@@ -121,7 +127,9 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
         });
         wake = undefined;
         if (!woken && !stopping && (await session.demandWaiting())) break;
+        woken ||= poked;
       }
+      poked = false;
     }
     log.info({ vg: args.vg }, 'master stopped');
     return 0;
