@@ -177,14 +177,11 @@ type Opened = {
   readonly resources: Resources;
 };
 
-/** Builds the allocator over what start-up opened, and serves until stopped. */
-async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opened: Opened): Promise<RunningHostDaemon> {
-  const { vg: vgName, host } = options;
-  const { vg, lease, journal, state, resources } = opened;
-  let settleStop: (stop: DaemonStop) => void = () => undefined;
-  const stopped = new Promise<DaemonStop>((resolve) => (settleStop = resolve));
-  let refresh: () => Promise<void> = () => Promise.resolve();
-  const allocator = new HostAllocator(
+/** The allocator over what start-up opened; `refresh` re-reads metadata for it (claims wait on it). */
+function buildAllocator(deps: HostDaemonDeps, options: HostDaemonOptions, opened: Opened, refresh: () => Promise<void>): HostAllocator {
+  const { vg, journal, state } = opened;
+  const host = options.host;
+  return new HostAllocator(
     {
       host,
       vg,
@@ -202,7 +199,7 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
       nowMs: deps.nowMs,
       sleepMs: deps.sleepMs,
       dmName,
-      refreshMetadata: () => refresh(),
+      refreshMetadata: refresh,
       onTableLoaded: (lv, table) => state.setActiveLv({ lv, tableText: formatDmTable(table), loadedAtMs: deps.nowMs() }),
       onActivityChange: async (activeLvs, changed) => {
         if (changed.table === null) state.unsetActiveLv(changed.lv);
@@ -212,6 +209,16 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
       },
     },
   );
+}
+
+/** Builds the allocator over what start-up opened, and serves until stopped. */
+async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opened: Opened): Promise<RunningHostDaemon> {
+  const { vg: vgName, host } = options;
+  const { vg, lease, state, resources } = opened;
+  let settleStop: (stop: DaemonStop) => void = () => undefined;
+  const stopped = new Promise<DaemonStop>((resolve) => (settleStop = resolve));
+  let refresh: () => Promise<void> = () => Promise.resolve();
+  const allocator = buildAllocator(deps, options, opened, () => refresh());
   const halt = (stop: DaemonStop & { error: ThinlvError }): void => {
     allocator.halt(stop.error);
     settleStop(stop);

@@ -8,7 +8,7 @@ import { createDmsetupDeviceMapper, type DeviceMapper } from '../../dm/deviceMap
 import { FakeDeviceMapper } from '../../dm/fakeDeviceMapper.js';
 import { validateHostName } from '../../format/thinlvVg.js';
 import { faultsFromSpec } from '../../faults.js';
-import { DEFAULT_OUT_OF_SPACE_WAIT_MS, MAX_OUT_OF_SPACE_WAIT_MS } from '../../host/allocator.js';
+import { MAX_OUT_OF_SPACE_WAIT_MS } from '../../host/allocator.js';
 import { defaultSocketPath, startHostDaemon, type DaemonStop } from '../../host/hostDaemon.js';
 import { MAX_LEASE_RENEW_MS, MIN_LEASE_RENEW_MS } from '../../ownership/index.js';
 import { PROTOCOL_VERSION } from '../../host/protocol.js';

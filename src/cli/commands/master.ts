@@ -50,6 +50,46 @@ async function claimMasterTag(context: CommandContext, vgName: string): Promise<
   await commitBatch(context.lvm, vg, [{ kind: 'setTag', tag: `${TAG.master}${here}`, replacingPrefix: TAG.master }]);
 }
 
+/** The daemon's signals, and its wait between passes: SIGTERM and SIGINT stop, SIGUSR1 asks for a pass now. */
+class PassSignals {
+  stopping = false;
+  /** A poke that lands while no sleep is in progress (a pass, a journal poll) is kept, not lost. */
+  private poked = false;
+  private wake: (() => void) | undefined;
+
+  readonly onStop = (): void => {
+    this.stopping = true;
+    this.wake?.();
+  };
+
+  readonly onPoke = (): void => {
+    this.poked = true;
+    this.wake?.();
+  };
+
+  /** Waits out `intervalMs`, looking every `pollMs` whether a host waits for extents; a signal ends it at once. */
+  async untilNextPass(intervalMs: number, pollMs: number, demandWaiting: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + intervalMs;
+    while (!this.stopping && !this.poked && Date.now() < deadline) {
+      await this.sleep(Math.min(deadline - Date.now(), pollMs));
+      if (this.stopping || this.poked || (await demandWaiting())) break;
+    }
+    this.poked = false;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.wake = undefined;
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+}
+
 export async function runMaster(context: CommandContext, args: MasterArgs): Promise<number> {
   validateVgName(args.vg);
   if (!Number.isSafeInteger(args.intervalMs) || args.intervalMs < MIN_INTERVAL_MS || args.intervalMs > MAX_INTERVAL_MS) {
@@ -74,26 +114,14 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
   // The daemon keeps each host's journal reader between passes (see MasterSession).
   const session = new MasterSession({ keepJournalsOpen: !args.once });
 
-  let stopping = false;
-  let wake: (() => void) | undefined;
-  const onStop = (): void => {
-    stopping = true;
-    wake?.();
-  };
-  // A poke that lands while no sleep is in progress (during a pass or a journal poll)
-  // is remembered, not lost: the next wait ends at once.
-  let poked = false;
-  const onPoke = (): void => {
-    poked = true;
-    wake?.();
-  };
-  process.on('SIGTERM', onStop);
-  process.on('SIGINT', onStop);
-  process.on('SIGUSR1', onPoke);
+  const signals = new PassSignals();
+  process.on('SIGTERM', signals.onStop);
+  process.on('SIGINT', signals.onStop);
+  process.on('SIGUSR1', signals.onPoke);
   try {
     await claimMasterTag({ ...context, log }, args.vg);
     log.info({ vg: args.vg, once: args.once, intervalMs: args.intervalMs }, 'master started');
-    for (let pass = 0; !stopping; pass++) {
+    for (let pass = 0; !signals.stopping; pass++) {
       let moreWaiting = false;
       try {
         const result = await runPass(deps, session, args.vg);
@@ -112,31 +140,15 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
         continue;
       }
       if (moreWaiting) continue;
-      // Wait out the interval, looking at the journals' tails every pollMs: a host that
-      // waits for extents (a demand record) gets its pass now, not an interval later.
-      const deadline = Date.now() + args.intervalMs;
-      let woken = poked;
-      while (!stopping && !woken && Date.now() < deadline) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(deadline - Date.now(), pollMs));
-          wake = () => {
-            woken = true;
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
-        if (!woken && !stopping && (await session.demandWaiting())) break;
-        woken ||= poked;
-      }
-      poked = false;
+      // A host that waits for extents (a demand record) gets its pass now, not an interval later.
+      await signals.untilNextPass(args.intervalMs, pollMs, () => session.demandWaiting());
     }
     log.info({ vg: args.vg }, 'master stopped');
     return 0;
   } finally {
-    process.off('SIGTERM', onStop);
-    process.off('SIGINT', onStop);
-    process.off('SIGUSR1', onPoke);
+    process.off('SIGTERM', signals.onStop);
+    process.off('SIGINT', signals.onStop);
+    process.off('SIGUSR1', signals.onPoke);
     await session.close();
     db?.close();
     lock.release();
