@@ -134,6 +134,8 @@ export class HostAllocator {
   /** LV name -> unreplayed segments appended after its metadata segments (device paths). */
   private readonly pending = new Map<string, PhysicalRange[]>();
   private readonly unreplayed: UnreplayedRecord[] = [];
+  /** LVs this host has journaled a release of that the master has not replayed: no longer its own (owns() is on every extend). */
+  private readonly unreplayedReleases = new Set<string>();
   private readonly active = new Set<string>();
   private readonly lvLocks = new KeyedMutex();
   private grantWaiters: (() => void)[] = [];
@@ -209,6 +211,7 @@ export class HostAllocator {
 
   private remember(entry: UnreplayedRecord, ranges: readonly PhysicalRange[]): void {
     this.unreplayed.push(entry);
+    if (entry.record.kind === 'release') this.unreplayedReleases.add(entry.record.lv);
     if (entry.record.kind !== 'allocate') return;
     const list = this.pending.get(entry.record.lv) ?? [];
     for (const range of ranges) {
@@ -289,8 +292,7 @@ export class HostAllocator {
 
   /** Whether this host owns `lvName`: metadata says so and it has not journaled a release since. */
   owns(lvName: string): boolean {
-    if (this.thinlv.thinLvs.get(lvName)?.owner !== this.start.host) return false;
-    return !this.unreplayed.some((u) => u.record.kind === 'release' && u.record.lv === lvName);
+    return this.thinlv.thinLvs.get(lvName)?.owner === this.start.host && !this.unreplayedReleases.has(lvName);
   }
 
   /**
@@ -605,6 +607,7 @@ export class HostAllocator {
     this.appliedSeq = appliedSeq;
     const kept = this.unreplayed.filter((u) => u.seq > appliedSeq);
     this.unreplayed.length = 0;
+    this.unreplayedReleases.clear();
     this.pending.clear();
     this.layouts.clear();
     for (const entry of kept) this.remember(entry, this.toDevice(rangesOf(entry.record)));

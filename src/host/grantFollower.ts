@@ -17,7 +17,9 @@ export interface GrantFollowerDeps {
   readonly faults?: FaultPoints | undefined;
   /** Called before this host writes to the ring (its consumer block): the lease must be ours. */
   readonly beforeWrite: () => Promise<void>;
-  /** The master asked this host to stop (host remove). */
+  /** This daemon's lease session: a stop record names the session it is for. */
+  readonly ownerId: string;
+  /** The master asked this daemon to stop (host remove). */
   readonly onStop: (reason: string) => void;
 }
 
@@ -32,8 +34,13 @@ export function grantFollower(deps: GrantFollowerDeps): () => Promise<void> {
         continue;
       }
       if (decoded.record.kind === 'stop') {
-        // Nothing after a stop is applied, and the ring is not consumed past it: a
-        // restarted daemon sees it again (and will find itself removed anyway).
+        // A stop for an earlier session (a host remove killed after asking, then the daemon
+        // started again) is consumed and ignored: it would keep the host from ever running.
+        if (decoded.record.ownerId !== deps.ownerId) {
+          deps.log.warn({ seq: record.seq, ownerId: decoded.record.ownerId, reason: decoded.record.reason }, 'stop request for an earlier daemon session ignored');
+          continue;
+        }
+        // Nothing after it is applied, and the ring is not consumed past it.
         deps.onStop(decoded.record.reason);
         return;
       }

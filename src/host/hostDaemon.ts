@@ -246,6 +246,7 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
     log: deps.log,
     faults: deps.faults,
     beforeWrite: () => lease.ensureHeld(),
+    ownerId: lease.ownerId,
     onStop: (reason) => halt({ reason: `stop requested: ${reason}`, error: new ThinlvError('HOST_REMOVED', `host ${host} is being removed from ${vgName} (${reason}): this daemon stopped serving`, { vg: vgName, host }) }),
   });
   await pollGrants();

@@ -31,7 +31,7 @@
 
 import { hostname } from 'node:os';
 import { isJournalError, createRing, openRingReader } from '../../journal/index.js';
-import { ErrorCode, ThinlvError } from '../errors.js';
+import { ErrorCode, ThinlvError, assert } from '../errors.js';
 import { ExtentSet } from '../extent/extentSet.js';
 import type { PhysicalRange } from '../extent/types.js';
 import { TAG, hostLvNames, readThinlvVg, validateHostName } from '../format/thinlvVg.js';
@@ -229,7 +229,7 @@ async function takeHostLease(deps: MasterDeps, vg: VgMetadata, host: string, mod
         holder: probe.holder,
       });
     }
-    if (alive && mode === 'remove') await stopDaemon(deps, vg, host, effects, location.ringId, { renewIntervalMs, stopWaitMs: options.stopWaitMs ?? DEFAULT_STOP_WAIT_MS });
+    if (alive && mode === 'remove') await stopDaemon(deps, vg, host, effects, { leaseId: location.ringId, ownerId: probe.ownerId }, { renewIntervalMs, stopWaitMs: options.stopWaitMs ?? DEFAULT_STOP_WAIT_MS });
     const identity = { leaseId: location.ringId, holder: `thinlv host ${mode} on ${hostname()}` };
     const lease = mode === 'declare-dead' && options.fenced === true ? await takeLeaseByForce(effects, identity, renewIntervalMs) : await acquireLease(effects, identity, { renewIntervalMs });
     lease.startRenewing();
@@ -274,8 +274,11 @@ function withRegion(lease: HeldLease, region: { close(): Promise<void> }): HeldL
 }
 
 /** Asks a running daemon to stop and waits until it has released its lease (or stopped renewing it). */
-async function stopDaemon(deps: MasterDeps, vg: VgMetadata, host: string, effects: LeaseEffects, leaseId: string, bounds: { renewIntervalMs: number; stopWaitMs: number }): Promise<void> {
-  await appendToGrantsRing(deps, vg, host, encodeGrantRecord({ kind: 'stop', reason: `thinlv host remove on ${hostname()}` }));
+async function stopDaemon(deps: MasterDeps, vg: VgMetadata, host: string, effects: LeaseEffects, session: { leaseId: string; ownerId: string | undefined }, bounds: { renewIntervalMs: number; stopWaitMs: number }): Promise<void> {
+  const { leaseId, ownerId } = session;
+  assert(ownerId !== undefined, 'a lease seen alive names its owner');
+  await appendToGrantsRing(deps, vg, host, encodeGrantRecord({ kind: 'stop', reason: `thinlv host remove on ${hostname()}`, ownerId }));
+  await deps.faults.hit('host.remove.afterStopAsked');
   const deadline = deps.nowMs() + bounds.stopWaitMs;
   for (;;) {
     const probe = await probeLease(effects, leaseId, { renewIntervalMs: bounds.renewIntervalMs });

@@ -110,10 +110,14 @@ export interface LeaseProbe {
   readonly state: LeaseProbeState;
   readonly holder?: string;
   readonly counter?: number;
+  /** The holding session's owner id (drawn per acquisition), when the block is this lease's. */
+  readonly ownerId?: string;
 }
 
 export interface HeldLease {
   readonly leaseId: string;
+  /** This session's owner id, as the block shows it: what a stop request names. */
+  readonly ownerId: string;
   /**
    * Resolves at once while fresh (last successful verify read started < VALID ago);
    * otherwise verifies now (still my owner id and counter? then write counter+1) and
@@ -192,7 +196,7 @@ function probeOf(block: DecodedLeaseBlock, leaseId: string, heldState: 'alive' |
   if (block.kind === 'corrupt') return { state: 'other' };
   const { holder, counter } = block;
   if (block.leaseId !== leaseId) return { state: 'other', holder, counter };
-  return { state: block.state === 'released' ? 'released' : heldState, holder, counter };
+  return { state: block.state === 'released' ? 'released' : heldState, holder, counter, ownerId: block.ownerId };
 }
 
 /** The same effects with the clock checked: a clock that runs backwards would silently stretch validity. */
@@ -336,7 +340,7 @@ type RenewOutcome =
 
 class HostLease implements HeldLease {
   readonly leaseId: string;
-  private readonly ownerId: string;
+  readonly ownerId: string;
   private readonly holder: string;
   /** The counter the block last showed as ours, confirmed by a write that returned. */
   private confirmedCounter: number;

@@ -26,9 +26,11 @@
 //                                                        grant is harmless because it is a
 //                                                        snapshot, not a delta)
 //     returnRequest {generation, extentCount}           please return this many extents
-//     stop      {reason}                                the host is being removed: stop
-//                                                        serving, write nothing more, release
-//                                                        the lease (host remove waits for that)
+//     stop      {reason, ownerId}                       the host is being removed: the daemon
+//                                                        session holding the lease as ownerId
+//                                                        stops serving, writes nothing more and
+//                                                        releases the lease (host remove waits for
+//                                                        that); a later session ignores it
 //
 // Encoding: UTF-8 JSON with a format version `v`; decoding validates every
 // field by hand and answers a typed error instead of throwing, so a corrupt or
@@ -67,7 +69,7 @@ export const rangesOf = (record: JournalRecord): readonly PvExtentRange[] => (re
 export type GrantRecord =
   | { readonly kind: 'grant'; readonly generation: number; readonly appliedSeq: number; readonly freeRanges: readonly PvExtentRange[] }
   | { readonly kind: 'returnRequest'; readonly generation: number; readonly extentCount: number }
-  | { readonly kind: 'stop'; readonly reason: string };
+  | { readonly kind: 'stop'; readonly reason: string; readonly ownerId: string };
 
 export type DecodeResult<T> = { readonly ok: true; readonly record: T } | { readonly ok: false; readonly reason: string };
 
@@ -178,7 +180,7 @@ export function encodeGrantRecord(record: GrantRecord): Uint8Array {
       ? { v: RECORD_FORMAT_VERSION, kind: record.kind, generation: record.generation, appliedSeq: record.appliedSeq, freeRanges: rangesJson(record.freeRanges) }
       : record.kind === 'returnRequest'
         ? { v: RECORD_FORMAT_VERSION, kind: record.kind, generation: record.generation, extentCount: record.extentCount }
-        : { v: RECORD_FORMAT_VERSION, kind: record.kind, reason: record.reason };
+        : { v: RECORD_FORMAT_VERSION, kind: record.kind, reason: record.reason, ownerId: record.ownerId };
   const bytes = encoder.encode(JSON.stringify(json));
   const back = decodeGrantRecord(bytes);
   if (!back.ok) throw new Error(`encodeGrantRecord produced an undecodable record: ${back.reason}`);
@@ -193,7 +195,7 @@ export function decodeGrantRecord(bytes: Uint8Array): DecodeResult<GrantRecord> 
       return { kind, generation: count(object, 'generation', 1), appliedSeq: count(object, 'appliedSeq', 0), freeRanges: ranges(object, 'freeRanges', true) };
     }
     if (kind === 'returnRequest') return { kind, generation: count(object, 'generation', 1), extentCount: count(object, 'extentCount', 1) };
-    if (kind === 'stop') return { kind, reason: text(object, 'reason') };
+    if (kind === 'stop') return { kind, reason: text(object, 'reason'), ownerId: text(object, 'ownerId') };
     return fail(`unknown grant record kind ${JSON.stringify(kind)}`);
   });
 }

@@ -108,6 +108,33 @@ describe.skipIf(skipReason !== undefined)('one writer per host journal, removal 
     }
   });
 
+  test('a host remove killed after asking the daemon to stop changes nothing lasting: the daemon starts again and serves, and the remove run again succeeds', async () => {
+    const t = await createThinlvTestVg({ hosts: ['h1'], thinLvCount: 0, quantumExtents: 32, lowWaterExtents: 8 });
+    await createThinLv(t, 'vm1', 'h1');
+    const master = startMasterDaemon(t, 100);
+    const host = await HostDaemonProcess.start(t, 'h1');
+    try {
+      await host.extend('vm1', 4 * EXTENT_BYTES);
+      const killed = await runCli(['host', 'remove', t.vg.vgName, 'h1', ...LEASE, ...t.cliArgs()], { env: { ...process.env, THINLV_FAULTS: 'host.remove.afterStopAsked:kill' } as Record<string, string> });
+      expect(killed.signal).toBe('SIGKILL');
+      // The stop was for that daemon session: it stopped, cleanly.
+      expect((await host.process).exitCode).toBe(0);
+      // A new session ignores the stale stop record and serves.
+      await host.restart();
+      expect((await host.extend('vm1', 6 * EXTENT_BYTES)).sizeBytes).toBe(6 * EXTENT_BYTES);
+      const removed = await runCli(['host', 'remove', t.vg.vgName, 'h1', ...LEASE, '--json', ...t.cliArgs()]);
+      expect(removed.exitCode, removed.stdout + removed.stderr).toBe(0);
+      expect((await host.process).exitCode).toBe(0);
+      const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      expect(sizeOf(vg, 'vm1')).toBe(6);
+      expect(readThinlvVg(vg).hosts.has('h1')).toBe(false);
+    } finally {
+      await stopDaemon(master);
+      await host.cleanUp();
+      await t.destroy();
+    }
+  });
+
   test('declare-dead refuses a host whose daemon renews its lease; with --fenced the daemon loses its lease and serves nothing more', async () => {
     const t = await createThinlvTestVg({ hosts: ['h1'], thinLvCount: 0, quantumExtents: 32, lowWaterExtents: 8 });
     await createThinLv(t, 'vm1', 'h1');
