@@ -69,8 +69,6 @@ export interface HostEffects {
   readonly sleepMs: (ms: number) => Promise<void>;
   /** How thinlv names the dm device of an LV. */
   readonly dmName: (vg: string, lv: string) => string;
-  /** Records the table just loaded for an active LV (after an extend or a recovery). */
-  readonly onTableLoaded?: (lv: string, table: readonly DmTableLine[]) => void;
   /** Persists and journals the set of active LVs after an activate or deactivate. */
   readonly onActivityChange?: (activeLvs: readonly string[], changed: { lv: string; table: readonly DmTableLine[] | null }) => Promise<void>;
   /**
@@ -708,7 +706,11 @@ export class HostAllocator {
   private async reloadTable(lv: string): Promise<void> {
     const table = this.tableOf(lv);
     await this.effects.dm.reload(this.effects.dmName(this.vg.name, lv), table);
-    this.effects.onTableLoaded?.(lv, table);
+  }
+
+  /** The table each active LV has now (metadata plus unreplayed segments, I6). */
+  activeTables(): Map<string, readonly DmTableLine[]> {
+    return new Map([...this.active].sort().map((lv) => [lv, this.tableOf(lv)]));
   }
 
   /** The pool, for tests and reports. */

@@ -200,7 +200,6 @@ function buildAllocator(deps: HostDaemonDeps, options: HostDaemonOptions, opened
       sleepMs: deps.sleepMs,
       dmName,
       refreshMetadata: refresh,
-      onTableLoaded: (lv, table) => state.setActiveLv({ lv, tableText: formatDmTable(table), loadedAtMs: deps.nowMs() }),
       onActivityChange: async (activeLvs, changed) => {
         if (changed.table === null) state.unsetActiveLv(changed.lv);
         else state.setActiveLv({ lv: changed.lv, tableText: formatDmTable(changed.table), loadedAtMs: deps.nowMs() });
@@ -225,6 +224,12 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
   };
   lease.onLost((error) => halt({ reason: 'lease lost', error }));
   await allocator.recover();
+  // An extend writes no SQLite (it is on the hot path): the state keeps the set of active
+  // LVs, written on activate and deactivate, and their tables as of a clean stop. A
+  // restart rebuilds every table from metadata and the journal (recover()).
+  resources.add(() => {
+    for (const [lv, table] of allocator.activeTables()) state.setActiveLv({ lv, tableText: formatDmTable(table), loadedAtMs: deps.nowMs() });
+  });
 
   let lowWaterExtents = readThinlvVg(vg).settings.lowWaterExtents;
   refresh = sharedRefresh(async () => {

@@ -102,7 +102,7 @@ describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG',
       const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
       for (const lv of lvs) expect(sizeOf(vg, lv), lv).toBe(acknowledged.get(lv));
 
-      // The tables each host loaded (kept in its state, as dm is absent here) equal metadata now.
+      // The tables each host loaded (written to its state at a clean stop, as dm is absent here) equal metadata now.
       for (const [i, host] of hosts.entries()) {
         await host.stop();
         // The state file is named for the host's journal ring (its LV uuid).
@@ -122,6 +122,32 @@ describe.skipIf(skipReason !== undefined)('host allocator daemons on a real VG',
     } finally {
       await stopDaemon(master);
       for (const host of hosts) await host.cleanUp();
+      await t.destroy();
+    }
+  });
+
+  test('extending an active LV writes nothing to the host state database (only activate and deactivate do)', async () => {
+    const t = await createThinlvTestVg({ hosts: ['h1'], thinLvCount: 0, quantumExtents: 256, lowWaterExtents: 16 });
+    const [lv] = await createThinLvs(t, 'vm', 1);
+    await runPass(t.deps(), new MasterSession(), t.vg.vgName);
+    const host = await HostDaemonProcess.start(t, 'h1');
+    try {
+      await host.activate(lv!);
+      const file = readdirSync(host.stateDir).find((f) => f.startsWith(`host-${t.vg.vgName}-h1-`) && f.endsWith('.db'))!;
+      const watcher = openStateDb(join(host.stateDir, file), { readonly: true });
+      try {
+        // data_version changes when another connection commits to the database.
+        const version = () => (watcher.pragma('data_version', { simple: true }) as number);
+        const before = version();
+        for (let n = 2; n <= 40; n++) await host.extend(lv!, n * EXTENT_BYTES);
+        expect(version()).toBe(before);
+        await host.deactivate(lv!);
+        expect(version()).not.toBe(before);
+      } finally {
+        watcher.close();
+      }
+    } finally {
+      await host.cleanUp();
       await t.destroy();
     }
   });
