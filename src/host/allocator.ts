@@ -31,7 +31,8 @@ import type { LinearSegment, PhysicalRange } from '../extent/types.js';
 import { linearSegments, SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
 import { readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
 import { allocationProblem } from '../replay/allocationRule.js';
-import { MAX_RANGES_PER_RECORD, rangesOf, type GrantRecord, type JournalRecord, type PvExtentRange } from '../records/records.js';
+import { MAX_RANGES_PER_RECORD, rangesOf, type GrantRecord, type JournalRecord, type PvExtentRange, type ShortageRecord } from '../records/records.js';
+import { GrantWaits, type OutOfSpaceReason, type WhyNotServed } from './grantWaits.js';
 import { KeyedMutex } from './keyedMutex.js';
 
 export const DEFAULT_OUT_OF_SPACE_WAIT_MS = 5_000;
@@ -136,9 +137,7 @@ export class HostAllocator {
   private readonly unreplayedReleases = new Set<string>();
   private readonly active = new Set<string>();
   private readonly lvLocks = new KeyedMutex();
-  private grantWaiters: (() => void)[] = [];
-  /** Extents the extends waiting for a grant need in all (see announceDemand). */
-  private waitingExtents = 0;
+  private readonly waits: GrantWaits;
   /** LVs claimed for a client that gave up waiting: released when the master grants them. */
   private readonly abandonedClaims = new Set<string>();
   private readonly outOfSpaceWaitMs: number;
@@ -167,6 +166,7 @@ export class HostAllocator {
     this.appliedSeq = start.appliedSeq;
     this.generation = start.lastGrantGeneration;
     this.outOfSpaceWaitMs = start.outOfSpaceWaitMs ?? DEFAULT_OUT_OF_SPACE_WAIT_MS;
+    this.waits = new GrantWaits({ nowMs: effects.nowMs, sleepMs: effects.sleepMs, announce: (extentCount) => this.announceDemand(extentCount) });
     assert(this.outOfSpaceWaitMs >= 0 && this.outOfSpaceWaitMs <= MAX_OUT_OF_SPACE_WAIT_MS, 'outOfSpaceWaitMs out of bounds');
     this.deviceByUuid = new Map(start.vg.pvs.map((pv) => [pv.uuid, pv.device]));
     this.uuidByDevice = new Map(start.vg.pvs.map((pv) => [pv.device, pv.uuid]));
@@ -273,18 +273,21 @@ export class HostAllocator {
     return linearTable(this.segmentsOf(lvName), pvs, this.vg.extentSizeSectors);
   }
 
-  /** Grows `lvName` to at least `sizeBytes` (rounded up to whole extents). */
-  extend(lvName: string, sizeBytes: number): Promise<ExtendResult> {
+  /**
+   * Grows `lvName` to at least `sizeBytes` (rounded up to whole extents). `signal` (the
+   * client went away) ends a wait for a grant with CANCELLED; nothing is taken then.
+   */
+  extend(lvName: string, sizeBytes: number, signal?: AbortSignal): Promise<ExtendResult> {
     if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
       return Promise.reject(hostError(ErrorCode.invalidArgument, `size must be a positive whole number of bytes, got ${sizeBytes}`));
     }
-    return this.lvLocks.run(lvName, () => this.whileOwned(lvName, () => this.extendOwned(lvName, () => sizeBytes)));
+    return this.lvLocks.run(lvName, () => this.whileOwned(lvName, () => this.extendOwned(lvName, () => sizeBytes, signal)));
   }
 
   /** Grows `lvName` by `incrementBytes`, rounded up to whole extents. */
-  extendBy(lvName: string, incrementBytes: number): Promise<ExtendResult> {
+  extendBy(lvName: string, incrementBytes: number, signal?: AbortSignal): Promise<ExtendResult> {
     return this.lvLocks.run(lvName, () =>
-      this.whileOwned(lvName, () => this.extendOwned(lvName, () => this.layoutOf(lvName).extentCount * this.extentSizeBytes() + incrementBytes)),
+      this.whileOwned(lvName, () => this.extendOwned(lvName, () => this.layoutOf(lvName).extentCount * this.extentSizeBytes() + incrementBytes, signal)),
     );
   }
 
@@ -418,12 +421,10 @@ export class HostAllocator {
    */
   halt(error: ThinlvError): void {
     this.halted ??= error;
-    const waiters = this.grantWaiters;
-    this.grantWaiters = [];
-    for (const wake of waiters) wake();
+    this.waits.wakeAll();
   }
 
-  private async extendOwned(lvName: string, targetBytes: () => number): Promise<ExtendResult> {
+  private async extendOwned(lvName: string, targetBytes: () => number, signal: AbortSignal | undefined): Promise<ExtendResult> {
     const sizeBytes = targetBytes();
     const lv = this.lvOf(lvName);
     const extentBytes = this.extentSizeBytes();
@@ -440,7 +441,7 @@ export class HostAllocator {
     if (needed > MAX_EXTEND_EXTENTS) throw hostError(ErrorCode.invalidArgument, `one extend may add at most ${MAX_EXTEND_EXTENTS} extents, asked ${needed}`);
     await this.checkAllocation(lvName, currentExtentCount, needed);
 
-    const chosen = await this.takeFromPool(lvName, needed);
+    const chosen = await this.takeFromPool(lvName, needed, signal);
     const record: JournalRecord = { kind: 'allocate', lv: lvName, lvUuid: lv.uuid, ranges: this.toUuid(chosen), extentCountAfter: wantedExtentCount };
     const seq = await this.journalRanges(record, chosen);
     if (this.active.has(lvName)) await this.reloadTable(lvName);
@@ -476,15 +477,14 @@ export class HostAllocator {
    * in between), so two extends never choose the same extents, and they are "in
    * flight" until journalRanges settles their record.
    */
-  private async takeFromPool(lvName: string, needed: number): Promise<PhysicalRange[]> {
+  private async takeFromPool(lvName: string, needed: number, signal: AbortSignal | undefined): Promise<PhysicalRange[]> {
     const taken = this.chooseAndTake(lvName, needed);
     if (taken !== undefined) return taken;
-    this.waitingExtents += needed;
-    try {
-      return await this.waitForExtents(lvName, needed);
-    } finally {
-      this.waitingExtents -= needed;
-    }
+    return this.waits.waitFor(needed, () => this.chooseAndTake(lvName, needed), {
+      waitMs: this.outOfSpaceWaitMs,
+      signal,
+      giveUp: (why) => this.outOfSpace(lvName, needed, why),
+    });
   }
 
   /**
@@ -509,40 +509,37 @@ export class HostAllocator {
     return chosen.ranges;
   }
 
-  /** Waits for grants until the pool can serve `needed` more of `lvName`, up to outOfSpaceWaitMs; returns the extents taken. */
-  private async waitForExtents(lvName: string, needed: number): Promise<PhysicalRange[]> {
-    const deadline = this.effects.nowMs() + this.outOfSpaceWaitMs;
-    this.announceDemand();
-    for (;;) {
-      this.throwIfStopped();
-      const remaining = deadline - this.effects.nowMs();
-      if (remaining <= 0) {
-        throw hostError('OUT_OF_SPACE', `VG ${this.vg.name}: host ${this.start.host}'s pool has ${this.pool.extentCount} extents, ${lvName} needs ${needed} more (${needed * this.extentSizeBytes()} bytes); no grant arrived within ${this.outOfSpaceWaitMs} ms: check that the master runs and the VG has free space`, {
-          vg: this.vg.name,
-          host: this.start.host,
-          lv: lvName,
-          neededExtents: needed,
-          poolExtents: this.pool.extentCount,
-        });
-      }
-      const generationBefore = this.generation;
-      await this.waitForGrant(remaining);
-      const taken = this.chooseAndTake(lvName, needed);
-      if (taken !== undefined) return taken;
-      // A grant came and was not enough (others took it, or the VG is short): say so again.
-      if (this.generation !== generationBefore) this.announceDemand();
-    }
+  /** The OUT_OF_SPACE an extend that waited in vain fails with, saying why. */
+  private outOfSpace(lvName: string, needed: number, why: WhyNotServed): ThinlvError {
+    const extentBytes = this.extentSizeBytes();
+    const what = `VG ${this.vg.name}: ${lvName} needs ${needed} more extents (${needed * extentBytes} bytes) and host ${this.start.host}'s pool has ${this.pool.extentCount}`;
+    const shortage = why.shortage;
+    const reasons: Record<OutOfSpaceReason, string> = {
+      'master-not-answering': `the master has not answered this host's demand for ${why.silentMs} ms: check that \`thinlv master\` runs for ${this.vg.name}`,
+      'vg-full': `the VG is out of space: ${shortage?.vgFreeExtentCount ?? 0} extents free, of which ${shortage?.reserveExtentCount ?? 0} are the reserve pools are never granted from (add a PV, or free space)`,
+      shared: `the VG is short and the hosts waiting at once share what is left: this host got ${shortage?.grantedExtentCount ?? 0} of the ${shortage?.demandExtentCount ?? 0} extents it waits for (its share is exhausted); ${shortage?.vgFreeExtentCount ?? 0} extents free, reserve ${shortage?.reserveExtentCount ?? 0}`,
+      'no-grant-in-time': `no grant covered it within ${this.outOfSpaceWaitMs} ms`,
+    };
+    return hostError('OUT_OF_SPACE', `${what}; ${reasons[why.reason]}`, {
+      vg: this.vg.name,
+      host: this.start.host,
+      lv: lvName,
+      neededExtents: needed,
+      poolExtents: this.pool.extentCount,
+      reason: why.reason,
+      ...(shortage === undefined ? {} : { vgFreeExtents: shortage.vgFreeExtentCount, reserveExtents: shortage.reserveExtentCount }),
+    });
   }
 
   /**
    * Tells the master, through the journal, how many extents the extends waiting now
    * need in all, so its next pass grants that much at once (a refill of one quantum
-   * would not cover an extend larger than a quantum). Best effort: the record moves
-   * nothing, so a lost one only means a smaller grant; the extend still waits.
+   * would not cover an extend larger than a quantum); 0 when they stopped waiting.
+   * Best effort: the record moves nothing, so a lost one only delays a grant.
    */
-  private announceDemand(): void {
-    if (this.halted !== undefined || this.journalFailure !== undefined || this.waitingExtents <= 0) return;
-    const record: JournalRecord = { kind: 'demand', extentCount: this.waitingExtents };
+  private announceDemand(extentCount: number): void {
+    if (this.halted !== undefined || this.journalFailure !== undefined) return;
+    const record: JournalRecord = { kind: 'demand', extentCount };
     this.effects.journal.append(record).then(
       ({ seq }) => this.remember({ seq, record }, []),
       () => undefined,
@@ -551,27 +548,18 @@ export class HostAllocator {
 
   /** Whether an extend waits for a grant now (the daemon then reads its grants ring more often). */
   isWaitingForGrant(): boolean {
-    return this.waitingExtents > 0;
+    return this.waits.isWaiting();
+  }
+
+  /** The master could not cover this host's demand (a shortage record): waiting extends learn why. */
+  noteShortage(record: ShortageRecord): void {
+    this.waits.noteShortage(record);
   }
 
   private take(ranges: readonly PhysicalRange[]): void {
     const extents = ExtentSet.fromRanges(ranges);
     this.pool = this.pool.difference(extents);
     this.inFlight = this.inFlight.union(extents);
-  }
-
-  private waitForGrant(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (): void => {
-        if (!done) {
-          done = true;
-          resolve();
-        }
-      };
-      this.grantWaiters.push(finish);
-      void this.effects.sleepMs(Math.min(timeoutMs, 100)).then(finish);
-    });
   }
 
   /**
@@ -586,9 +574,7 @@ export class HostAllocator {
     const taken = ExtentSet.fromRanges(mine.flatMap((u) => this.toDevice(rangesOf(u.record))));
     this.pool = snapshot.difference(taken).difference(this.quarantine).difference(this.inFlight);
     this.generation = grant.generation;
-    const waiters = this.grantWaiters;
-    this.grantWaiters = [];
-    for (const wake of waiters) wake();
+    this.waits.noteGrant();
     return true;
   }
 

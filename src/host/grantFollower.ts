@@ -1,6 +1,6 @@
 // The host's side of its grants ring (master -> host): apply newer grant
-// snapshots, hand back extents when asked, and stop when the master says the
-// host is being removed. One poll reads whatever arrived since the last one.
+// snapshots, hand back extents when asked, learn why a demand is not covered
+// (shortage), and stop when the master says the host is being removed. One poll reads whatever arrived since the last one.
 
 import type { RingReader } from '../../journal/index.js';
 import type { FaultPoints } from '../faults.js';
@@ -64,6 +64,11 @@ async function apply(deps: GrantFollowerDeps, record: Exclude<GrantRecord, { kin
       deps.state.setGrantGeneration(record.generation);
       deps.log.info({ generation: record.generation, poolExtentCount: deps.allocator.status().poolExtentCount }, 'grant applied');
     }
+    return;
+  }
+  if (record.kind === 'shortage') {
+    deps.allocator.noteShortage(record);
+    deps.log.warn({ ...record }, 'the master cannot grant all this host waits for');
     return;
   }
   const returned = await deps.allocator.returnExtents(record.extentCount);

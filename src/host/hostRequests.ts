@@ -1,7 +1,8 @@
 // What the host daemon answers on its socket: each protocol request mapped to the
 // allocator, with two guards the allocator cannot know about: a request naming
 // another VG is refused (WRONG_VG), and an LV the master created after this daemon
-// last read metadata is looked up once more before LV_NOT_FOUND.
+// last read metadata is looked up once more before LV_NOT_FOUND. An extend whose client
+// disconnects while it waits for a grant is cancelled.
 
 import { ThinlvError } from '../errors.js';
 import type { HostAllocator } from './allocator.js';
@@ -17,26 +18,29 @@ export interface HostRequestContext {
   readonly refreshMetadata: () => Promise<void>;
 }
 
-export function hostRequestHandler(context: HostRequestContext): (request: Request) => Promise<Result> {
-  return async (request) => {
+export function hostRequestHandler(context: HostRequestContext): (request: Request, signal?: AbortSignal) => Promise<Result> {
+  return async (request, signal) => {
     if (request.vg !== undefined && request.vg !== context.vg) {
       throw new ThinlvError('WRONG_VG', `this daemon serves VG ${context.vg} for host ${context.host}, not VG ${request.vg}: use that VG's socket`, { vg: context.vg, asked: request.vg });
     }
     try {
-      return await serve(context, request);
+      return await serve(context, request, signal);
     } catch (error) {
       if (!(error instanceof ThinlvError && error.code === 'LV_NOT_FOUND')) throw error;
       await context.refreshMetadata();
-      return serve(context, request);
+      return serve(context, request, signal);
     }
   };
 }
 
-async function serve(context: HostRequestContext, request: Request): Promise<Result> {
+async function serve(context: HostRequestContext, request: Request, signal: AbortSignal | undefined): Promise<Result> {
   const { allocator } = context;
   switch (request.op) {
     case 'extend': {
-      const result = request.sizeBytes !== undefined ? await allocator.extend(request.lv, request.sizeBytes) : await allocator.extendBy(request.lv, request.incrementBytes!);
+      // A client that goes away while its extend waits for a grant cancels it (the socket
+      // server aborts the signal); one whose extend is already being written is answered
+      // into the void, and its extents are its LV's.
+      const result = request.sizeBytes !== undefined ? await allocator.extend(request.lv, request.sizeBytes, signal) : await allocator.extendBy(request.lv, request.incrementBytes!, signal);
       return { lv: result.lv, extentsGranted: result.extentsGranted, sizeBytes: result.sizeBytes, extentSizeBytes: context.extentSizeBytes };
     }
     case 'activate':

@@ -7,7 +7,8 @@
 //   4. commit all of it at once, with the new applied seqs and grant generations as tags
 //   5. advance each journal's consumer pointer                     -> hosts may reuse ring space
 //   6. write a grant record (pool snapshot) to each refilled host's grants ring
-//   7. ask hosts holding far more than their share to return some
+//   7. ask hosts holding far more than their share to return some, and tell each host
+//      whose new demand the pass could not cover why (a shortage record)
 //
 // A crash between any two steps is harmless:
 //   - before 4: nothing was written; the next pass does the same work.
@@ -30,8 +31,9 @@ import type { Logger } from '../log.js';
 import { applyChanges, type MetadataChange } from '../metadata/applyChanges.js';
 import { computeFreeExtents } from '../metadata/checkLayout.js';
 import type { VgMetadata } from '../metadata/vgModel.js';
-import { planRefill } from '../pool/planRefill.js';
-import { decodeJournalRecord, encodeGrantRecord } from '../records/records.js';
+import { planRefill, type RefillPlan } from '../pool/planRefill.js';
+import { MasterSession } from './masterSession.js';
+import { MAX_RANGES_PER_RECORD, encodeGrantRecord, type PvExtentRange } from '../records/records.js';
 import { planReplay, poolOf, toUuidRanges, type JournalRecordBytes, type ReplayPlan } from '../replay/planReplay.js';
 import { ringLocation, type RegionOpener, type RingLocation } from '../rings/ringRegions.js';
 
@@ -39,6 +41,8 @@ import { ringLocation, type RegionOpener, type RingLocation } from '../rings/rin
 export const MAX_RECORDS_PER_HOST_PER_PASS = 4096;
 /** Commits refused for a stale seqno are retried (re-reading the VG) this many times. */
 export const MAX_STALE_RETRIES = 5;
+
+export { MasterSession };
 
 /** The history sink (SQLite on the master); optional, since history never decides anything. */
 export interface PassHistory {
@@ -74,104 +78,6 @@ export interface PassResult {
   readonly grantedHosts: readonly string[];
   /** True when some journal had more records than one pass takes: run another pass now. */
   readonly moreWaiting: boolean;
-}
-
-/** A host's journal reader kept open between passes, with what identifies its ring. */
-interface KeptJournal {
-  readonly key: string;
-  readonly region: BlockRegion;
-  readonly reader: RingReader;
-  /** The last seq a pass or a poll has seen in this journal: a poll reads past it only. */
-  lastSeenSeq: number;
-}
-
-const journalKey = (location: RingLocation): string => `${location.ringId}@${location.device}:${location.offsetBytes}+${location.lengthBytes}`;
-
-/**
- * State a master process keeps between passes: which hosts still need their current
- * grant (re)sent, and, for the master daemon, each host's journal reader. Opening a
- * reader surveys the whole ring (16 MiB per host), so a daemon passing every few
- * seconds would otherwise read the journals end to end each time. A kept reader is
- * dropped when its pass fails, when its host or ring changes, and at close().
- * Grants writers are never kept: the next writer must find the tail on disk, which is
- * what keeps two masters started by mistake from writing over each other's grants.
- */
-export class MasterSession {
-  private readonly grantsToSend = new Set<string>();
-  private firstPass = true;
-  private readonly journals = new Map<string, KeptJournal>();
-
-  /** keepJournalsOpen: keep journal readers between passes (the daemon); call close() when done. */
-  constructor(private readonly options: { readonly keepJournalsOpen?: boolean } = {}) {}
-
-  get keepsJournals(): boolean {
-    return this.options.keepJournalsOpen === true;
-  }
-
-  /** The kept reader of `host` if it is for the ring at `location`; a stale one is closed. */
-  async keptJournal(host: string, location: RingLocation): Promise<RingReader | undefined> {
-    const kept = this.journals.get(host);
-    if (kept === undefined) return undefined;
-    if (kept.key === journalKey(location)) return kept.reader;
-    await this.forget(host);
-    return undefined;
-  }
-
-  keepJournal(host: string, location: RingLocation, region: BlockRegion, reader: RingReader): void {
-    this.journals.set(host, { key: journalKey(location), region, reader, lastSeenSeq: reader.consumedSeq });
-  }
-
-  /** Notes how far a pass read the host's journal, so polls start after it. */
-  noteSeen(host: string, lastSeq: number): void {
-    const kept = this.journals.get(host);
-    if (kept !== undefined) kept.lastSeenSeq = Math.max(kept.lastSeenSeq, lastSeq);
-  }
-
-  /**
-   * Between passes: reads each kept journal past what was seen (one block per host when
-   * nothing is new, since a reader resumes after the last record it saw) and says
-   * whether a host now waits for extents (a demand record), so the daemon passes at once
-   * instead of at its next interval. Read-only: a failure here is left to the next pass.
-   */
-  async demandWaiting(): Promise<boolean> {
-    let waiting = false;
-    for (const kept of this.journals.values()) {
-      try {
-        const { records, lastSeq } = await kept.reader.read({ fromSeq: Math.max(kept.lastSeenSeq, kept.reader.consumedSeq) + 1 });
-        kept.lastSeenSeq = Math.max(kept.lastSeenSeq, lastSeq);
-        if (records.some((r) => isDemand(r.payload))) waiting = true;
-      } catch {
-        // The next pass reads the same journal and reports what is wrong with it.
-      }
-    }
-    return waiting;
-  }
-
-  /** Closes readers of hosts no longer in the VG. */
-  async keepOnly(hosts: ReadonlySet<string>): Promise<void> {
-    for (const host of [...this.journals.keys()]) if (!hosts.has(host)) await this.forget(host);
-  }
-
-  async forget(host: string): Promise<void> {
-    const kept = this.journals.get(host);
-    if (kept === undefined) return;
-    this.journals.delete(host);
-    await kept.region.close().catch(() => undefined);
-  }
-
-  /** Closes every kept reader. */
-  async close(): Promise<void> {
-    for (const host of [...this.journals.keys()]) await this.forget(host);
-  }
-
-  /** Hosts whose current grant must be written to their grants ring this pass. */
-  hostsNeedingGrant(thinlv: ThinlvVg): Set<string> {
-    if (this.firstPass) {
-      for (const host of thinlv.hosts.values()) if (host.grantGeneration > 0) this.grantsToSend.add(host.host);
-      this.firstPass = false;
-    }
-    return this.grantsToSend;
-  }
 }
 
 interface OpenJournals {
@@ -241,11 +147,22 @@ export async function appendToGrantsRing(deps: MasterDeps, vg: VgMetadata, host:
   }
 }
 
+/**
+ * A pool in more pieces than one record names is sent as its largest pieces, in disk
+ * order. That is safe: the host uses a subset of its own free LV, and the pieces left
+ * out stay in that LV (the host reads all of it at its next start).
+ */
+function largestRanges(ranges: readonly PvExtentRange[], limit: number): PvExtentRange[] {
+  if (ranges.length <= limit) return [...ranges];
+  const kept = new Set([...ranges].sort((a, b) => b.extentCount - a.extentCount).slice(0, limit));
+  return ranges.filter((r) => kept.has(r));
+}
+
 /** Writes the host's grant: its whole pool at the current generation, and the seq it reflects. */
 async function writeGrant(deps: MasterDeps, vg: VgMetadata, thinlv: ThinlvVg, host: string): Promise<void> {
   const info = thinlv.hosts.get(host);
   if (info === undefined || info.grantGeneration === 0) return;
-  const freeRanges = toUuidRanges(vg, poolOf(vg, host).ranges());
+  const freeRanges = largestRanges(toUuidRanges(vg, poolOf(vg, host).ranges()), MAX_RANGES_PER_RECORD);
   await appendToGrantsRing(deps, vg, host, encodeGrantRecord({ kind: 'grant', generation: info.grantGeneration, appliedSeq: info.appliedSeq, freeRanges }));
 }
 
@@ -255,9 +172,25 @@ async function writeReturnRequest(deps: MasterDeps, vg: VgMetadata, thinlv: Thin
   await appendToGrantsRing(deps, vg, host, encodeGrantRecord({ kind: 'returnRequest', generation: Math.max(1, info.grantGeneration), extentCount }));
 }
 
-function isDemand(payload: Uint8Array): boolean {
-  const decoded = decodeJournalRecord(payload);
-  return decoded.ok && decoded.record.kind === 'demand';
+/**
+ * Settles the pass's demands: a covered one is forgotten; a demand journaled since the
+ * last pass that the plan does not cover is answered with a shortage record, so the
+ * host's waiting extends can say why when they give up (a demand remembered from an
+ * earlier pass was answered then). Best effort: the extends wait either way.
+ */
+async function answerDemands(deps: MasterDeps, session: MasterSession, vg: VgMetadata, replay: ReplayPlan, refill: RefillPlan): Promise<void> {
+  for (const host of refill.coveredDemands) session.demandCovered(host);
+  session.notePools(refill.poolLevels);
+  const fresh = new Set(replay.hosts.filter((h) => (h.demandExtentCount ?? 0) > 0).map((h) => h.host));
+  const vgFreeExtentCount = refill.vgFreeExtentCountAfter;
+  for (const shortage of refill.shortages) {
+    if (!fresh.has(shortage.host)) continue;
+    deps.log.warn({ ...shortage, vgFreeExtentCount, reserveExtentCount: refill.reserveExtentCount }, 'a host waits for more extents than the VG can grant now');
+    const record = encodeGrantRecord({ kind: 'shortage', ...shortage, vgFreeExtentCount, reserveExtentCount: refill.reserveExtentCount });
+    await appendToGrantsRing(deps, vg, shortage.host, record).catch((error: unknown) => {
+      deps.log.warn({ host: shortage.host, err: error }, 'could not write shortage record');
+    });
+  }
 }
 
 /** Runs one pass. Operating errors (lvm, rings) propagate; the daemon logs them and tries again next interval. */
@@ -271,8 +204,9 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
     try {
       const replay: ReplayPlan = planReplay(vg, thinlv, records);
       const afterReplay = applyChanges(vg, replay.changes, systemIdentity);
-      const demands = new Map(replay.hosts.filter((h) => h.demandExtentCount > 0).map((h) => [h.host, h.demandExtentCount]));
-      const refill = planRefill(afterReplay, thinlv, demands);
+      const atMs = deps.nowMs();
+      session.noteReplay(atMs, replay.hosts);
+      const refill = planRefill(afterReplay, thinlv, { demands: session.waitingDemands(), rateTargets: session.rateTargets(atMs) });
       const changes: MetadataChange[] = [...replay.changes, ...refill.changes];
       for (const denied of replay.deniedClaims) deps.log.info({ ...denied }, 'claim denied: the LV is held by another host or gone');
       for (const host of replay.hosts) {
@@ -318,8 +252,8 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
           deps.log.warn({ host: request.host, err: error }, 'could not write return request');
         });
       }
+      await answerDemands(deps, session, committed, replay, refill);
 
-      const atMs = deps.nowMs();
       const vgFreeExtentsAfter = computeFreeExtents(committed).extentCount;
       for (const host of replay.hosts) {
         deps.history?.recordReplay({

@@ -18,14 +18,26 @@
 //                                                        or the end of a one-off extend)
 //     demand    {extentCount}                           the host's waiting extends need this
 //                                                        many extents and its pool holds fewer:
-//                                                        the next pass grants at least that much
+//                                                        the next pass grants at least that much;
+//                                                        0 when they gave up (timeout, client gone)
 //   grants ring (master -> host)
 //     grant     {generation, appliedSeq, freeRanges}     the host's whole free LV as of
 //                                                        generation, after replay through
 //                                                        appliedSeq (see DESIGN: a re-sent
 //                                                        grant is harmless because it is a
-//                                                        snapshot, not a delta)
+//                                                        snapshot, not a delta). At most
+//                                                        MAX_RANGES_PER_RECORD ranges: a pool in
+//                                                        more pieces is sent as its largest ones,
+//                                                        which is safe (the host uses a subset of
+//                                                        its free LV) and wastes only the smallest
+//                                                        pieces until the host's next start
 //     returnRequest {generation, extentCount}           please return this many extents
+//     shortage  {reason, demandExtentCount,             the pass could not grant all the host
+//                grantedExtentCount, vgFreeExtentCount,  waits for: 'vg-full' (nothing left above
+//                reserveExtentCount}                     the reserve) or 'shared' (hosts waiting at
+//                                                        once shared what was left); the host's
+//                                                        extends keep waiting and, when they give
+//                                                        up, say why
 //     stop      {reason, ownerId}                       the host is being removed: the daemon
 //                                                        session holding the lease as ownerId
 //                                                        stops serving, writes nothing more and
@@ -69,7 +81,20 @@ export const rangesOf = (record: JournalRecord): readonly PvExtentRange[] => (re
 export type GrantRecord =
   | { readonly kind: 'grant'; readonly generation: number; readonly appliedSeq: number; readonly freeRanges: readonly PvExtentRange[] }
   | { readonly kind: 'returnRequest'; readonly generation: number; readonly extentCount: number }
-  | { readonly kind: 'stop'; readonly reason: string; readonly ownerId: string };
+  | { readonly kind: 'stop'; readonly reason: string; readonly ownerId: string }
+  | ShortageRecord;
+
+export const SHORTAGE_REASONS = ['vg-full', 'shared'] as const;
+export type ShortageReason = (typeof SHORTAGE_REASONS)[number];
+
+export interface ShortageRecord {
+  readonly kind: 'shortage';
+  readonly reason: ShortageReason;
+  readonly demandExtentCount: number;
+  readonly grantedExtentCount: number;
+  readonly vgFreeExtentCount: number;
+  readonly reserveExtentCount: number;
+}
 
 export type DecodeResult<T> = { readonly ok: true; readonly record: T } | { readonly ok: false; readonly reason: string };
 
@@ -169,7 +194,7 @@ export function decodeJournalRecord(bytes: Uint8Array): DecodeResult<JournalReco
     if (kind === 'return') return { kind, ranges: ranges(object, 'ranges', false) };
     if (kind === 'activity') return { kind, activeLvCount: count(object, 'activeLvCount', 0) };
     if (kind === 'claim' || kind === 'release') return { kind, lv: text(object, 'lv'), lvUuid: text(object, 'lvUuid') };
-    if (kind === 'demand') return { kind, extentCount: count(object, 'extentCount', 1) };
+    if (kind === 'demand') return { kind, extentCount: count(object, 'extentCount', 0) };
     return fail(`unknown journal record kind ${JSON.stringify(kind)}`);
   });
 }
@@ -180,7 +205,9 @@ export function encodeGrantRecord(record: GrantRecord): Uint8Array {
       ? { v: RECORD_FORMAT_VERSION, kind: record.kind, generation: record.generation, appliedSeq: record.appliedSeq, freeRanges: rangesJson(record.freeRanges) }
       : record.kind === 'returnRequest'
         ? { v: RECORD_FORMAT_VERSION, kind: record.kind, generation: record.generation, extentCount: record.extentCount }
-        : { v: RECORD_FORMAT_VERSION, kind: record.kind, reason: record.reason, ownerId: record.ownerId };
+        : record.kind === 'stop'
+          ? { v: RECORD_FORMAT_VERSION, kind: record.kind, reason: record.reason, ownerId: record.ownerId }
+          : { v: RECORD_FORMAT_VERSION, ...record };
   const bytes = encoder.encode(JSON.stringify(json));
   const back = decodeGrantRecord(bytes);
   if (!back.ok) throw new Error(`encodeGrantRecord produced an undecodable record: ${back.reason}`);
@@ -196,6 +223,20 @@ export function decodeGrantRecord(bytes: Uint8Array): DecodeResult<GrantRecord> 
     }
     if (kind === 'returnRequest') return { kind, generation: count(object, 'generation', 1), extentCount: count(object, 'extentCount', 1) };
     if (kind === 'stop') return { kind, reason: text(object, 'reason'), ownerId: text(object, 'ownerId') };
+    if (kind === 'shortage') return decodeShortage(object);
     return fail(`unknown grant record kind ${JSON.stringify(kind)}`);
   });
+}
+
+function decodeShortage(object: Json): ShortageRecord {
+  const reason = field(object, 'reason');
+  if (!SHORTAGE_REASONS.includes(reason as ShortageReason)) fail(`"reason" must be one of ${SHORTAGE_REASONS.join(', ')}`);
+  return {
+    kind: 'shortage',
+    reason: reason as ShortageReason,
+    demandExtentCount: count(object, 'demandExtentCount', 1),
+    grantedExtentCount: count(object, 'grantedExtentCount', 0),
+    vgFreeExtentCount: count(object, 'vgFreeExtentCount', 0),
+    reserveExtentCount: count(object, 'reserveExtentCount', 0),
+  };
 }

@@ -67,8 +67,11 @@ export interface HostReplayPlan {
   readonly rejected: readonly RejectedRecord[];
   /** Extents left in the host's pool once the plan is committed. */
   readonly poolAfter: ExtentSet;
-  /** What the host's waiting extends need, from its last demand record this pass (0: none). */
-  readonly demandExtentCount: number;
+  /**
+   * What the host's waiting extends need, from its last demand record this pass: 0 when
+   * they stopped waiting, undefined when the pass read no demand record.
+   */
+  readonly demandExtentCount: number | undefined;
 }
 
 export interface ReplayPlan {
@@ -125,7 +128,7 @@ interface HostProgress {
   movedExtentCount: number;
   releasedExtentCount: number;
   activeLvCount: number;
-  demandExtentCount: number;
+  demandExtentCount: number | undefined;
   readonly rejected: RejectedRecord[];
 }
 
@@ -154,7 +157,7 @@ function replayHost(state: PassState, host: string, records: readonly JournalRec
   assert(info !== undefined, `replay for unknown host ${host}`);
   const names = hostLvNames(host);
   const poolBefore = poolOf(state.vg, host);
-  const progress: HostProgress = { host, pool: poolBefore, movedExtentCount: 0, releasedExtentCount: 0, activeLvCount: info.activeLvCount, demandExtentCount: 0, rejected: [] };
+  const progress: HostProgress = { host, pool: poolBefore, movedExtentCount: 0, releasedExtentCount: 0, activeLvCount: info.activeLvCount, demandExtentCount: undefined, rejected: [] };
   let expectedSeq = info.appliedSeq + 1;
   for (const record of records) {
     assert(record.seq === expectedSeq, `journal of ${host} skipped from seq ${expectedSeq - 1} to ${record.seq}`, { host });

@@ -27,7 +27,7 @@ describe.skipIf(skipReason !== undefined)('extends larger than a pool quantum', 
 
       await stopDaemon(master);
       const started = Date.now();
-      await expect(host.extend('disk0', 40 * GIB)).rejects.toMatchObject({ code: 'OUT_OF_SPACE' });
+      await expect(host.extend('disk0', 40 * GIB)).rejects.toMatchObject({ code: 'OUT_OF_SPACE', data: { reason: 'master-not-answering' } });
       expect(Date.now() - started).toBeGreaterThanOrEqual(4900);
 
       master = startMasterDaemon(t, 200);

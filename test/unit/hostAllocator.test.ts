@@ -283,8 +283,8 @@ describe('host allocator against a model', () => {
     await expect(allocator.extend('lv0', EXTENT_BYTES)).rejects.toMatchObject({ code: 'SHRINK_REFUSED' });
     const error = await allocator.extend('lv1', 10 * EXTENT_BYTES).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'OUT_OF_SPACE', data: { vg: 'vg', host: 'h1', lv: 'lv1', neededExtents: 9, poolExtents: 2 } });
-    // The allocation, and the demand the waiting extend told the master about; nothing else.
-    expect(world.journal.map((j) => j.record)).toEqual([expect.objectContaining({ kind: 'allocate' }), { kind: 'demand', extentCount: 9 }]);
+    // The allocation, the demand the waiting extend told the master about, and its end (0) when it gave up.
+    expect(world.journal.map((j) => j.record)).toEqual([expect.objectContaining({ kind: 'allocate' }), { kind: 'demand', extentCount: 9 }, { kind: 'demand', extentCount: 0 }]);
   });
 
   test('an extend that waits for a grant succeeds when one arrives within the bound', async () => {

@@ -137,21 +137,30 @@ describe('planRefill: grants', () => {
     expect(after).toEqual(before);
   });
 
-  test('when space is short the smallest pool is served first, then the next, and a host left with nothing gets no bump', () => {
-    // available = 40 - 20 = 20: h2 (2) gets 16, h3 (4) gets 4, h1 (6) gets nothing.
+  test('when space is short the hosts below low-water share it equally, and a host that gets nothing gets no bump', () => {
+    // available = 40 - 20 = 20 among three hosts wanting 16 each: 6, 7, 7 (ties by name).
     const { plan, after } = refill(refillSpec({ pools: { h1: 6, h2: 2, h3: 4 }, freeExtentCount: 40 }));
     expect(grantSummary(plan)).toEqual([
-      ['h2', 16],
-      ['h3', 4],
+      ['h1', 6],
+      ['h2', 7],
+      ['h3', 7],
     ]);
-    expect(grantTagsOf(after, 'h1')).toEqual([`${TAG.grantGeneration}3`]);
     expect(grantTagsOf(after, 'h2')).toEqual([`${TAG.grantGeneration}4`]);
-    expect(grantTagsOf(after, 'h3')).toEqual([`${TAG.grantGeneration}4`]);
+    // available = 22 - 20 = 2 among three: the first two by name get one each.
+    const short = refill(refillSpec({ pools: { h1: 6, h2: 2, h3: 4 }, freeExtentCount: 22 }));
+    expect(grantSummary(short.plan)).toEqual([
+      ['h2', 1],
+      ['h3', 1],
+    ]);
+    expect(grantTagsOf(short.after, 'h1')).toEqual([`${TAG.grantGeneration}3`]);
   });
 
-  test('pools of equal size are served in host name order', () => {
+  test('pools of equal size share a short VG equally, grants listed in host name order', () => {
     const { plan } = refill(refillSpec({ pools: { h2: 3, h1: 3 }, freeExtentCount: 36 }));
-    expect(grantSummary(plan)).toEqual([['h1', 16]]);
+    expect(grantSummary(plan)).toEqual([
+      ['h1', 8],
+      ['h2', 8],
+    ]);
   });
 
   test('the reserve rounds up: 401 extents at 50 permille reserve 21', () => {
@@ -165,7 +174,7 @@ describe('planRefill: grants', () => {
 describe('planRefill: demands (extents a host\'s waiting extends need)', () => {
   const refillWith = (spec: ThinlvVgSpec, demands: Record<string, number>) => {
     const before = thinlvVgMetadata(spec);
-    const plan = planRefill(before, readThinlvVg(before), new Map(Object.entries(demands)));
+    const plan = planRefill(before, readThinlvVg(before), { demands: new Map(Object.entries(demands)) });
     return { before, plan, after: applyChanges(before, plan.changes, countingIdentity()) };
   };
 
@@ -185,6 +194,75 @@ describe('planRefill: demands (extents a host\'s waiting extends need)', () => {
     const available = 150 - Math.ceil((400 * SETTINGS.reservePermille) / 1000);
     expect(grantSummary(plan)).toEqual([['h1', available]]);
     expect(plan.returnRequests).toEqual([{ host: 'h2', extentCount: 100 - SETTINGS.quantumExtents }]);
+  });
+});
+
+describe('planRefill: sharing a short VG, shortages and rates', () => {
+  const plan = (spec: ThinlvVgSpec, needs: { demands?: Record<string, number>; rates?: Record<string, number> }) => {
+    const before = thinlvVgMetadata(spec);
+    return planRefill(before, readThinlvVg(before), {
+      demands: new Map(Object.entries(needs.demands ?? {})),
+      rateTargets: new Map(Object.entries(needs.rates ?? {})),
+    });
+  };
+  // 400 extents, reserve 20: free 120 leaves 100 to grant.
+
+  test('waiting extends come first: a demand is served before pools merely below low-water', () => {
+    const p = plan(refillSpec({ pools: { h1: 0, h2: 0 }, freeExtentCount: 120 }), { demands: { h1: 90 } });
+    // h1 needs 90 + low-water 8 = 98 in round 1; h2 gets the 2 left in round 2.
+    expect(grantSummary(p)).toEqual([
+      ['h1', 98],
+      ['h2', 2],
+    ]);
+    expect(p.coveredDemands).toEqual(['h1']);
+    expect(p.shortages).toEqual([]);
+  });
+
+  test('two hosts waiting for more than the VG holds share it equally, and each is told "shared"', () => {
+    const p = plan(refillSpec({ pools: { h1: 0, h2: 0, h3: 50 }, freeExtentCount: 120 }), { demands: { h1: 200, h2: 300 } });
+    expect(grantSummary(p)).toEqual([
+      ['h1', 50],
+      ['h2', 50],
+    ]);
+    expect(p.shortages).toEqual([
+      { host: 'h1', reason: 'shared', demandExtentCount: 200, grantedExtentCount: 50 },
+      { host: 'h2', reason: 'shared', demandExtentCount: 300, grantedExtentCount: 50 },
+    ]);
+    // h3 wants nothing and holds more than twice the quantum: asked for its excess.
+    expect(p.returnRequests).toEqual([{ host: 'h3', extentCount: 50 - SETTINGS.quantumExtents }]);
+  });
+
+  test('one host waiting for more than the VG holds gets all of it and is told "vg-full"; with nothing left it gets nothing', () => {
+    const p = plan(refillSpec({ pools: { h1: 0, h2: 0 }, freeExtentCount: 120 }), { demands: { h1: 500 } });
+    expect(grantSummary(p)).toEqual([['h1', 100]]);
+    expect(p.shortages).toEqual([{ host: 'h1', reason: 'vg-full', demandExtentCount: 500, grantedExtentCount: 100 }]);
+    const full = plan(refillSpec({ pools: { h1: 0, h2: 0 }, freeExtentCount: 20 }), { demands: { h1: 500 } });
+    expect(full.grants).toEqual([]);
+    expect(full.shortages).toEqual([{ host: 'h1', reason: 'vg-full', demandExtentCount: 500, grantedExtentCount: 0 }]);
+  });
+
+  test("a demand the pool covers without low-water to spare still counts as covered", () => {
+    const p = plan(refillSpec({ pools: { h1: 30, h2: 0 }, freeExtentCount: 20 }), { demands: { h1: 30 } });
+    expect(p.coveredDemands).toEqual(['h1']);
+    expect(p.shortages).toEqual([]);
+  });
+
+  test("a host's rate raises its quantum and low-water, up to a fair share of what lies above the reserve", () => {
+    // Rate target 40: quantum 40, low-water 20; h1's pool of 15 is below it.
+    const p = plan(refillSpec({ pools: { h1: 15, h2: 30 }, freeExtentCount: 120 }), { rates: { h1: 40 } });
+    expect(grantSummary(p)).toEqual([['h1', 40]]);
+    expect(p.poolLevels.get('h1')).toEqual({ extentCount: 55, lowWater: 20 });
+    expect(p.poolLevels.get('h2')).toEqual({ extentCount: 30, lowWater: SETTINGS.lowWaterExtents });
+    // Rate target 1000 is capped at 100 / 2 hosts = 50.
+    const capped = plan(refillSpec({ pools: { h1: 0, h2: 30 }, freeExtentCount: 120 }), { rates: { h1: 1000 } });
+    expect(grantSummary(capped)).toEqual([['h1', 50]]);
+  });
+
+  test('a short VG caps rate targets at a fair share, so a busy host holding much is still asked to return its excess', () => {
+    // available 10 among 2 hosts: h2's rate target 40 is capped at 5, its quantum stays 16.
+    const p = plan(refillSpec({ pools: { h1: 0, h2: 60 }, freeExtentCount: 30 }), { rates: { h2: 40 } });
+    expect(grantSummary(p)).toEqual([['h1', 10]]);
+    expect(p.returnRequests).toEqual([{ host: 'h2', extentCount: 60 - SETTINGS.quantumExtents }]);
   });
 });
 
@@ -239,34 +317,35 @@ describe('planRefill after planReplay, in one commit', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Property: random layouts and settings. A model of the documented policy says
-// which hosts get how much; the applied plan must match it and keep I1/I2.
+// Property: random layouts and settings. The applied plan must keep the documented
+// policy's promises (checkAgainstPolicy) and I1/I2.
 
-interface ExpectedRefill {
-  readonly grants: [string, number][];
-  readonly returnRequests: { host: string; extentCount: number }[];
-}
-
-function expectedRefill(vg: VgMetadata, spec: ThinlvVgSpec): ExpectedRefill {
+/**
+ * What the policy promises for layouts without demands or rates: only hosts below
+ * low-water get extents, none more than a quantum; together they get all they ask or
+ * all that lies above the reserve; and the sharing is max-min fair (a host short of a
+ * quantum has at most one extent less than any other). When one is short, hosts above
+ * low-water holding more than twice the quantum are asked for their excess.
+ */
+function checkAgainstPolicy(vg: VgMetadata, spec: ThinlvVgSpec, plan: RefillPlan): void {
   const { quantumExtents, lowWaterExtents, reservePermille } = spec.settings;
   const total = spec.pvs.reduce((sum, pv) => sum + pv.peCount, 0);
-  const reserve = Math.ceil((total * reservePermille) / 1000);
-  let free = computeFreeExtents(vg).extentCount;
-  const pools = spec.hosts
-    .map((h) => ({ host: h.host, size: ExtentSet.fromRanges(h.pool).extentCount }))
-    .sort((a, b) => a.size - b.size || (a.host < b.host ? -1 : 1));
-  const grants: [string, number][] = [];
-  let starved = false;
-  for (const pool of pools) {
-    if (pool.size >= lowWaterExtents) continue;
-    const grant = Math.min(quantumExtents, Math.max(0, free - reserve));
-    if (grant < quantumExtents) starved = true;
-    if (grant === 0) continue;
-    grants.push([pool.host, grant]);
-    free -= grant;
+  const available = Math.max(0, computeFreeExtents(vg).extentCount - Math.ceil((total * reservePermille) / 1000));
+  const sizes = new Map(spec.hosts.map((h) => [h.host, ExtentSet.fromRanges(h.pool).extentCount]));
+  const needy = [...sizes].filter(([, size]) => size < lowWaterExtents).map(([host]) => host);
+  const given = new Map(plan.grants.map((g) => [g.host, g.extentCount]));
+  for (const host of given.keys()) expect(needy).toContain(host);
+  for (const count of given.values()) expect(count).toBeLessThanOrEqual(quantumExtents);
+  const sum = [...given.values()].reduce((a, b) => a + b, 0);
+  expect(sum).toBe(Math.min(available, needy.length * quantumExtents));
+  for (const a of needy) {
+    for (const b of needy) if ((given.get(a) ?? 0) < quantumExtents) expect(given.get(b) ?? 0).toBeLessThanOrEqual((given.get(a) ?? 0) + 1);
   }
-  const returnRequests = starved ? pools.filter((p) => p.size > 2 * quantumExtents).map((p) => ({ host: p.host, extentCount: p.size - quantumExtents })) : [];
-  return { grants, returnRequests };
+  const starved = needy.some((host) => (given.get(host) ?? 0) < quantumExtents);
+  const expectedReturns = starved
+    ? [...sizes].filter(([, size]) => size >= lowWaterExtents && size > 2 * quantumExtents).map(([host, size]) => ({ host, extentCount: size - quantumExtents }))
+    : [];
+  expect([...plan.returnRequests].sort((x, y) => x.host.localeCompare(y.host))).toEqual(expectedReturns.sort((x, y) => x.host.localeCompare(y.host)));
 }
 
 /**
@@ -292,9 +371,7 @@ describe('planRefill: property over random layouts', () => {
       const plan = planRefill(before, thinlvBefore);
       const after = applyChanges(before, plan.changes, countingIdentity());
 
-      const expected = expectedRefill(before, spec);
-      expect(grantSummary(plan)).toEqual(expected.grants);
-      expect(plan.returnRequests).toEqual(expected.returnRequests);
+      checkAgainstPolicy(before, spec, plan);
 
       // I1 and I2 after the commit.
       expect(checkLayout(after).filter((f) => f.severity === 'error')).toEqual([]);

@@ -26,6 +26,7 @@ const journalRecord: fc.Arbitrary<JournalRecord> = fc.oneof(
   }),
   fc.record({ kind: fc.constant('return' as const), ranges }),
   fc.record({ kind: fc.constant('activity' as const), activeLvCount: fc.nat({ max: 100_000 }) }),
+  fc.record({ kind: fc.constant('demand' as const), extentCount: fc.nat({ max: 2 ** 30 }) }),
 );
 const grantRecord: fc.Arbitrary<GrantRecord> = fc.oneof(
   fc.record({
@@ -35,6 +36,14 @@ const grantRecord: fc.Arbitrary<GrantRecord> = fc.oneof(
     freeRanges: fc.array(range, { maxLength: 20 }),
   }),
   fc.record({ kind: fc.constant('returnRequest' as const), generation: fc.integer({ min: 1, max: 2 ** 40 }), extentCount: fc.integer({ min: 1, max: 2 ** 30 }) }),
+  fc.record({
+    kind: fc.constant('shortage' as const),
+    reason: fc.constantFrom('vg-full' as const, 'shared' as const),
+    demandExtentCount: fc.integer({ min: 1, max: 2 ** 30 }),
+    grantedExtentCount: fc.nat({ max: 2 ** 30 }),
+    vgFreeExtentCount: fc.nat({ max: 2 ** 30 }),
+    reserveExtentCount: fc.nat({ max: 2 ** 30 }),
+  }),
 );
 
 const bytes = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
@@ -57,6 +66,7 @@ describe('ring record payloads', () => {
   test.each([
     ['a newer format version', { v: 2, kind: 'return', ranges: [['u', 0, 1]] }, /version/],
     ['an unknown kind', { v: 1, kind: 'shrink', ranges: [['u', 0, 1]] }, /unknown/],
+    ['a negative demand', { v: 1, kind: 'demand', extentCount: -1 }, /extentCount/],
     ['a zero-length range', { v: 1, kind: 'return', ranges: [['u', 0, 0]] }, /extent count/],
     ['a negative first extent', { v: 1, kind: 'return', ranges: [['u', -1, 1]] }, /first extent/],
     ['a fractional count', { v: 1, kind: 'allocate', lv: 'a', lvUuid: 'b', ranges: [['u', 0, 1.5]], extentCountAfter: 2 }, /extent count/],
@@ -67,5 +77,10 @@ describe('ring record payloads', () => {
     const result = decodeJournalRecord(bytes(json));
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.reason).toMatch(reason);
+  });
+
+  test('a shortage record with an unknown reason is rejected with a reason', () => {
+    const result = decodeGrantRecord(bytes({ v: 1, kind: 'shortage', reason: 'tired', demandExtentCount: 1, grantedExtentCount: 0, vgFreeExtentCount: 0, reserveExtentCount: 0 }));
+    expect(result).toEqual({ ok: false, reason: expect.stringMatching(/reason/) });
   });
 });

@@ -67,12 +67,12 @@ class PassSignals {
     this.wake?.();
   };
 
-  /** Waits out `intervalMs`, looking every `pollMs` whether a host waits for extents; a signal ends it at once. */
-  async untilNextPass(intervalMs: number, pollMs: number, demandWaiting: () => Promise<boolean>): Promise<void> {
+  /** Waits out `intervalMs`, looking every `pollMs` whether a host needs a pass now (a demand, or a pool gone below low-water); a signal ends it at once. */
+  async untilNextPass(intervalMs: number, pollMs: number, passWanted: () => Promise<boolean>): Promise<void> {
     const deadline = Date.now() + intervalMs;
     while (!this.stopping && !this.poked && Date.now() < deadline) {
       await this.sleep(Math.min(deadline - Date.now(), pollMs));
-      if (this.stopping || this.poked || (await demandWaiting())) break;
+      if (this.stopping || this.poked || (await passWanted())) break;
     }
     this.poked = false;
   }
@@ -112,7 +112,7 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
   const history: PassHistory | undefined = db === undefined ? undefined : new MasterState(db);
   const deps = { ...masterDeps({ ...context, log }), history };
   // The daemon keeps each host's journal reader between passes (see MasterSession).
-  const session = new MasterSession({ keepJournalsOpen: !args.once });
+  const session = new MasterSession({ keepJournalsOpen: !args.once, intervalMs: args.intervalMs });
 
   const signals = new PassSignals();
   process.on('SIGTERM', signals.onStop);
@@ -141,7 +141,7 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
       }
       if (moreWaiting) continue;
       // A host that waits for extents (a demand record) gets its pass now, not an interval later.
-      await signals.untilNextPass(args.intervalMs, pollMs, () => session.demandWaiting());
+      await signals.untilNextPass(args.intervalMs, pollMs, () => session.passWanted());
     }
     log.info({ vg: args.vg }, 'master stopped');
     return 0;
