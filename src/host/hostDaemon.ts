@@ -34,7 +34,7 @@ import { acquireLease, acquireLocalHostLock, DEFAULT_LEASE_RENEW_MS, type HeldLe
 import { leaseLocation, openLeaseRegion, ringLocation, type RegionOpener, type RingLocation } from '../rings/ringRegions.js';
 import type { HostState } from '../state/hostState.js';
 import type { FaultPoints } from '../faults.js';
-import { HostAllocator } from './allocator.js';
+import { HostAllocator, type UnreplayedRecord } from './allocator.js';
 import { grantFollower } from './grantFollower.js';
 import { hostRequestHandler } from './hostRequests.js';
 import { leasedJournal } from './leasedJournal.js';
@@ -101,6 +101,28 @@ async function readLayout(deps: HostDaemonDeps, vgName: string, host: string) {
   return { vg, thinlv, info };
 }
 
+/** Re-reads of metadata at start-up while the master keeps committing past them. */
+const MAX_START_METADATA_READS = 10;
+
+/**
+ * The host's unreplayed records, with metadata at least as new as the journal's
+ * consumer pointer (see unreplayedRecords): re-read while the master commits.
+ */
+async function readUnreplayed(deps: HostDaemonDeps, options: HostDaemonOptions, first: Awaited<ReturnType<typeof readLayout>>, journal: { region: BlockRegion; ringId: string; lastSeq: number }) {
+  let layout = first;
+  for (let read = 1; ; read++) {
+    if (layout.info.journalLv.uuid !== journal.ringId) {
+      throw new ThinlvError('HOST_REMOVED', `host ${options.host} was removed from ${options.vg} (and perhaps added again) while this daemon started`, { vg: options.vg, host: options.host });
+    }
+    const unreplayed = await unreplayedRecords(journal.region, journal.ringId, layout.info.appliedSeq, journal.lastSeq);
+    if (unreplayed !== undefined) return { ...layout, unreplayed };
+    if (read >= MAX_START_METADATA_READS) {
+      throw new ThinlvError('HOST_START_FAILED', `the master kept replaying this host's journal past each metadata read (${read} reads); try again`, { vg: options.vg, host: options.host });
+    }
+    layout = await readLayout(deps, options.vg, options.host);
+  }
+}
+
 function freeRangesOf(vg: VgLayout, host: string) {
   const free = vg.lvs.find((lv) => lv.name === hostLvNames(host).free);
   return free ? (linearSegments(free) ?? []) : [];
@@ -144,17 +166,17 @@ export async function startHostDaemon(deps: HostDaemonDeps, options: HostDaemonO
   const { vg: vgName, host } = options;
   const resources = new Resources();
   try {
-    const { vg, info } = await readLayout(deps, vgName, host);
-    const lease = await takeOwnership(deps, options, vg, resources);
-    const journalLocation = ringLocation(vg, hostLvNames(host).journal);
+    const first = await readLayout(deps, vgName, host);
+    const lease = await takeOwnership(deps, options, first.vg, resources);
+    const journalLocation = ringLocation(first.vg, hostLvNames(host).journal);
     const journalRegion = await openRegion(deps, journalLocation, resources);
-    const grantsLocation = ringLocation(vg, hostLvNames(host).grants);
+    const grantsLocation = ringLocation(first.vg, hostLvNames(host).grants);
     const grantsRegion = await openRegion(deps, grantsLocation, resources);
     // A full journal waits (bounded) for the master to consume before an extend fails.
     const writer: RingWriter = await openRingWriter(journalRegion, { ringId: journalLocation.ringId, onFull: { waitMs: Math.max(1, Math.min(options.outOfSpaceWaitMs, MAX_FULL_WAIT_MS)) } });
     resources.add(() => writer.close());
     const state = deps.openState(journalLocation.ringId);
-    const unreplayed = await unreplayedRecords(journalRegion, journalLocation.ringId, info.appliedSeq, writer.lastSeq);
+    const { vg, info, unreplayed } = await readUnreplayed(deps, options, first, { region: journalRegion, ringId: journalLocation.ringId, lastSeq: writer.lastSeq });
     const journal = leasedJournal(writer, lease, { vg: vgName, host });
     const grantsReader = await openRingReader(grantsRegion, { ringId: grantsLocation.ringId });
     return await serveHost(deps, options, { vg, info, lease, journal, state, unreplayed, grantsReader, journalRingId: journalLocation.ringId, resources });
@@ -171,7 +193,7 @@ type Opened = {
   readonly lease: HeldLease;
   readonly journal: ReturnType<typeof leasedJournal>;
   readonly state: HostState;
-  readonly unreplayed: Awaited<ReturnType<typeof unreplayedRecords>>;
+  readonly unreplayed: readonly UnreplayedRecord[];
   readonly grantsReader: Awaited<ReturnType<typeof openRingReader>>;
   readonly journalRingId: string;
   readonly resources: Resources;

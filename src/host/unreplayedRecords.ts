@@ -7,11 +7,19 @@ import { ThinlvError } from '../errors.js';
 import { decodeJournalRecord } from '../records/records.js';
 import type { UnreplayedRecord } from './allocator.js';
 
-/** Own journal records after `appliedSeq`, up to the writer's `lastSeq`. */
-export async function unreplayedRecords(region: BlockRegion, ringId: string, appliedSeq: number, lastSeq: number): Promise<UnreplayedRecord[]> {
+/**
+ * Own journal records after `appliedSeq`, up to the writer's `lastSeq`. Undefined when
+ * the master has consumed records past `appliedSeq`: it committed them after the
+ * metadata holding `appliedSeq` was read (a master commits before it consumes), and
+ * the ring may no longer hold them, so that metadata must be read again. Taking the
+ * records after the consumer pointer instead would lose those extents from the LVs'
+ * layouts and leave them in the pool: a double allocation.
+ */
+export async function unreplayedRecords(region: BlockRegion, ringId: string, appliedSeq: number, lastSeq: number): Promise<UnreplayedRecord[] | undefined> {
   const reader = await openRingReader(region, { ringId });
+  if (reader.consumedSeq > appliedSeq) return undefined;
   const records: UnreplayedRecord[] = [];
-  let fromSeq = Math.max(appliedSeq + 1, reader.consumedSeq + 1);
+  let fromSeq = appliedSeq + 1;
   while (fromSeq <= lastSeq) {
     const { records: batch } = await reader.read({ fromSeq });
     if (batch.length === 0) break;
