@@ -9,6 +9,9 @@
 //                    sizes its grants to two master intervals of its consumption
 //   pools            each host's pool and low-water after the last pass, so a poll
 //                    between passes can tell that a host just went below low-water
+//   last commit      the metadata the last commit read back: a pass within
+//                    RECENT_COMMIT_MS starts from it instead of reading the VG again
+//                    (the commit's own seqno check catches anyone who wrote since)
 //
 // Between passes the daemon polls (passWanted) each kept journal past what it has
 // seen: one 4 KiB block per host when nothing is new. A demand, or allocations that
@@ -17,10 +20,17 @@
 import type { BlockRegion, RingReader } from '../../journal/index.js';
 import type { ThinlvVg } from '../format/thinlvVg.js';
 import { decodeJournalRecord, rangesOf } from '../records/records.js';
+import type { VgMetadata } from '../metadata/vgModel.js';
 import type { RingLocation } from '../rings/ringRegions.js';
 
 /** How far back a host's allocation rate looks. */
 export const RATE_WINDOW_MS = 30_000;
+/**
+ * How long the metadata of this session's last commit may stand in for a read of the VG.
+ * Short, because a pass that commits nothing never learns it was stale: a host added
+ * meanwhile waits this much longer for its first grant.
+ */
+export const RECENT_COMMIT_MS = 1_000;
 
 /** A host's journal reader kept open between passes, with what identifies its ring. */
 interface KeptJournal {
@@ -55,6 +65,7 @@ export class MasterSession {
   private readonly demands = new Map<string, number>();
   private readonly allocations = new Map<string, { atMs: number; extents: number }[]>();
   private readonly pools = new Map<string, PoolLevel>();
+  private lastCommit: { readonly vgName: string; readonly metadata: VgMetadata; readonly atMs: number } | undefined;
 
   /**
    * keepJournalsOpen: keep journal readers between passes (the daemon); call close()
@@ -117,11 +128,17 @@ export class MasterSession {
     return wanted;
   }
 
-  /** Takes in a pass's replay: the hosts' new demands (0: stopped waiting) and allocations. */
-  noteReplay(atMs: number, hosts: readonly { host: string; demandExtentCount: number | undefined; movedExtentCount: number }[]): void {
-    for (const { host, demandExtentCount, movedExtentCount } of hosts) {
+  /** Takes in a pass's replay: the hosts' new demands (0: stopped waiting). Safe to repeat. */
+  noteDemands(hosts: readonly { host: string; demandExtentCount: number | undefined }[]): void {
+    for (const { host, demandExtentCount } of hosts) {
       if (demandExtentCount === 0) this.demands.delete(host);
       else if (demandExtentCount !== undefined) this.demands.set(host, demandExtentCount);
+    }
+  }
+
+  /** Takes in a committed pass's allocations, for the hosts' rates. */
+  noteAllocations(atMs: number, hosts: readonly { host: string; movedExtentCount: number }[]): void {
+    for (const { host, movedExtentCount } of hosts) {
       const list = (this.allocations.get(host) ?? []).filter((a) => a.atMs > atMs - RATE_WINDOW_MS);
       if (movedExtentCount > 0) list.push({ atMs, extents: movedExtentCount });
       this.allocations.set(host, list);
@@ -148,6 +165,20 @@ export class MasterSession {
       if (extents > 0) targets.set(host, Math.ceil((extents * 2 * intervalMs) / RATE_WINDOW_MS));
     }
     return targets;
+  }
+
+  /** The metadata this session's last commit read back, if it is for `vgName` and recent. */
+  recentCommit(vgName: string, nowMs: number): VgMetadata | undefined {
+    const last = this.lastCommit;
+    return last !== undefined && last.vgName === vgName && nowMs - last.atMs < RECENT_COMMIT_MS ? last.metadata : undefined;
+  }
+
+  noteCommit(vgName: string, metadata: VgMetadata, atMs: number): void {
+    this.lastCommit = { vgName, metadata, atMs };
+  }
+
+  forgetCommit(): void {
+    this.lastCommit = undefined;
   }
 
   /** Records each host's pool and low-water as the pass left them. */

@@ -196,7 +196,11 @@ async function answerDemands(deps: MasterDeps, session: MasterSession, vg: VgMet
 /** Runs one pass. Operating errors (lvm, rings) propagate; the daemon logs them and tries again next interval. */
 export async function runPass(deps: MasterDeps, session: MasterSession, vgName: string): Promise<PassResult> {
   for (let attempt = 0; ; attempt++) {
-    const vg = await readVgMetadata(deps.lvm, vgName);
+    // A pass right after this session's own commit starts from what that commit read back
+    // (one lvm call less): if anyone wrote since, the commit's seqno check refuses it and
+    // the retry reads afresh. A pass that would commit nothing re-reads (below).
+    const cached = attempt === 0 ? session.recentCommit(vgName, deps.nowMs()) : undefined;
+    const vg = cached ?? (await readVgMetadata(deps.lvm, vgName));
     const thinlv = readThinlvVg(vg);
     await deps.faults.hit('master.afterRead');
     const { readers, regions, records, moreWaiting } = await readJournals(deps, session, vg, thinlv);
@@ -205,7 +209,7 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
       const replay: ReplayPlan = planReplay(vg, thinlv, records);
       const afterReplay = applyChanges(vg, replay.changes, systemIdentity);
       const atMs = deps.nowMs();
-      session.noteReplay(atMs, replay.hosts);
+      session.noteDemands(replay.hosts);
       const refill = planRefill(afterReplay, thinlv, { demands: session.waitingDemands(), rateTargets: session.rateTargets(atMs) });
       const changes: MetadataChange[] = [...replay.changes, ...refill.changes];
       for (const denied of replay.deniedClaims) deps.log.info({ ...denied }, 'claim denied: the LV is held by another host or gone');
@@ -215,11 +219,18 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
         }
       }
 
+      if (changes.length === 0 && cached !== undefined) {
+        // No commit will check the cached metadata, and grants are written from it: read the VG.
+        passFailed = false;
+        continue;
+      }
       let committed = vg;
       if (changes.length > 0) {
         try {
           committed = (await commitBatch(deps.lvm, vg, changes, { faults: deps.faults })).metadata;
+          session.noteCommit(vgName, committed, deps.nowMs());
         } catch (error) {
+          session.forgetCommit();
           if (error instanceof CommitError && error.code === ErrorCode.staleSeqno && attempt < MAX_STALE_RETRIES) {
             deps.log.warn({ vg: vgName, attempt }, 'VG changed underneath the pass; re-reading and retrying');
             passFailed = false; // nothing was consumed: the readers are still right
@@ -230,6 +241,7 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
         deps.log.info({ vg: vgName, seqno: committed.seqno, changeCount: changes.length }, 'pass committed');
       }
       await deps.faults.hit('master.afterCommit');
+      session.noteAllocations(atMs, replay.hosts);
 
       // Step 5: safe to repeat; consuming through a seq already consumed is a no-op.
       for (const host of replay.hosts) await readers.get(host.host)?.consume(host.appliedSeqAfter);

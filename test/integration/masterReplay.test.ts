@@ -98,6 +98,39 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
     }
   });
 
+  test('a pass right after its own commit starts from the metadata it read back; a change made since is never lost, and a pass with nothing to commit reads the VG', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 2, quantumExtents: 32, lowWaterExtents: 4 });
+    const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    const session = new MasterSession({ keepJournalsOpen: true });
+    try {
+      await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      await host.allocate(t.thinLvs[0]!, 1);
+      const first = await runPass(t.deps(), session, t.vg.vgName);
+      expect(first.committed).toBe(true);
+      // An operator's command lands between two passes, within the cache's life.
+      await t.vg.lvm.run('lvchange', ['--addtag', 'by_hand', `${t.vg.vgName}/${t.thinLvs[1]}`]);
+      const afterHand = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      expect(afterHand.seqno).toBe(first.seqnoAfter + 1);
+      // Nothing to replay: the pass must not trust the cached metadata (it reads, sees the new seqno).
+      const idle = await runPass(t.deps(), session, t.vg.vgName);
+      expect(idle).toMatchObject({ committed: false, seqnoBefore: afterHand.seqno });
+      // Something to replay on a cache made stale again: the commit is refused, re-read, applied once.
+      await host.allocate(t.thinLvs[0]!, 1);
+      const second = await runPass(t.deps(), session, t.vg.vgName);
+      await t.vg.lvm.run('lvchange', ['--addtag', 'by_hand_2', `${t.vg.vgName}/${t.thinLvs[1]}`]);
+      await host.allocate(t.thinLvs[0]!, 1);
+      const third = await runPass(t.deps(), session, t.vg.vgName);
+      expect(third).toMatchObject({ committed: true, replayedRecordCount: 1, seqnoBefore: second.seqnoAfter + 1 });
+      const after = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      expect(after.lvs.find((lv) => lv.name === t.thinLvs[1])?.tags).toEqual(expect.arrayContaining(['by_hand', 'by_hand_2']));
+      await expectInvariantsAfterReplay(t.vg, [host], 1);
+    } finally {
+      await session.close();
+      await host.close();
+      await t.destroy();
+    }
+  });
+
   test('a daemon session keeps each journal reader open across passes and still applies every record once', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 4, quantumExtents: 64, lowWaterExtents: 4 });
     const hosts = [await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA'), await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostB')];
