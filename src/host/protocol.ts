@@ -8,7 +8,10 @@
 //   without waiting: every request gets exactly one reply, replies come in the order
 //   their requests finish (not the order they were sent), and each carries the id of
 //   its request. A client may half-close its side after its last request and still
-//   read the replies.
+//   read the replies, except that an extend still waiting for a grant then ends with
+//   CANCELLED: a client that goes away (a killed `thinlv lvextend`) looks the same
+//   from here, and its wait must not leave a demand behind. Keep the sending side
+//   open while waiting for an extend that may need the master.
 //
 // REQUESTS (every field is required unless marked optional; any other field is refused)
 //   {"v":1,"id":ID,"op":"extend","lv":LV,"sizeBytes":N}       grow LV to at least N bytes

@@ -508,6 +508,9 @@ export async function startSocketServer(options: SocketServerOptions): Promise<S
     });
     socket.on('end', () => {
       connection.clientEnded = true;
+      // A client that went away looks like one that half-closed: handlers that wait on
+      // the client (an extend waiting for a grant) stop; others finish and reply.
+      abortInFlight(connection);
       finishIfDone(connection);
     });
     socket.on('close', () => {

@@ -2,7 +2,10 @@
 // its journal, and the next pass grants what the demand needs in one grant.
 // Real LVM on a loop device, the master and a host daemon as processes.
 
+import { connect } from 'node:net';
 import { describe, expect, test } from 'vitest';
+import { formatRequest } from '../../src/host/protocol.js';
+import { newRequestId } from '../../src/host/socketServer.js';
 import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
@@ -55,6 +58,34 @@ describe.skipIf(skipReason !== undefined)('extends larger than a pool quantum', 
       for (const gib of [1, 2, 3]) expect((await host.extend('disk0', gib * GIB)).sizeBytes).toBe(gib * GIB);
     } finally {
       await stopDaemon(master);
+      await host.cleanUp();
+      await t.destroy();
+    }
+  });
+
+  test('a client that disconnects while its extend waits for a grant cancels it: nothing is allocated for it, and the host serves on', async () => {
+    const t = await createThinlvTestVg({ hosts: ['h1'], thinLvCount: 1, quantumExtents: 32, lowWaterExtents: 16 });
+    const host = await HostDaemonProcess.start(t, 'h1', 20_000);
+    let master: ReturnType<typeof startMasterDaemon> | undefined;
+    try {
+      // No master: an extend past the pool waits. Its client goes away after 500 ms.
+      const socket = connect(host.socketPath);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(formatRequest({ id: newRequestId(), op: 'extend', lv: 'disk0', sizeBytes: 1 * GIB }));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      socket.destroy();
+      // The master comes back: had the wait gone on, its grant would now serve the 1 GiB.
+      master = startMasterDaemon(t, 200);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect((await host.extend('disk0', 2 * EXTENT_BYTES)).sizeBytes).toBe(2 * EXTENT_BYTES);
+      await stopDaemon(master);
+      for (let i = 0; i < 10; i++) if ((await runPass(t.deps(), new MasterSession(), t.vg.vgName)).replayedRecordCount === 0) break;
+      const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
+      expect(vg.lvs.find((lv) => lv.name === 'disk0')!.segments.reduce((n, s) => n + s.extentCount, 0)).toBe(2);
+      const check = await runCli(['check', t.vg.vgName, ...t.cliArgs()]);
+      expect(check.exitCode, check.stdout).toBe(0);
+    } finally {
+      if (master !== undefined) await stopDaemon(master);
       await host.cleanUp();
       await t.destroy();
     }
