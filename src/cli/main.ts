@@ -18,6 +18,7 @@ import { runFormat, runHostAdd, runHostClearRejected, runHostRemove, runLvCreate
 import { runCheck } from './commands/check.js';
 import { runInspect } from './commands/inspect.js';
 import { DEFAULT_INTERVAL_MS, DEFAULT_POLL_MS, MASTER_STATE_DIR, runMaster } from './commands/master.js';
+import { RATE_WINDOW_MS } from '../master/masterSession.js';
 import { HOST_STATE_DIR, LVM_EXIT, runHostDaemon, runHostStatus, runLvextend } from './commands/hostDaemon.js';
 import { DEFAULT_CLAIM_WAIT_MS, DEFAULT_OUT_OF_SPACE_WAIT_MS } from '../host/allocator.js';
 import { DEFAULT_STOP_WAIT_MS } from '../master/hostMembership.js';
@@ -230,14 +231,15 @@ export async function main(argv: readonly string[]): Promise<number> {
           withVgPositional(y)
             .option('once', { type: 'boolean', default: false, describe: 'run one pass (more while journals hold more than a pass takes), then exit' })
             .option('interval-ms', { type: 'number', default: DEFAULT_INTERVAL_MS, describe: 'time between passes; SIGUSR1 asks for a pass now' })
-            .option('poll-ms', { type: 'number', default: DEFAULT_POLL_MS, describe: 'between passes, how often to look at the tail of every host journal for a host waiting for extents (a demand), which starts a pass at once' })
+            .option('poll-ms', { type: 'number', default: DEFAULT_POLL_MS, describe: 'between passes, how often to look at the tail of every host journal for a host waiting for extents (a demand) or gone below low-water, which starts a pass at once' })
+            .option('rate-window-ms', { type: 'number', default: RATE_WINDOW_MS, describe: "how far back a host's allocation rate looks when sizing its grants (two intervals of it); 0: grants are the VG's quantum, or what a demand needs" })
             // Accepted so existing scripts keep working; the lock no longer follows it (see masterLockPath).
             .option('run-dir', { type: 'string', deprecated: 'ignored: the one-master-per-VG lock is always /run/lock/thinlv/master-<vg>.lock', describe: 'formerly where the master lock lived' })
             .option('state-dir', { type: 'string', default: MASTER_STATE_DIR, describe: 'where the SQLite history lives (reports only; deleting it loses history, never correctness)' })
             .option('history', { type: 'boolean', default: true, describe: 'keep replay and grant history (--no-history: none)' }),
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
-          exitCode = await runMaster(context, { vg: args.vg, once: args.once, intervalMs: args['interval-ms'], pollMs: args['poll-ms'], stateDir: args.history ? args['state-dir'] : undefined });
+          exitCode = await runMaster(context, { vg: args.vg, once: args.once, intervalMs: args['interval-ms'], pollMs: args['poll-ms'], rateWindowMs: args['rate-window-ms'], stateDir: args.history ? args['state-dir'] : undefined });
         },
       )
       .demandCommand(1, 'name a command: thinlv --help lists them')

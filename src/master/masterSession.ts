@@ -5,7 +5,8 @@
 //   grants due       hosts whose current grant must be (re)sent
 //   demands          the last demand each host journaled, until a grant covers it or
 //                    the host says it stopped waiting (demand 0)
-//   allocation rate  extents each host allocated over the last RATE_WINDOW_MS, which
+//   allocation rate  extents each host allocated over the last rate window (default
+//                    RATE_WINDOW_MS; `thinlv master --rate-window-ms`), which
 //                    sizes its grants to two master intervals of its consumption
 //   pools            each host's pool and low-water after the last pass, so a poll
 //                    between passes can tell that a host just went below low-water
@@ -23,7 +24,7 @@ import { decodeJournalRecord, rangesOf } from '../records/records.js';
 import type { VgMetadata } from '../metadata/vgModel.js';
 import type { RingLocation } from '../rings/ringRegions.js';
 
-/** How far back a host's allocation rate looks. */
+/** How far back a host's allocation rate looks, by default. */
 export const RATE_WINDOW_MS = 30_000;
 /**
  * How long the metadata of this session's last commit may stand in for a read of the VG.
@@ -71,7 +72,7 @@ export class MasterSession {
    * keepJournalsOpen: keep journal readers between passes (the daemon); call close()
    * when done. intervalMs: the daemon's interval between passes (sizes rate targets).
    */
-  constructor(private readonly options: { readonly keepJournalsOpen?: boolean; readonly intervalMs?: number } = {}) {}
+  constructor(private readonly options: { readonly keepJournalsOpen?: boolean; readonly intervalMs?: number; readonly rateWindowMs?: number } = {}) {}
 
   get keepsJournals(): boolean {
     return this.options.keepJournalsOpen === true;
@@ -139,7 +140,7 @@ export class MasterSession {
   /** Takes in a committed pass's allocations, for the hosts' rates. */
   noteAllocations(atMs: number, hosts: readonly { host: string; movedExtentCount: number }[]): void {
     for (const { host, movedExtentCount } of hosts) {
-      const list = (this.allocations.get(host) ?? []).filter((a) => a.atMs > atMs - RATE_WINDOW_MS);
+      const list = (this.allocations.get(host) ?? []).filter((a) => a.atMs > atMs - this.rateWindowMs());
       if (movedExtentCount > 0) list.push({ atMs, extents: movedExtentCount });
       this.allocations.set(host, list);
     }
@@ -155,16 +156,21 @@ export class MasterSession {
     this.demands.delete(host);
   }
 
-  /** Extents each host allocates in two master intervals, at its rate over RATE_WINDOW_MS. */
+  /** Extents each host allocates in two master intervals, at its rate over the rate window. */
   rateTargets(atMs: number): Map<string, number> {
     const intervalMs = this.options.intervalMs ?? 0;
+    const windowMs = this.rateWindowMs();
     const targets = new Map<string, number>();
-    if (intervalMs <= 0) return targets;
+    if (intervalMs <= 0 || windowMs <= 0) return targets;
     for (const [host, list] of this.allocations) {
-      const extents = list.filter((a) => a.atMs > atMs - RATE_WINDOW_MS).reduce((sum, a) => sum + a.extents, 0);
-      if (extents > 0) targets.set(host, Math.ceil((extents * 2 * intervalMs) / RATE_WINDOW_MS));
+      const extents = list.filter((a) => a.atMs > atMs - windowMs).reduce((sum, a) => sum + a.extents, 0);
+      if (extents > 0) targets.set(host, Math.ceil((extents * 2 * intervalMs) / windowMs));
     }
     return targets;
+  }
+
+  private rateWindowMs(): number {
+    return this.options.rateWindowMs ?? RATE_WINDOW_MS;
   }
 
   /** The metadata this session's last commit read back, if it is for `vgName` and recent. */

@@ -14,6 +14,7 @@ import { acquireFileLock } from '../../fileLock.js';
 import { TAG, readThinlvVg } from '../../format/thinlvVg.js';
 import { commitBatch, readVgMetadata } from '../../lvm/commitBatch.js';
 import { MasterSession, runPass, type PassHistory } from '../../master/replayPass.js';
+import { RATE_WINDOW_MS } from '../../master/masterSession.js';
 import { createLogger } from '../../log.js';
 import { MasterState, openStateDb } from '../../state/index.js';
 import type { CommandContext } from '../context.js';
@@ -25,6 +26,8 @@ export const MASTER_STATE_DIR = '/var/lib/thinlv';
 export const DEFAULT_INTERVAL_MS = 2_000;
 /** Between passes, how often the daemon looks at each journal's tail for a demand. */
 export const DEFAULT_POLL_MS = 100;
+/** The longest window a host's allocation rate may look back over (a day). */
+export const MAX_RATE_WINDOW_MS = 86_400_000;
 export const MIN_INTERVAL_MS = 10;
 export const MAX_INTERVAL_MS = 3_600_000;
 /** Passes --once runs back to back while journals hold more than one pass takes. */
@@ -36,6 +39,8 @@ export interface MasterArgs {
   readonly intervalMs: number;
   /** Between passes, how often to look for a host waiting for extents. */
   readonly pollMs?: number | undefined;
+  /** How far back a host's rate looks (0: no rate-sized grants). */
+  readonly rateWindowMs?: number | undefined;
   /** Where the SQLite history lives; undefined keeps no history. */
   readonly stateDir: string | undefined;
 }
@@ -95,6 +100,10 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
   if (!Number.isSafeInteger(args.intervalMs) || args.intervalMs < MIN_INTERVAL_MS || args.intervalMs > MAX_INTERVAL_MS) {
     throw new ThinlvError('INVALID_ARGUMENT', `--interval-ms must be from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}, got ${args.intervalMs}`);
   }
+  const rateWindowMs = args.rateWindowMs ?? RATE_WINDOW_MS;
+  if (!Number.isSafeInteger(rateWindowMs) || rateWindowMs < 0 || rateWindowMs > MAX_RATE_WINDOW_MS) {
+    throw new ThinlvError('INVALID_ARGUMENT', `--rate-window-ms must be from 0 to ${MAX_RATE_WINDOW_MS}, got ${rateWindowMs}`);
+  }
   const pollMs = args.pollMs ?? DEFAULT_POLL_MS;
   if (!Number.isSafeInteger(pollMs) || pollMs < MIN_INTERVAL_MS || pollMs > MAX_INTERVAL_MS) {
     throw new ThinlvError('INVALID_ARGUMENT', `--poll-ms must be from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}, got ${pollMs}`);
@@ -112,7 +121,7 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
   const history: PassHistory | undefined = db === undefined ? undefined : new MasterState(db);
   const deps = { ...masterDeps({ ...context, log }), history };
   // The daemon keeps each host's journal reader between passes (see MasterSession).
-  const session = new MasterSession({ keepJournalsOpen: !args.once, intervalMs: args.intervalMs });
+  const session = new MasterSession({ keepJournalsOpen: !args.once, intervalMs: args.intervalMs, rateWindowMs });
 
   const signals = new PassSignals();
   process.on('SIGTERM', signals.onStop);
