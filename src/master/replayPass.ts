@@ -152,7 +152,7 @@ export async function appendToGrantsRing(deps: MasterDeps, vg: VgMetadata, host:
  * order. That is safe: the host uses a subset of its own free LV, and the pieces left
  * out stay in that LV (the host reads all of it at its next start).
  */
-function largestRanges(ranges: readonly PvExtentRange[], limit: number): PvExtentRange[] {
+export function largestRanges(ranges: readonly PvExtentRange[], limit: number): PvExtentRange[] {
   if (ranges.length <= limit) return [...ranges];
   const kept = new Set([...ranges].sort((a, b) => b.extentCount - a.extentCount).slice(0, limit));
   return ranges.filter((r) => kept.has(r));

@@ -13,6 +13,7 @@ import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
+import { pooled } from '../fixtures/pooled.js';
 import { CLI_PATH, runCli } from '../fixtures/runCli.js';
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
@@ -40,25 +41,6 @@ async function createThinLvs(t: ThinlvTestVg, prefix: string, count: number, own
     names.map((name, i) => ({ kind: 'createLv' as const, name, ranges: [{ pv: run.pv, firstExtent: run.firstExtent + i, extentCount: 1 }], activationSkip: true, tags: [`thinlv_virtual_bytes=${1024 ** 3}`, `thinlv_owner=${ownerOf(i)}`] })),
   );
   return names;
-}
-
-/** Runs `tasks` with at most `concurrency` in flight. */
-async function pooled<T>(tasks: (() => Promise<T>)[], concurrency: number): Promise<PromiseSettledResult<T>[]> {
-  const results: PromiseSettledResult<T>[] = new Array(tasks.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < tasks.length) {
-        const index = next++;
-        try {
-          results[index] = { status: 'fulfilled', value: await tasks[index]!() };
-        } catch (reason) {
-          results[index] = { status: 'rejected', reason };
-        }
-      }
-    }),
-  );
-  return results;
 }
 
 async function replayUntilIdle(t: ThinlvTestVg): Promise<void> {

@@ -14,6 +14,7 @@ import { planRefill, reserveExtentCount } from '../../src/pool/planRefill.js';
 import type { PhysicalRange } from '../../src/extent/types.js';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
+import { pooled } from '../fixtures/pooled.js';
 import { runCli } from '../fixtures/runCli.js';
 import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
@@ -56,24 +57,6 @@ async function fillVg(t: ThinlvTestVg, leave: number): Promise<void> {
     toTake -= take;
   }
   await commitBatch(t.vg.lvm, vg, [{ kind: 'createLv', name: 'filler', ranges }]);
-}
-
-/** Runs `tasks` with at most `concurrency` in flight; returns every outcome. */
-async function pooled<T>(tasks: (() => Promise<T>)[], concurrency: number): Promise<PromiseSettledResult<T>[]> {
-  const results: PromiseSettledResult<T>[] = new Array(tasks.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < tasks.length) {
-        const index = next++;
-        results[index] = await tasks[index]!().then(
-          (value) => ({ status: 'fulfilled' as const, value }),
-          (reason: unknown) => ({ status: 'rejected' as const, reason }),
-        );
-      }
-    }),
-  );
-  return results;
 }
 
 /** A small deterministic generator (mulberry32), so a failure can be replayed. */
