@@ -437,7 +437,7 @@ export function stallFreeTable(outcome: StallFreeOutcome): string[] {
   const { settings, extentSizeBytes: extentBytes } = outcome;
   const gib = (extents: number): string => `${round1((extents * extentBytes) / GIB)} GiB`;
   const lines = [
-    `stall-free write rate: VG ${STALL_VG_BYTES / TIB} TiB (sparse loop device, ${outcome.vgExtentCount} extents of ${extentBytes / MIB} MiB), master interval 2000 ms, tail poll 100 ms`,
+    `stall-free write rate: VG ${STALL_VG_BYTES / TIB} TiB (sparse loop device, ${outcome.vgExtentCount} extents of ${extentBytes / MIB} MiB), master interval 2000 ms, tail poll 50 ms`,
     `  thinlv format's defaults for that VG: quantum ${settings.quantumExtents} extents (${gib(settings.quantumExtents)}), low-water ${settings.lowWaterExtents} extents (${gib(settings.lowWaterExtents)}); reserve ${settings.reservePermille / 10}% (the test fixture's; format's default is 5%)`,
     `  writer: asks for one chunk of ${CHUNK_BYTES / MIB} MiB when within ${WRITER_LOW_WATER_BYTES / MIB} MiB of its LV's end, one extend in flight; starts on an LV of ${PRIMED_BYTES / MIB} MiB, writers out of phase by 1/n chunk`,
     `  rungs: trial ${TRIAL_SECONDS} s, final ${FINAL_SECONDS} s${QUICK ? ' (QUICK)' : ''}; "waited": extends over ${WAITED_FOR_MASTER_MS} ms (the pool was empty: they waited for a master pass); "margin": a writer's time from its ask to its stall; "grants": pool refills during the rung`,

@@ -193,6 +193,49 @@ async function answerDemands(deps: MasterDeps, session: MasterSession, vg: VgMet
   }
 }
 
+/** Steps 6 and 7: grant records, return requests and shortages, on the committed metadata. */
+async function sendToHosts(deps: MasterDeps, session: MasterSession, committed: VgMetadata, replay: ReplayPlan, refill: RefillPlan): Promise<void> {
+  const committedThinlv = readThinlvVg(committed);
+  const grantsDue = session.hostsNeedingGrant(committedThinlv);
+  for (const grant of refill.grants) grantsDue.add(grant.host);
+  for (const host of [...grantsDue]) {
+    try {
+      await writeGrant(deps, committed, committedThinlv, host);
+      grantsDue.delete(host);
+      await deps.faults.hit('master.afterGrant');
+    } catch (error) {
+      deps.log.error({ host, err: error }, 'could not write grant record; will retry next pass');
+    }
+  }
+  for (const request of refill.returnRequests) {
+    await writeReturnRequest(deps, committed, committedThinlv, request.host, request.extentCount).catch((error: unknown) => {
+      deps.log.warn({ host: request.host, err: error }, 'could not write return request');
+    });
+  }
+  await answerDemands(deps, session, committed, replay, refill);
+}
+
+/** Feeds the history sink (reports only; never decides anything). */
+function recordHistory(deps: MasterDeps, atMs: number, committed: VgMetadata, replay: ReplayPlan, refill: RefillPlan): void {
+  if (deps.history === undefined) return;
+  const vgFreeExtentsAfter = computeFreeExtents(committed).extentCount;
+  for (const host of replay.hosts) {
+    deps.history.recordReplay({
+      atMs,
+      host: host.host,
+      recordCount: host.appliedRecordCount,
+      extentCount: host.movedExtentCount,
+      rejectedCount: host.rejected.length,
+      appliedSeq: host.appliedSeqAfter,
+      vgSeqno: committed.seqno,
+      vgFreeExtentsAfter,
+    });
+  }
+  for (const grant of refill.grants) {
+    deps.history.recordGrant({ atMs, host: grant.host, generation: grant.generation, extentCount: grant.extentCount, vgSeqno: committed.seqno, vgFreeExtentsAfter });
+  }
+}
+
 /** Runs one pass. Operating errors (lvm, rings) propagate; the daemon logs them and tries again next interval. */
 export async function runPass(deps: MasterDeps, session: MasterSession, vgName: string): Promise<PassResult> {
   for (let attempt = 0; ; attempt++) {
@@ -247,41 +290,8 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
       for (const host of replay.hosts) await readers.get(host.host)?.consume(host.appliedSeqAfter);
       await deps.faults.hit('master.afterConsume');
 
-      const committedThinlv = readThinlvVg(committed);
-      const grantsDue = session.hostsNeedingGrant(committedThinlv);
-      for (const grant of refill.grants) grantsDue.add(grant.host);
-      for (const host of [...grantsDue]) {
-        try {
-          await writeGrant(deps, committed, committedThinlv, host);
-          grantsDue.delete(host);
-          await deps.faults.hit('master.afterGrant');
-        } catch (error) {
-          deps.log.error({ host, err: error }, 'could not write grant record; will retry next pass');
-        }
-      }
-      for (const request of refill.returnRequests) {
-        await writeReturnRequest(deps, committed, committedThinlv, request.host, request.extentCount).catch((error: unknown) => {
-          deps.log.warn({ host: request.host, err: error }, 'could not write return request');
-        });
-      }
-      await answerDemands(deps, session, committed, replay, refill);
-
-      const vgFreeExtentsAfter = computeFreeExtents(committed).extentCount;
-      for (const host of replay.hosts) {
-        deps.history?.recordReplay({
-          atMs,
-          host: host.host,
-          recordCount: host.appliedRecordCount,
-          extentCount: host.movedExtentCount,
-          rejectedCount: host.rejected.length,
-          appliedSeq: host.appliedSeqAfter,
-          vgSeqno: committed.seqno,
-          vgFreeExtentsAfter,
-        });
-      }
-      for (const grant of refill.grants) {
-        deps.history?.recordGrant({ atMs, host: grant.host, generation: grant.generation, extentCount: grant.extentCount, vgSeqno: committed.seqno, vgFreeExtentsAfter });
-      }
+      await sendToHosts(deps, session, committed, replay, refill);
+      recordHistory(deps, atMs, committed, replay, refill);
       const result: PassResult = {
         seqnoBefore: vg.seqno,
         seqnoAfter: committed.seqno,

@@ -25,7 +25,7 @@ import { validateVgName } from '../validate.js';
 export const MASTER_STATE_DIR = '/var/lib/thinlv';
 export const DEFAULT_INTERVAL_MS = 2_000;
 /** Between passes, how often the daemon looks at each journal's tail for a demand. */
-export const DEFAULT_POLL_MS = 100;
+export const DEFAULT_POLL_MS = 50;
 /** The longest window a host's allocation rate may look back over (a day). */
 export const MAX_RATE_WINDOW_MS = 86_400_000;
 export const MIN_INTERVAL_MS = 10;
@@ -75,9 +75,12 @@ class PassSignals {
   /** Waits out `intervalMs`, looking every `pollMs` whether a host needs a pass now (a demand, or a pool gone below low-water); a signal ends it at once. */
   async untilNextPass(intervalMs: number, pollMs: number, passWanted: () => Promise<boolean>): Promise<void> {
     const deadline = Date.now() + intervalMs;
-    while (!this.stopping && !this.poked && Date.now() < deadline) {
+    // Look at once: a demand journaled while the last pass ran is served without a poll's delay.
+    let wanted = await passWanted();
+    while (!wanted && !this.stopping && !this.poked && Date.now() < deadline) {
       await this.sleep(Math.min(deadline - Date.now(), pollMs));
-      if (this.stopping || this.poked || (await passWanted())) break;
+      if (this.stopping || this.poked) break;
+      wanted = await passWanted();
     }
     this.poked = false;
   }
