@@ -9,7 +9,8 @@
 //     4. journal one record {lv, lvUuid, ranges, extentCountAfter} (group-committed)
 //     5. if the LV is active here, load its new table (suspend, load, resume)
 //     6. reply
-//   Pool empty: wait for a grant up to `outOfSpaceWaitMs`, then OUT_OF_SPACE.
+//   Pool short: journal a demand and wait for a grant up to `outOfSpaceWaitMs`
+//   (grantWaits.ts), then OUT_OF_SPACE saying why; a client gone cancels the wait.
 //
 // What the host believes, and why it is safe (I1, I4):
 //   pool       = its free LV in metadata, less the extents of its own records the
