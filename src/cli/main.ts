@@ -16,6 +16,7 @@ import { DEFAULT_LVM_TIMEOUT_MS } from '../lvm/runLvm.js';
 import { LOG_LEVELS } from '../log.js';
 import { runFormat, runHostAdd, runHostClearRejected, runHostRemove, runLvCreate, runLvRemove, runLvResize } from './commands/admin.js';
 import { runCheck } from './commands/check.js';
+import { runFree } from './commands/free.js';
 import { runInspect } from './commands/inspect.js';
 import { DEFAULT_INTERVAL_MS, DEFAULT_POLL_MS, MASTER_STATE_DIR, runMaster } from './commands/master.js';
 import { RATE_WINDOW_MS } from '../master/masterSession.js';
@@ -112,6 +113,20 @@ export async function main(argv: readonly string[]): Promise<number> {
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
           exitCode = await runCheck(context, args.vg);
+        },
+      )
+      .command(
+        'free <vg>',
+        'how full the VG is: thin, ordinary and thinlv LVs, host pools, journaled extents not yet replayed, free space and the reserve, overcommit, and an alert level (ok, warning, critical); read-only, on any host',
+        (y) =>
+          withVgPositional(y).option('check', {
+            type: 'boolean',
+            default: false,
+            describe: 'exit 0, 1 or 2 for ok, warning or critical (Nagios-style); errors keep their exit codes',
+          }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args));
+          exitCode = await runFree(context, { vg: args.vg, check: args.check });
         },
       )
       .command(

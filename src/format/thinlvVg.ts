@@ -5,6 +5,9 @@
 //                  thinlv_quantum_extents=N     extents granted to a pool per refill
 //                  thinlv_lowwater_extents=N    refill a pool that falls below this
 //                  thinlv_reserve_permille=N    VG share pools are never refilled from
+//                  thinlv_warn_permille=N       `thinlv free`: warning from this share of the
+//                  thinlv_critical_permille=N   VG committed, critical from this one (optional;
+//                                               defaults 750 and 850; set with vgchange --addtag)
 //   per host H     thinlv_H_journal   ring host -> master, then the host's 4 KiB lease
 //                                     block (src/rings/ringRegions.ts); tags thinlv_applied_seq=N,
 //                                     thinlv_rejected=N (records replay refused),
@@ -46,6 +49,9 @@ export const TAG = {
   owner: 'thinlv_owner=',
   /** The machine whose `thinlv master` runs this VG; metadata-changing commands run there. */
   master: 'thinlv_master=',
+  /** `thinlv free` alert levels, per mille of the VG committed (optional VG tags). */
+  warnPermille: 'thinlv_warn_permille=',
+  criticalPermille: 'thinlv_critical_permille=',
 } as const;
 
 /** Ring LV sizes: big enough for tens of thousands of records between replays. */
@@ -210,6 +216,39 @@ export function readThinlvVg(vg: VgLayout): ThinlvVg {
   }
   const masterTag = vg.tags.find((t) => t.startsWith(TAG.master));
   return { formatVersion, masterHost: masterTag?.slice(TAG.master.length), settings, hosts, thinLvs, incompleteHosts };
+}
+
+/** Share of the VG committed (allocated to any LV, pools included) at which `thinlv free` warns, and turns critical. */
+export interface AlertLevels {
+  readonly warnPermille: number;
+  readonly criticalPermille: number;
+}
+
+export const DEFAULT_ALERT_LEVELS: AlertLevels = { warnPermille: 750, criticalPermille: 850 };
+
+/**
+ * The VG's alert levels: its thinlv_warn_permille= and thinlv_critical_permille= tags,
+ * each defaulting when absent. Kept apart from ThinlvSettings because nothing but
+ * reports reads them, and an operator sets them with `vgchange --addtag` at any time.
+ */
+export function readAlertLevels(vg: VgLayout): AlertLevels {
+  const where = `VG ${vg.name}`;
+  const warnPermille = numericTag(vg.tags, TAG.warnPermille, where) ?? DEFAULT_ALERT_LEVELS.warnPermille;
+  const criticalPermille = numericTag(vg.tags, TAG.criticalPermille, where) ?? DEFAULT_ALERT_LEVELS.criticalPermille;
+  const fix = `fix it with "vgchange --deltag <old tag> --addtag <new tag> ${vg.name}" on the master's machine`;
+  for (const [tag, value] of [[TAG.warnPermille, warnPermille], [TAG.criticalPermille, criticalPermille]] as const) {
+    if (value < 1 || value > 1000) {
+      throw new ThinlvError(ErrorCode.unsupportedMetadata, `${where}: ${tag}${value} must be from 1 to 1000 (per mille of the VG); ${fix}`, { vg: vg.name, tag: `${tag}${value}` });
+    }
+  }
+  if (warnPermille > criticalPermille) {
+    throw new ThinlvError(ErrorCode.unsupportedMetadata, `${where}: the warning level (${warnPermille}‰) is above the critical level (${criticalPermille}‰); ${fix}`, {
+      vg: vg.name,
+      warnPermille,
+      criticalPermille,
+    });
+  }
+  return { warnPermille, criticalPermille };
 }
 
 export const poolExtentCount = (host: ThinlvHost): number => (host.freeLv ? lvExtentCount(host.freeLv) : 0);

@@ -73,7 +73,7 @@ export interface RefillNeeds {
   readonly rateTargets?: ReadonlyMap<string, number>;
 }
 
-export function reserveExtentCount(vg: VgMetadata, reservePermille: number): number {
+export function reserveExtentCount(vg: { readonly pvs: readonly { readonly peCount: number }[] }, reservePermille: number): number {
   const total = vg.pvs.reduce((sum, pv) => sum + pv.peCount, 0);
   return Math.ceil((total * reservePermille) / 1000);
 }

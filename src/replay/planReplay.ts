@@ -81,7 +81,7 @@ export interface ReplayPlan {
 }
 
 /** Converts record ranges (PV uuids) to model ranges (device paths); undefined if a PV is unknown. */
-export function toDeviceRanges(vg: VgMetadata, ranges: readonly PvExtentRange[]): PhysicalRange[] | undefined {
+export function toDeviceRanges(vg: { readonly pvs: readonly { readonly uuid: string; readonly device: string }[] }, ranges: readonly PvExtentRange[]): PhysicalRange[] | undefined {
   const deviceByUuid = new Map(vg.pvs.map((pv) => [pv.uuid, pv.device]));
   const result: PhysicalRange[] = [];
   for (const range of ranges) {
