@@ -211,10 +211,11 @@ export async function main(argv: readonly string[]): Promise<number> {
           withVgPositional(y)
             .option('n', { alias: 'name', type: 'string', demandOption: true, describe: 'LV name' })
             .option('V', { alias: 'virtualsize', type: 'string', demandOption: true, describe: 'virtual size (k m g t, binary; default unit m)' })
-            .option('L', { alias: 'size', type: 'string', describe: 'initial allocated size' }),
+            .option('L', { alias: 'size', type: 'string', describe: 'initial allocated size' })
+            .option('force', { type: 'boolean', default: false, describe: "create it even past the VG's overcommit limit (tag thinlv_overcommit_limit_percent)" }),
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
-          exitCode = await runLvCreate(context, { vg: args.vg, name: args.n, virtualSize: args.V, size: args.L });
+          exitCode = await runLvCreate(context, { vg: args.vg, name: args.n, virtualSize: args.V, size: args.L, force: args.force });
         },
       )
       .command(
@@ -233,10 +234,11 @@ export async function main(argv: readonly string[]): Promise<number> {
           y
             .positional('lv', { type: 'string', demandOption: true, describe: 'VG/LV' })
             .option('V', { alias: 'virtualsize', type: 'string', describe: 'new virtual size, or +/- a size' })
-            .option('L', { alias: 'size', type: 'string', describe: 'new allocated size (deflate), or - a size' }),
+            .option('L', { alias: 'size', type: 'string', describe: 'new allocated size (deflate), or - a size' })
+            .option('force', { type: 'boolean', default: false, describe: "raise the virtual size even past the VG's overcommit limit (tag thinlv_overcommit_limit_percent)" }),
         async (args) => {
           const context = await createCommandContext(globalsFrom(args as RawGlobals));
-          exitCode = await runLvResize(context, { path: String(args.lv), virtualSize: args.V, size: args.L });
+          exitCode = await runLvResize(context, { path: String(args.lv), virtualSize: args.V, size: args.L, force: args.force });
         },
       )
       .command(

@@ -11,6 +11,9 @@ export const EXIT_CLOSED_PIPE = 141;
 
 export function printResult(context: CommandContext, json: Record<string, unknown>, human: string): void {
   process.stdout.write(context.options.json ? `${JSON.stringify({ ok: true, ...json })}\n` : `${human}\n`);
+  // Warnings (the change was made anyway) go to stderr, as lvm's do; with --json they are in `warnings`.
+  const warnings = json['warnings'];
+  if (!context.options.json && Array.isArray(warnings)) for (const warning of warnings) process.stderr.write(`  ${String(warning)}\n`);
 }
 
 /**

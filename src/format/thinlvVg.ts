@@ -8,6 +8,9 @@
 //                  thinlv_warn_permille=N       `thinlv free`: warning from this share of the
 //                  thinlv_critical_permille=N   VG committed, critical from this one (optional;
 //                                               defaults 750 and 850; set with vgchange --addtag)
+//                  thinlv_overcommit_limit_percent=N  lvcreate / lvresize -V refuse to take the
+//                                               thin LVs' virtual total past N% of the VG
+//                                               (optional; no limit when absent)
 //   per host H     thinlv_H_journal   ring host -> master, then the host's 4 KiB lease
 //                                     block (src/rings/ringRegions.ts); tags thinlv_applied_seq=N,
 //                                     thinlv_rejected=N (records replay refused),
@@ -52,6 +55,8 @@ export const TAG = {
   /** `thinlv free` alert levels, per mille of the VG committed (optional VG tags). */
   warnPermille: 'thinlv_warn_permille=',
   criticalPermille: 'thinlv_critical_permille=',
+  /** Refuse lvcreate / lvresize -V past this many percent of virtual over physical (optional VG tag). */
+  overcommitLimitPercent: 'thinlv_overcommit_limit_percent=',
 } as const;
 
 /** Ring LV sizes: big enough for tens of thousands of records between replays. */

@@ -15,13 +15,14 @@
 
 import { ErrorCode, ThinlvError, UsageError } from '../errors.js';
 import { chooseExtents } from '../extent/chooseExtents.js';
-import { TAG, readThinlvVg } from '../format/thinlvVg.js';
+import { TAG, readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
 import { commitBatch, readVgMetadata } from '../lvm/commitBatch.js';
 import type { LvmRunner } from '../lvm/runLvm.js';
 import { invalidNameReason } from '../metadata/names.js';
 import { computeFreeExtents } from '../metadata/checkLayout.js';
 import { extentSizeBytes, linearSegments, lvExtentCount, type VgMetadata } from '../metadata/vgModel.js';
 import type { PhysicalRange } from '../extent/types.js';
+import { checkOvercommit } from './overcommit.js';
 import { runPass, MasterSession, type MasterDeps } from './replayPass.js';
 
 export interface ThinLvSummary {
@@ -30,6 +31,8 @@ export interface ThinLvSummary {
   readonly virtualBytes: number;
   readonly physicalBytes: number;
   readonly seqno: number;
+  /** Said to the operator, the change made anyway (overcommit past the VG's size). */
+  readonly warnings?: readonly string[];
 }
 
 function thinLvOf(vg: VgMetadata, name: string) {
@@ -56,14 +59,15 @@ function checkLvName(name: string): void {
 }
 
 /** Creates a thin LV of `virtualBytes`, with `initialBytes` (at least one extent) allocated now. */
-export async function createThinLv(lvm: LvmRunner, vgName: string, name: string, virtualBytes: number, initialBytes = 0): Promise<ThinLvSummary> {
+export async function createThinLv(lvm: LvmRunner, vgName: string, name: string, virtualBytes: number, initialBytes = 0, force = false): Promise<ThinLvSummary> {
   checkLvName(name);
   const vg = await readVgMetadata(lvm, vgName);
-  readThinlvVg(vg);
+  const thinlv = readThinlvVg(vg);
   const extentBytes = extentSizeBytes(vg);
   if (virtualBytes < extentBytes) throw new UsageError(ErrorCode.invalidArgument, `virtual size ${virtualBytes} bytes is less than one extent (${extentBytes} bytes)`);
   if (initialBytes > virtualBytes) throw new UsageError(ErrorCode.invalidArgument, `initial size ${initialBytes} exceeds the virtual size ${virtualBytes}`);
   if (vg.lvs.some((lv) => lv.name === name)) throw new ThinlvError('LV_EXISTS', `LV ${vgName}/${name} already exists`, { vg: vgName, lv: name });
+  const overcommit = checkOvercommit(vg, virtualSizes(thinlv), name, virtualBytes, force);
   // LVM cannot hold an LV of zero extents, so a thin LV starts with one.
   const extentCount = Math.max(1, Math.ceil(initialBytes / extentBytes));
   const chosen = chooseExtents(computeFreeExtents(vg), [], extentCount);
@@ -73,8 +77,11 @@ export async function createThinLv(lvm: LvmRunner, vgName: string, name: string,
   const result = await commitBatch(lvm, vg, [
     { kind: 'createLv', name, ranges: chosen.ranges, activationSkip: true, tags: [`${TAG.virtualBytes}${virtualBytes}`] },
   ]);
-  return { vg: vgName, lv: name, virtualBytes, physicalBytes: extentCount * extentBytes, seqno: result.seqno };
+  return { vg: vgName, lv: name, virtualBytes, physicalBytes: extentCount * extentBytes, seqno: result.seqno, ...warned(overcommit.warning) };
 }
+
+const virtualSizes = (thinlv: ThinlvVg): Map<string, number> => new Map([...thinlv.thinLvs].map(([name, thin]) => [name, thin.virtualBytes]));
+const warned = (warning: string | undefined): Pick<ThinLvSummary, 'warnings'> => (warning === undefined ? {} : { warnings: [warning] });
 
 export async function removeThinLv(lvm: LvmRunner, vgName: string, name: string): Promise<{ vg: string; lv: string; seqno: number }> {
   const vg = await readVgMetadata(lvm, vgName);
@@ -83,16 +90,17 @@ export async function removeThinLv(lvm: LvmRunner, vgName: string, name: string)
   return { vg: vgName, lv: name, seqno: result.seqno };
 }
 
-export async function setVirtualSize(lvm: LvmRunner, vgName: string, name: string, virtualBytes: number): Promise<ThinLvSummary> {
+export async function setVirtualSize(lvm: LvmRunner, vgName: string, name: string, virtualBytes: number, force = false): Promise<ThinLvSummary> {
   const vg = await readVgMetadata(lvm, vgName);
-  const { lv } = thinLvOf(vg, name);
+  const { lv, thinlv } = thinLvOf(vg, name);
   const physicalBytes = lvExtentCount(lv) * extentSizeBytes(vg);
   if (virtualBytes < physicalBytes) {
     throw new UsageError(ErrorCode.invalidArgument, `virtual size ${virtualBytes} bytes is below ${name}'s allocated ${physicalBytes} bytes; deflate it first (-L)`, { virtualBytes, physicalBytes });
   }
   if (virtualBytes < thinLvOf(vg, name).thin.virtualBytes) refuseIfHeld(vg, name, 'lower its virtual size');
+  const overcommit = checkOvercommit(vg, virtualSizes(thinlv), name, virtualBytes, force);
   const result = await commitBatch(lvm, vg, [{ kind: 'setTag', lv: name, tag: `${TAG.virtualBytes}${virtualBytes}`, replacingPrefix: TAG.virtualBytes }]);
-  return { vg: vgName, lv: name, virtualBytes, physicalBytes, seqno: result.seqno };
+  return { vg: vgName, lv: name, virtualBytes, physicalBytes, seqno: result.seqno, ...warned(overcommit.warning) };
 }
 
 /** The physical ranges past logical extent `keepExtentCount`, in logical order. */

@@ -81,6 +81,31 @@ describe.skipIf(skipReason !== undefined)('thin LV commands and the master daemo
     await t?.destroy();
   });
 
+  test('overcommit: past the VG size lvcreate warns; past the VG\'s limit tag lvcreate and lvresize -V refuse, writing nothing, unless --force; lowering is never refused', async () => {
+    const vgName = t.vg.vgName;
+    // disk0 (100 GiB virtual) on this 16 GiB VG is overcommitted already.
+    const human = await runCli(['lvcreate', '-n', 'oc1', '-V', '1g', vgName, ...t.cliArgs()]);
+    expect(human.exitCode, human.stderr).toBe(0);
+    expect(human.stderr).toMatch(/WARNING: Sum of all thin volume sizes \(101\.00 GiB\) against the size of VG \S+ \(\d+\.\d\d GiB\): 6\.\d\dx overcommitted\./);
+    await t.vg.lvm.run('vgchange', ['--addtag', 'thinlv_overcommit_limit_percent=700', vgName]);
+    try {
+      const before = (await readVgMetadata(t.vg.lvm, vgName)).seqno;
+      const refused = await cli('lvcreate', '-n', 'oc2', '-V', '20g', vgName);
+      expect(refused.exitCode).toBe(3);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code: 'OVERCOMMIT_LIMIT', data: { limitPercent: 700 } } });
+      expect((await readVgMetadata(t.vg.lvm, vgName)).seqno).toBe(before);
+      const forced = await cli('lvcreate', '-n', 'oc2', '-V', '20g', vgName, '--force');
+      expect(forced.exitCode, forced.stdout).toBe(0);
+      expect(JSON.parse(forced.stdout)).toMatchObject({ ok: true, warnings: [expect.stringMatching(/^WARNING: Sum of all thin volume sizes \(121\.00 GiB\)/)] });
+      expect(JSON.parse((await cli('lvresize', `${vgName}/oc1`, '-V', '+10g')).stdout)).toMatchObject({ ok: false, error: { code: 'OVERCOMMIT_LIMIT' } });
+      // Still past the limit, but lower: allowed.
+      expect(JSON.parse((await cli('lvresize', `${vgName}/oc2`, '-V', '2g')).stdout)).toMatchObject({ ok: true, virtualBytes: 2 * GiB });
+    } finally {
+      await t.vg.lvm.run('vgchange', ['--deltag', 'thinlv_overcommit_limit_percent=700', vgName]);
+      for (const lv of ['oc1', 'oc2']) await cli('lvremove', `${vgName}/${lv}`);
+    }
+  });
+
   test('lvcreate, lvresize -V, deflate with -L, and lvremove, as an operator runs them', async () => {
     const created = await cli('lvcreate', '-n', 'vm9', '-V', '20g', '-L', '40m', t.vg.vgName);
     expect(created.exitCode, created.stdout).toBe(0);

@@ -92,13 +92,13 @@ export function splitLvPath(path: string): { vg: string; lv: string } {
   return { vg: match[1]!, lv: match[2]! };
 }
 
-export async function runLvCreate(context: CommandContext, args: { vg: string; name: string; virtualSize: string; size?: string | undefined }): Promise<number> {
+export async function runLvCreate(context: CommandContext, args: { vg: string; name: string; virtualSize: string; size?: string | undefined; force?: boolean }): Promise<number> {
   validateVgName(args.vg);
   await ensureOnMasterHost(context, args.vg);
   const virtual = parseSize(args.virtualSize, '-V');
   const initial = args.size === undefined ? { bytes: 0, relative: undefined } : parseSize(args.size, '-L');
   if (virtual.relative || initial.relative) throw new UsageError(ErrorCode.invalidArgument, 'lvcreate takes absolute sizes (no + or -)');
-  const result = await withMetadataLock(context, args.vg, () => createThinLv(context.lvm, args.vg, args.name, virtual.bytes, initial.bytes));
+  const result = await withMetadataLock(context, args.vg, () => createThinLv(context.lvm, args.vg, args.name, virtual.bytes, initial.bytes, args.force === true));
   printResult(context, { ...result }, `Logical volume "${args.name}" created: virtual ${result.virtualBytes} bytes, allocated ${result.physicalBytes} bytes.`);
   return 0;
 }
@@ -111,7 +111,7 @@ export async function runLvRemove(context: CommandContext, path: string): Promis
   return 0;
 }
 
-export async function runLvResize(context: CommandContext, args: { path: string; virtualSize?: string | undefined; size?: string | undefined }): Promise<number> {
+export async function runLvResize(context: CommandContext, args: { path: string; virtualSize?: string | undefined; size?: string | undefined; force?: boolean }): Promise<number> {
   const { vg, lv } = splitLvPath(args.path);
   if ((args.virtualSize === undefined) === (args.size === undefined)) {
     throw new UsageError(ErrorCode.invalidArgument, 'give exactly one of -V (new virtual size) or -L (deflate: new, smaller physical size)');
@@ -123,7 +123,7 @@ export async function runLvResize(context: CommandContext, args: { path: string;
   return 0;
 }
 
-async function resizeThinLv(context: CommandContext, vg: string, lv: string, args: { virtualSize?: string | undefined; size?: string | undefined }) {
+async function resizeThinLv(context: CommandContext, vg: string, lv: string, args: { virtualSize?: string | undefined; size?: string | undefined; force?: boolean }) {
   const metadata = await readVgMetadata(context.lvm, vg);
   const target = metadata.lvs.find((l) => l.name === lv);
   const currentVirtual = (target && numericTag(target.tags, TAG.virtualBytes, `LV ${lv}`)) ?? 0;
@@ -135,6 +135,6 @@ async function resizeThinLv(context: CommandContext, vg: string, lv: string, arg
     return bytes;
   };
   return args.virtualSize !== undefined
-    ? setVirtualSize(context.lvm, vg, lv, resolve(args.virtualSize, '-V', currentVirtual))
+    ? setVirtualSize(context.lvm, vg, lv, resolve(args.virtualSize, '-V', currentVirtual), args.force === true)
     : deflateThinLv(masterDeps(context), vg, lv, resolve(args.size!, '-L', currentPhysical));
 }
