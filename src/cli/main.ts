@@ -17,6 +17,7 @@ import { LOG_LEVELS } from '../log.js';
 import { runFormat, runHostAdd, runHostClearRejected, runHostRemove, runLvCreate, runLvRemove, runLvResize } from './commands/admin.js';
 import { runCheck } from './commands/check.js';
 import { runFree } from './commands/free.js';
+import { runSet } from './commands/settings.js';
 import { runInspect } from './commands/inspect.js';
 import { DEFAULT_INTERVAL_MS, DEFAULT_POLL_MS, MASTER_STATE_DIR, runMaster } from './commands/master.js';
 import { RATE_WINDOW_MS } from '../master/masterSession.js';
@@ -127,6 +128,19 @@ export async function main(argv: readonly string[]): Promise<number> {
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
           exitCode = await runFree(context, { vg: args.vg, check: args.check });
+        },
+      )
+      .command(
+        'set <vg>',
+        "change the VG's report and guard-rail settings (kept as VG tags), in one metadata commit on the master machine",
+        (y) =>
+          withVgPositional(y)
+            .option('warn-percent', { type: 'number', describe: 'thinlv free: warning from this share of the VG committed (default 75)' })
+            .option('critical-percent', { type: 'number', describe: 'thinlv free: critical from this share (default 85)' })
+            .option('overcommit-limit-percent', { type: 'string', describe: "lvcreate and lvresize -V refuse to take the thin LVs' virtual total past this % of the VG (100 to 100000), or none" }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args));
+          exitCode = await runSet(context, { vg: args.vg, warnPercent: args['warn-percent'], criticalPercent: args['critical-percent'], overcommitLimitPercent: args['overcommit-limit-percent'] });
         },
       )
       .command(

@@ -171,6 +171,24 @@ describe.skipIf(skipReason !== undefined)('thinlv free on a real VG', () => {
       expect(moved.exitCode).toBe(1);
       expect(moved.json).toMatchObject({ level: 'warning', criticalRatio: 0.95 });
 
+      // ... or with thinlv set, which replaces the tag; a warning above critical is refused, nothing written.
+      const set = await runCli(['set', t.vg.vgName, '--warn-percent', '92.5', '--critical-percent', '97', '--json', ...t.cliArgs()]);
+      expect(set.exitCode, set.stdout + set.stderr).toBe(0);
+      expect(JSON.parse(set.stdout)).toMatchObject({ ok: true, warnPercent: 92.5, criticalPercent: 97 });
+      expect(await free(t, '--check', '--json')).toMatchObject({ exitCode: 0, json: { level: 'ok', warnRatio: 0.925, criticalRatio: 0.97 } });
+      const seqnoBefore = (await readVgMetadata(t.vg.lvm, t.vg.vgName)).seqno;
+      const inverted = await runCli(['set', t.vg.vgName, '--warn-percent', '99', ...t.cliArgs()]);
+      expect(inverted.exitCode).not.toBe(0);
+      expect(inverted.stderr).toMatch(/^thinlv: /);
+      expect((await readVgMetadata(t.vg.lvm, t.vg.vgName)).seqno).toBe(seqnoBefore);
+      expect((await runCli(['set', t.vg.vgName, '--warn-percent', '0', ...t.cliArgs()])).exitCode).toBe(2);
+      expect((await runCli(['set', t.vg.vgName, ...t.cliArgs()])).exitCode).toBe(2);
+      // The overcommit limit: set, then removed with none.
+      expect((await runCli(['set', t.vg.vgName, '--overcommit-limit-percent', '300', ...t.cliArgs()])).exitCode).toBe(0);
+      expect((await readVgMetadata(t.vg.lvm, t.vg.vgName)).tags).toContain(`${TAG.overcommitLimitPercent}300`);
+      expect((await runCli(['set', t.vg.vgName, '--overcommit-limit-percent', 'none', ...t.cliArgs()])).exitCode).toBe(0);
+      expect((await readVgMetadata(t.vg.lvm, t.vg.vgName)).tags.some((tag) => tag.startsWith(TAG.overcommitLimitPercent))).toBe(false);
+
       const missing = await runCli(['free', 'thinlv_no_such_vg', '--check', ...t.cliArgs()]);
       expect(missing.exitCode).toBe(3);
       expect(missing.stderr).toMatch(/^thinlv: /);
