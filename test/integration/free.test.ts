@@ -5,9 +5,8 @@
 
 import { describe, expect, test } from 'vitest';
 import { openFileRegion } from '../../journal/index.js';
-import type { PhysicalRange } from '../../src/extent/types.js';
 import { TAG, hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
-import { commitBatch, readVgMetadata } from '../../src/lvm/commitBatch.js';
+import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { readVgReport } from '../../src/lvm/readVgReport.js';
 import { computeFreeExtents } from '../../src/metadata/checkLayout.js';
 import { lvExtentCount, type VgMetadata } from '../../src/metadata/vgModel.js';
@@ -18,7 +17,7 @@ import { ringLocation } from '../../src/rings/ringRegions.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
 import { runCli } from '../fixtures/runCli.js';
 import { SimulatedHost } from '../fixtures/simulatedHost.js';
-import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
+import { createThinlvTestVg, fillWithOrdinaryLv, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
 const GIB = 1024 ** 3;
@@ -35,18 +34,10 @@ async function free(t: ThinlvTestVg, ...args: string[]): Promise<{ exitCode: num
 
 /** Adds an ordinary LV so that at least `permille` of the VG is committed. */
 async function fillTo(t: ThinlvTestVg, permille: number, name: string): Promise<void> {
-  const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
-  const total = vg.pvs.reduce((n, pv) => n + pv.peCount, 0);
-  const freeSet = computeFreeExtents(vg);
-  let toTake = Math.ceil((total * permille) / 1000) - (total - freeSet.extentCount);
-  const ranges: PhysicalRange[] = [];
-  for (const range of freeSet.ranges()) {
-    if (toTake <= 0) break;
-    const take = Math.min(toTake, range.extentCount);
-    ranges.push({ ...range, extentCount: take });
-    toTake -= take;
-  }
-  await commitBatch(t.vg.lvm, vg, [{ kind: 'createLv', name, ranges }]);
+  await fillWithOrdinaryLv(t, name, (vg) => {
+    const total = vg.pvs.reduce((n, pv) => n + pv.peCount, 0);
+    return total - Math.ceil((total * permille) / 1000);
+  });
 }
 
 /** Overwrites the first block of `host`'s journal ring (its header) with zeros. */

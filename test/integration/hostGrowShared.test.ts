@@ -11,12 +11,11 @@ import { computeFreeExtents } from '../../src/metadata/checkLayout.js';
 import type { VgMetadata } from '../../src/metadata/vgModel.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { planRefill, reserveExtentCount } from '../../src/pool/planRefill.js';
-import type { PhysicalRange } from '../../src/extent/types.js';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
 import { pooled } from '../fixtures/pooled.js';
 import { runCli } from '../fixtures/runCli.js';
-import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
+import { createThinlvTestVg, fillWithOrdinaryLv, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
 const EXTENT_BYTES = 4 * 1024 * 1024;
@@ -46,17 +45,7 @@ async function growPool(t: ThinlvTestVg, host: string, extents: number): Promise
 
 /** Fills the VG with an ordinary LV until `leave` extents lie above the reserve. */
 async function fillVg(t: ThinlvTestVg, leave: number): Promise<void> {
-  const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
-  const free = computeFreeExtents(vg);
-  let toTake = free.extentCount - reserveExtentCount(vg, readThinlvVg(vg).settings.reservePermille) - leave;
-  const ranges: PhysicalRange[] = [];
-  for (const range of free.ranges()) {
-    if (toTake <= 0) break;
-    const take = Math.min(toTake, range.extentCount);
-    ranges.push({ ...range, extentCount: take });
-    toTake -= take;
-  }
-  await commitBatch(t.vg.lvm, vg, [{ kind: 'createLv', name: 'filler', ranges }]);
+  await fillWithOrdinaryLv(t, 'filler', (vg) => reserveExtentCount(vg, readThinlvVg(vg).settings.reservePermille) + leave);
 }
 
 /** A small deterministic generator (mulberry32), so a failure can be replayed. */

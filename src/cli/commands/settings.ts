@@ -5,8 +5,8 @@
 
 import { ErrorCode, UsageError } from '../../errors.js';
 import { TAG, readAlertLevels, readThinlvVg } from '../../format/thinlvVg.js';
-import { commitBatch, readVgMetadata } from '../../lvm/commitBatch.js';
-import type { MetadataChange } from '../../metadata/applyChanges.js';
+import { commitBatch, readVgMetadata, systemIdentity } from '../../lvm/commitBatch.js';
+import { applyChanges, type MetadataChange } from '../../metadata/applyChanges.js';
 import type { CommandContext } from '../context.js';
 import { ensureOnMasterHost, withMetadataLock } from '../masterContext.js';
 import { printResult } from '../output.js';
@@ -37,7 +37,7 @@ export async function runSet(context: CommandContext, args: SetArgs): Promise<nu
     const removals: MetadataChange[] = args.overcommitLimitPercent === 'none' ? vg.tags.filter((t) => t.startsWith(TAG.overcommitLimitPercent)).map((tag) => ({ kind: 'removeTag', tag })) : [];
     const changes = [...requested, ...removals];
     // Refuses (before writing) a warning level above the critical one, counting the levels the VG keeps.
-    const levels = readAlertLevels({ ...vg, tags: planTags(vg.tags, changes) });
+    const levels = readAlertLevels(applyChanges(vg, changes, systemIdentity));
     const seqno = changes.length > 0 ? (await commitBatch(context.lvm, vg, changes)).seqno : vg.seqno;
     return { vg: args.vg, seqno, warnPercent: levels.warnPermille / 10, criticalPercent: levels.criticalPermille / 10 };
   });
@@ -66,16 +66,6 @@ function settingChanges(args: SetArgs): MetadataChange[] {
     changes.push({ kind: 'setTag', tag: `${TAG.overcommitLimitPercent}${value}`, replacingPrefix: TAG.overcommitLimitPercent });
   }
   return changes;
-}
-
-/** The VG's tags once `changes` (VG tag changes only) apply: to check the result before committing. */
-function planTags(tags: readonly string[], changes: readonly MetadataChange[]): string[] {
-  let result = [...tags];
-  for (const change of changes) {
-    if (change.kind === 'setTag') result = [...result.filter((t) => change.replacingPrefix === undefined || !t.startsWith(change.replacingPrefix)), change.tag];
-    if (change.kind === 'removeTag') result = result.filter((t) => t !== change.tag);
-  }
-  return result;
 }
 
 const overcommitText = (limit: string | undefined): string =>
