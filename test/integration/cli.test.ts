@@ -89,6 +89,16 @@ describe.skipIf(skipReason !== undefined)('thinlv inspect and thinlv check on a 
     expect(human.stdout).toContain('clean (0 errors, 0 warnings)');
   });
 
+  test('logs go to stderr as pino JSON lines, so stdout holds the one --json document even at --log-level trace', async () => {
+    const result = await runCli(['inspect', vg.vgName, ...vg.cliDeviceArgs, '--json', '--log-level', 'trace']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect((JSON.parse(result.stdout) as InspectJson).name).toBe(vg.vgName);
+    const logLines = result.stderr.split('\n').filter((line) => line.length > 0);
+    expect(logLines.length).toBeGreaterThan(0);
+    for (const line of logLines) expect(JSON.parse(line)).toMatchObject({ level: expect.any(Number), msg: expect.any(String) });
+    expect(logLines.some((line) => line.includes('device-mapper probe'))).toBe(true);
+  });
+
   test('bad input gives one clear line and a non-zero exit code, and a JSON error with --json', async () => {
     const unknown = await runCli(['inspect', 'no_such_vg_thinlv', ...vg.cliDeviceArgs]);
     expect(unknown.exitCode).toBe(3);
