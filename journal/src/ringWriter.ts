@@ -374,6 +374,14 @@ export class RingWriter {
   }
 
   /**
+   * The consumer's position as the consumer block says now: for reports (what the
+   * consumer has taken so far). Changes nothing in this writer.
+   */
+  async readConsumedSeq(): Promise<number> {
+    return (await readConsumerState(this.region, this.header)).consumedSeq;
+  }
+
+  /**
    * Reads the consumer block and checks it against what this writer wrote: the
    * consumed seq only moves forward, never past the tail, and points at the record
    * this writer put there. A block that fails these checks stops the writer rather

@@ -17,7 +17,9 @@ import { LOG_LEVELS } from '../log.js';
 import { runFormat, runHostAdd, runHostClearRejected, runHostRemove, runLvCreate, runLvRemove, runLvResize } from './commands/admin.js';
 import { runCheck } from './commands/check.js';
 import { runFree } from './commands/free.js';
+import { MAX_WATCH_SECONDS, MIN_WATCH_SECONDS } from './watch.js';
 import { runSet } from './commands/settings.js';
+import { runHosts, runStatus } from './commands/status.js';
 import { runInspect } from './commands/inspect.js';
 import { DEFAULT_INTERVAL_MS, DEFAULT_POLL_MS, MASTER_STATE_DIR, runMaster } from './commands/master.js';
 import { RATE_WINDOW_MS } from '../master/masterSession.js';
@@ -93,7 +95,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         array: true,
         describe: 'restrict lvm to these PV devices (repeat or comma-separate), like lvm --devices',
       })
-      .option('log-level', { type: 'string', choices: LOG_LEVELS, default: 'warn', describe: 'log level (logs go to stderr)' })
+      .option('log-level', { type: 'string', choices: LOG_LEVELS, default: 'warn', describe: 'log level (commands log to stderr; the master and host run daemons to stdout)' })
       .option('json', { type: 'boolean', default: false, describe: 'machine-readable output on stdout' })
       .option('lvm-path', { type: 'string', default: 'lvm', describe: 'the lvm binary' })
       .option('lvm-timeout-ms', { type: 'number', default: DEFAULT_LVM_TIMEOUT_MS, describe: 'time limit for each lvm call' })
@@ -120,14 +122,38 @@ export async function main(argv: readonly string[]): Promise<number> {
         'free <vg>',
         'how full the VG is: thin, ordinary and thinlv LVs, host pools, journaled extents not yet replayed, free space and the reserve, overcommit, and an alert level (ok, warning, critical); read-only, on any host',
         (y) =>
-          withVgPositional(y).option('check', {
-            type: 'boolean',
-            default: false,
-            describe: 'exit 0, 1 or 2 for ok, warning or critical (Nagios-style); errors keep their exit codes',
-          }),
+          withVgPositional(y)
+            .option('check', {
+              type: 'boolean',
+              default: false,
+              describe: 'exit 0, 1 or 2 for ok, warning or critical (Nagios-style); errors keep their exit codes',
+            })
+            .option('watch', {
+              // A string, checked by watchIntervalMs: as a number, a bare --watch would parse as no watch at all.
+              type: 'string',
+              describe: `report again every SECONDS (${MIN_WATCH_SECONDS} to ${MAX_WATCH_SECONDS}) until interrupted (exit 0); with --json one report per line (NDJSON); not with --check`,
+            }),
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
-          exitCode = await runFree(context, { vg: args.vg, check: args.check });
+          exitCode = await runFree(context, { vg: args.vg, check: args.check, watchSeconds: args.watch });
+        },
+      )
+      .command(
+        'status <vg>',
+        "is the master passing, where, and how each host stands (daemon, pool, records not yet replayed, demand), with each problem and what to do; read-only, on any host",
+        (y) => withVgPositional(y).option('check', { type: 'boolean', default: false, describe: 'exit 0, 1 or 2 when the worst problem is none, a warning or critical (Nagios-style)' }),
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args));
+          exitCode = await runStatus(context, { vg: args.vg, check: args.check });
+        },
+      )
+      .command(
+        'hosts <vg>',
+        'the hosts of the VG, one line each: daemon, pool, low-water, grant generation, records not yet replayed (read now), active LVs, demand; read-only, on any host',
+        withVgPositional,
+        async (args) => {
+          const context = await createCommandContext(globalsFrom(args));
+          exitCode = await runHosts(context, args.vg);
         },
       )
       .command(
@@ -159,7 +185,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       )
       .command(
         'host <action> <vg> <host>',
-        'run: the host allocator daemon for this host; status: ask it how it is; add a host (creates its journal and grants rings), remove a stopped host, or declare a fenced host dead (remove and declare-dead stop its daemon or take its lease, replay its journal, then return its pool to free space); clear-rejected: forget records replay refused, once understood',
+        'run: the host allocator daemon for this host (pino JSON logs on stdout); status: ask it how it is; add a host (creates its journal and grants rings), remove a stopped host, or declare a fenced host dead (remove and declare-dead stop its daemon or take its lease, replay its journal, then return its pool to free space); clear-rejected: forget records replay refused, once understood',
         (y) =>
           withVgPositional(y)
             .positional('action', { type: 'string', choices: ['run', 'status', 'add', 'remove', 'declare-dead', 'clear-rejected'] as const, demandOption: true })
@@ -170,7 +196,8 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('claim-wait-ms', { type: 'number', describe: `run: how long activating (or a one-off extend of) an LV another host may hold waits for the master (default ${DEFAULT_CLAIM_WAIT_MS})` })
             .option('lease-interval-ms', { type: 'number', describe: `run, remove, declare-dead: the host lease's renewal interval; a daemon waits 4x it after taking the lease and 6x more to take over a silent one (default ${DEFAULT_LEASE_RENEW_MS}; every daemon and command of a VG must use the same)` })
             .option('fenced', { type: 'boolean', default: false, describe: 'declare-dead: assert the host is fenced (powered off or cut from the SAN), so its lease is taken even while it looks alive' })
-            .option('stop-wait-ms', { type: 'number', describe: `remove: how long to wait for the host's daemon to stop (default ${DEFAULT_STOP_WAIT_MS})` }),
+            .option('stop-wait-ms', { type: 'number', describe: `remove: how long to wait for the host's daemon to stop (default ${DEFAULT_STOP_WAIT_MS})` })
+            .option('metrics-listen', { type: 'string', describe: 'run: serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464; off by default' }),
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
           switch (args.action) {
@@ -183,6 +210,7 @@ export async function main(argv: readonly string[]): Promise<number> {
                 outOfSpaceWaitMs: args['out-of-space-wait-ms'],
                 claimWaitMs: args['claim-wait-ms'],
                 leaseIntervalMs: args['lease-interval-ms'],
+                metricsListen: args['metrics-listen'],
               });
               break;
             case 'status':
@@ -267,10 +295,11 @@ export async function main(argv: readonly string[]): Promise<number> {
             // Accepted so existing scripts keep working; the lock no longer follows it (see masterLockPath).
             .option('run-dir', { type: 'string', deprecated: 'ignored: the one-master-per-VG lock is always /run/lock/thinlv/master-<vg>.lock', describe: 'formerly where the master lock lived' })
             .option('state-dir', { type: 'string', default: MASTER_STATE_DIR, describe: 'where the SQLite history lives (reports only; deleting it loses history, never correctness)' })
-            .option('history', { type: 'boolean', default: true, describe: 'keep replay and grant history (--no-history: none)' }),
+            .option('history', { type: 'boolean', default: true, describe: 'keep replay and grant history (--no-history: none)' })
+            .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464; off by default' }),
         async (args) => {
           const context = await createCommandContext(globalsFrom(args));
-          exitCode = await runMaster(context, { vg: args.vg, once: args.once, intervalMs: args['interval-ms'], pollMs: args['poll-ms'], rateWindowMs: args['rate-window-ms'], stateDir: args.history ? args['state-dir'] : undefined });
+          exitCode = await runMaster(context, { vg: args.vg, once: args.once, intervalMs: args['interval-ms'], pollMs: args['poll-ms'], rateWindowMs: args['rate-window-ms'], stateDir: args.history ? args['state-dir'] : undefined, metricsListen: args['metrics-listen'] });
         },
       )
       .demandCommand(1, 'name a command: thinlv --help lists them')

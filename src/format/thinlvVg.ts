@@ -66,6 +66,9 @@ export const GRANTS_RING_EXTENTS_DEFAULT = 1;
 /** Host names: what a hostname may hold, and nothing that would make `thinlv_<host>_free` ambiguous. */
 export const HOST_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/;
 
+/** The master's status (src/rings/statusBlock.ts): where `thinlv status` and `free` on any host read what the master last said. */
+export const STATUS_LV = 'thinlv_status';
+
 export const hostLvNames = (host: string): { free: string; journal: string; grants: string } => ({
   free: `thinlv_${host}_free`,
   journal: `thinlv_${host}_journal`,
@@ -137,6 +140,8 @@ export interface ThinlvVg {
   readonly thinLvs: ReadonlyMap<string, ThinLv>;
   /** Host LVs missing a partner (e.g. a journal without grants): a host add that crashed half-way. */
   readonly incompleteHosts: readonly string[];
+  /** The master's status LV, once a master has created it. */
+  readonly statusLv: LvLayout | undefined;
 }
 
 /** The value of the one tag starting with `prefix`, as a non-negative integer; undefined when absent. */
@@ -220,7 +225,8 @@ export function readThinlvVg(vg: VgLayout): ThinlvVg {
     });
   }
   const masterTag = vg.tags.find((t) => t.startsWith(TAG.master));
-  return { formatVersion, masterHost: masterTag?.slice(TAG.master.length), settings, hosts, thinLvs, incompleteHosts };
+  const statusLv = vg.lvs.find((lv) => lv.name === STATUS_LV);
+  return { formatVersion, masterHost: masterTag?.slice(TAG.master.length), settings, hosts, thinLvs, incompleteHosts, statusLv };
 }
 
 /** Share of the VG committed (allocated to any LV, pools included) at which `thinlv free` warns, and turns critical. */

@@ -53,6 +53,8 @@ export interface HostJournal {
    * any other rejection means the record may or may not be on disk.
    */
   append(record: JournalRecord): Promise<{ seq: number }>;
+  /** The seq the master has consumed (replayed) through, read from the ring now; for status only. */
+  consumedSeq?(): Promise<number>;
 }
 
 const certainlyNotWritten = (error: unknown): boolean => error instanceof ThinlvError && error.data['notWritten'] === true;
@@ -117,6 +119,8 @@ export interface HostStatus {
   readonly unreplayedRecordCount: number;
   readonly lastGrantGeneration: number;
   readonly activeLvs: readonly string[];
+  /** Extends waiting for a grant now. */
+  readonly waitingExtendCount: number;
 }
 
 function hostError(code: string, message: string, data: Record<string, unknown> = {}): ThinlvError {
@@ -142,6 +146,8 @@ export class HostAllocator {
   /** LVs claimed for a client that gave up waiting: released when the master grants them. */
   private readonly abandonedClaims = new Set<string>();
   private readonly outOfSpaceWaitMs: number;
+  /** Extends waiting for a grant now (status() reports it). */
+  private waitingExtendCount = 0;
   /**
    * Extents taken for records whose write failed: the write may have reached the disk,
    * so they stay out of every pool until a restart rebuilds it from the journal.
@@ -481,11 +487,16 @@ export class HostAllocator {
   private async takeFromPool(lvName: string, needed: number, signal: AbortSignal | undefined): Promise<PhysicalRange[]> {
     const taken = this.chooseAndTake(lvName, needed);
     if (taken !== undefined) return taken;
-    return this.waits.waitFor(needed, () => this.chooseAndTake(lvName, needed), {
-      waitMs: this.outOfSpaceWaitMs,
-      signal,
-      giveUp: (why) => this.outOfSpace(lvName, needed, why),
-    });
+    this.waitingExtendCount += 1;
+    try {
+      return await this.waits.waitFor(needed, () => this.chooseAndTake(lvName, needed), {
+        waitMs: this.outOfSpaceWaitMs,
+        signal,
+        giveUp: (why) => this.outOfSpace(lvName, needed, why),
+      });
+    } finally {
+      this.waitingExtendCount -= 1;
+    }
   }
 
   /**
@@ -680,13 +691,24 @@ export class HostAllocator {
     return count - remaining;
   }
 
-  status(): HostStatus {
+  /**
+   * How this host stands. Records count as unreplayed until the master consumed them, read
+   * from the ring now (the master consumes right after its commit), so the count is
+   * current even before this daemon next reads the metadata.
+   */
+  async statusNow(): Promise<HostStatus> {
+    return this.status(await (this.effects.journal.consumedSeq?.().catch(() => 0) ?? 0));
+  }
+
+  /** How this host stands, counting records after `consumed` as unreplayed. */
+  status(consumed = 0): HostStatus {
     return {
       host: this.start.host,
       poolExtentCount: this.pool.extentCount,
-      unreplayedRecordCount: this.unreplayed.filter((u) => rangesOf(u.record).length > 0).length,
+      unreplayedRecordCount: this.unreplayed.filter((u) => u.seq > consumed && rangesOf(u.record).length > 0).length,
       lastGrantGeneration: this.generation,
       activeLvs: [...this.active].sort(),
+      waitingExtendCount: this.waitingExtendCount,
     };
   }
 

@@ -38,7 +38,7 @@ import { HostAllocator, type UnreplayedRecord } from './allocator.js';
 import { grantFollower } from './grantFollower.js';
 import { hostRequestHandler } from './hostRequests.js';
 import { leasedJournal } from './leasedJournal.js';
-import { startSocketServer, type SocketServer } from './socketServer.js';
+import { startSocketServer, type RequestHandler, type SocketServer } from './socketServer.js';
 import { unreplayedRecords } from './unreplayedRecords.js';
 
 export const DEFAULT_SOCKET_DIR = '/run/thinlv';
@@ -62,6 +62,15 @@ export interface HostDaemonDeps {
   readonly nowMs: () => number;
   readonly sleepMs: (ms: number) => Promise<void>;
   readonly faults?: FaultPoints;
+  readonly observer?: HostObserver | undefined;
+}
+
+/** What metrics watch (src/metrics/hostMetrics.ts); optional, since metrics never decide anything. */
+export interface HostObserver {
+  /** The socket's request handler, wrapped to time extends and count errors. */
+  observeRequests(handler: RequestHandler): RequestHandler;
+  /** The allocator whose pool and waiting extends are read at each scrape. */
+  watchAllocator(allocator: HostAllocator): void;
 }
 
 export interface HostDaemonOptions {
@@ -278,11 +287,9 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
   });
   await pollGrants();
 
-  const server = await startSocketServer({
-    path: options.socketPath,
-    log: deps.log,
-    handler: hostRequestHandler({ vg: vgName, host, allocator, extentSizeBytes: vg.extentSizeSectors * 512, lowWaterExtents: () => lowWaterExtents, deviceMapperPresent: deps.deviceMapperPresent, refreshMetadata: refresh }),
-  });
+  const handler = hostRequestHandler({ vg: vgName, host, allocator, extentSizeBytes: vg.extentSizeSectors * 512, lowWaterExtents: () => lowWaterExtents, deviceMapperPresent: deps.deviceMapperPresent, refreshMetadata: refresh });
+  deps.observer?.watchAllocator(allocator);
+  const server = await startSocketServer({ path: options.socketPath, log: deps.log, handler: deps.observer?.observeRequests(handler) ?? handler });
   resources.add(() => server.close());
   const loop = backgroundLoop(deps, options, { pollGrants, refresh, waiting: () => allocator.isWaitingForGrant() });
   resources.add(() => loop.stop());

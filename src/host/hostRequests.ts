@@ -50,7 +50,7 @@ async function serve(context: HostRequestContext, request: Request, signal: Abor
       await allocator.deactivate(request.lv);
       return { lv: request.lv, active: false };
     case 'status': {
-      const status = allocator.status();
+      const status = await allocator.statusNow();
       return {
         vg: context.vg,
         host: context.host,

@@ -38,6 +38,7 @@ export function leasedJournal(writer: RingWriter, lease: HeldLease, where: { rea
       await lease.ensureHeld();
       return result;
     },
+    consumedSeq: () => writer.readConsumedSeq(),
   };
 }
 

@@ -67,6 +67,8 @@ export class MasterSession {
   private readonly allocations = new Map<string, { atMs: number; extents: number }[]>();
   private readonly pools = new Map<string, PoolLevel>();
   private lastCommit: { readonly vgName: string; readonly metadata: VgMetadata; readonly atMs: number } | undefined;
+  /** The VG as the last successful pass left it (for the master's published status). */
+  lastPassMetadata: VgMetadata | undefined;
 
   /**
    * keepJournalsOpen: keep journal readers between passes (the daemon); call close()
@@ -185,6 +187,12 @@ export class MasterSession {
 
   forgetCommit(): void {
     this.lastCommit = undefined;
+  }
+
+  /** What this session knows of `host` between passes, for the master's published status. */
+  hostView(host: string): { lastSeenSeq: number | undefined; poolExtentCount: number | undefined; lowWaterExtents: number | undefined; demandExtentCount: number } {
+    const pool = this.pools.get(host);
+    return { lastSeenSeq: this.journals.get(host)?.lastSeenSeq, poolExtentCount: pool?.extentCount, lowWaterExtents: pool?.lowWater, demandExtentCount: this.demands.get(host) ?? 0 };
   }
 
   /** Records each host's pool and low-water as the pass left them. */

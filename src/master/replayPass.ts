@@ -57,6 +57,8 @@ export interface PassHistory {
     vgFreeExtentsAfter: number;
   }): void;
   recordGrant(row: { atMs: number; host: string; generation: number; extentCount: number; vgSeqno: number; vgFreeExtentsAfter: number }): void;
+  /** The extents each user LV gained by this pass's replay (for "top growers"). */
+  recordLvGrowth(atMs: number, growth: readonly { lv: string; extentCount: number }[]): void;
 }
 
 export interface MasterDeps {
@@ -67,6 +69,22 @@ export interface MasterDeps {
   readonly nowMs: () => number;
   readonly sleepMs: (ms: number) => Promise<void>;
   readonly history?: PassHistory | undefined;
+  readonly observer?: PassObserver | undefined;
+}
+
+/** What a pass read and left, for metrics (src/metrics/masterMetrics.ts); optional, since metrics never decide anything. */
+export interface PassObserver {
+  /** Runs a whole pass (its retries included): to time it and count how it ended. */
+  timePass(pass: () => Promise<PassResult>): Promise<PassResult>;
+  passDone(pass: {
+    /** The VG as the pass left it (what it committed, or what it read when it committed nothing). */
+    readonly vg: VgMetadata;
+    readonly didCommit: boolean;
+    /** Each host's records after its applied seq, as the pass read them. */
+    readonly records: ReadonlyMap<string, readonly JournalRecordBytes[]>;
+    readonly replay: ReplayPlan;
+    readonly refill: RefillPlan;
+  }): void;
 }
 
 export interface PassResult {
@@ -234,10 +252,27 @@ function recordHistory(deps: MasterDeps, atMs: number, committed: VgMetadata, re
   for (const grant of refill.grants) {
     deps.history.recordGrant({ atMs, host: grant.host, generation: grant.generation, extentCount: grant.extentCount, vgSeqno: committed.seqno, vgFreeExtentsAfter });
   }
+  deps.history.recordLvGrowth(atMs, lvGrowth(replay));
+}
+
+/** Extents each LV gained from host pools in `replay`. */
+export function lvGrowth(replay: ReplayPlan): { lv: string; extentCount: number }[] {
+  const gained = new Map<string, number>();
+  for (const change of replay.changes) {
+    if (change.kind !== 'moveRanges') continue;
+    const extents = change.ranges.reduce((sum, r) => sum + r.extentCount, 0);
+    gained.set(change.toLv, (gained.get(change.toLv) ?? 0) + extents);
+  }
+  return [...gained].filter(([, extentCount]) => extentCount > 0).map(([lv, extentCount]) => ({ lv, extentCount }));
 }
 
 /** Runs one pass. Operating errors (lvm, rings) propagate; the daemon logs them and tries again next interval. */
-export async function runPass(deps: MasterDeps, session: MasterSession, vgName: string): Promise<PassResult> {
+export function runPass(deps: MasterDeps, session: MasterSession, vgName: string): Promise<PassResult> {
+  const pass = () => replayAndRefill(deps, session, vgName);
+  return deps.observer === undefined ? pass() : deps.observer.timePass(pass);
+}
+
+async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName: string): Promise<PassResult> {
   for (let attempt = 0; ; attempt++) {
     // A pass right after this session's own commit starts from what that commit read back
     // (one lvm call less): if anyone wrote since, the commit's seqno check refuses it and
@@ -292,6 +327,7 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
 
       await sendToHosts(deps, session, committed, replay, refill);
       recordHistory(deps, atMs, committed, replay, refill);
+      deps.observer?.passDone({ vg: committed, didCommit: committed !== vg, records, replay, refill });
       const result: PassResult = {
         seqnoBefore: vg.seqno,
         seqnoAfter: committed.seqno,
@@ -301,6 +337,7 @@ export async function runPass(deps: MasterDeps, session: MasterSession, vgName: 
         grantedHosts: refill.grants.map((g) => g.host),
         moreWaiting,
       };
+      session.lastPassMetadata = committed;
       passFailed = false;
       return result;
     } finally {

@@ -28,6 +28,10 @@ import { SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
 import { decodeJournalRecord } from '../records/records.js';
 import { toDeviceRanges, type JournalRecordBytes } from '../replay/planReplay.js';
 import { reserveExtentCount } from '../pool/planRefill.js';
+import { growthReport, soonestFull, type GrowthReport } from './growth.js';
+import type { PublishedStatus } from './publishedStatus.js';
+
+const NOT_READ: PublishedStatus = { published: false, reason: 'the master status was not read' };
 
 /** A host's journal as the reader found it: its records after the applied seq (undecoded), or why it could not be read. */
 export type HostJournal = { readonly readable: true; readonly records: readonly JournalRecordBytes[] } | { readonly readable: false; readonly reason: string };
@@ -74,8 +78,10 @@ export interface FreeSpaceReport {
   readonly warnRatio: number;
   readonly criticalRatio: number;
   readonly hosts: readonly HostFreeSpace[];
-  /** Always null until the master publishes allocation history. */
-  readonly timeToFullSeconds: null;
+  /** When free space and host pools run out at the recent rate (the sooner of growth's windows); null without enough history or growth. */
+  readonly timeToFullSeconds: number | null;
+  /** Allocation rates and top growers from the master's published history. */
+  readonly growth: GrowthReport;
 }
 
 /** Extents per kind of LV, from metadata alone. */
@@ -90,7 +96,7 @@ interface LvCategories {
  * The report for `vg`. `journals` holds every host's journal (by host name) as read
  * after this very metadata was read; `alertLevels` come from readAlertLevels.
  */
-export function computeFreeSpace(vg: VgLayout, journals: ReadonlyMap<string, HostJournal>, alertLevels: AlertLevels): FreeSpaceReport {
+export function computeFreeSpace(vg: VgLayout, journals: ReadonlyMap<string, HostJournal>, alertLevels: AlertLevels, published: PublishedStatus = NOT_READ): FreeSpaceReport {
   const thinlv = readThinlvVg(vg);
   const extentCount = pvExtents(vg).extentCount;
   const owned = ExtentSet.fromRanges(ownedRanges(vg).map((o) => o.range));
@@ -118,6 +124,7 @@ export function computeFreeSpace(vg: VgLayout, journals: ReadonlyMap<string, Hos
   const extentSizeBytes = vg.extentSizeSectors * SECTOR_BYTES;
   const committedExtents = extentCount - freeExtents;
   const virtualBytes = sum([...thinlv.thinLvs.values()].map((t) => t.virtualBytes));
+  const growth = growthReport(published, freeExtents + netPools);
   return {
     vg: vg.name,
     seqno: vg.seqno,
@@ -139,7 +146,8 @@ export function computeFreeSpace(vg: VgLayout, journals: ReadonlyMap<string, Hos
     warnRatio: alertLevels.warnPermille / 1000,
     criticalRatio: alertLevels.criticalPermille / 1000,
     hosts,
-    timeToFullSeconds: null,
+    timeToFullSeconds: soonestFull(growth),
+    growth,
   };
 }
 
@@ -153,14 +161,15 @@ export function alertLevel(committed: number, total: number, levels: AlertLevels
 
 /**
  * Each LV's physical extents, by kind: a thin LV (thinlv_virtual_bytes tag), a host's
- * pool (thinlv_<host>_free), thinlv's own rings (every host's journal and grants, and
- * all LVs of a host left half-added or half-removed), or anything else.
+ * pool (thinlv_<host>_free), thinlv's own LVs (every host's journal and grants, all LVs
+ * of a host left half-added or half-removed, the master's status), or anything else.
  */
 function categoriseLvs(vg: VgLayout, thinlv: ThinlvVg): LvCategories {
   const poolOwner = new Map([...thinlv.hosts.keys()].map((host) => [hostLvNames(host).free, host]));
   const metadataLvs = new Set<string>();
   for (const host of thinlv.hosts.keys()) metadataLvs.add(hostLvNames(host).journal).add(hostLvNames(host).grants);
   for (const host of thinlv.incompleteHosts) for (const name of Object.values(hostLvNames(host))) metadataLvs.add(name);
+  if (thinlv.statusLv !== undefined) metadataLvs.add(thinlv.statusLv.name);
   const pools = new Map([...thinlv.hosts.keys()].map((host) => [host, 0]));
   let thin = 0;
   let other = 0;

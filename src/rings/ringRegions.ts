@@ -12,7 +12,8 @@
 
 import { MIN_RING_BYTES, openFileRegion, type BlockRegion, type JournalLogger } from '../../journal/index.js';
 import { ErrorCode, ThinlvError } from '../errors.js';
-import { hostLvNames } from '../format/thinlvVg.js';
+import { STATUS_LV, hostLvNames } from '../format/thinlvVg.js';
+import { STATUS_REGION_BYTES } from './statusBlock.js';
 import { SECTOR_BYTES, linearSegments, type VgLayout } from '../metadata/vgModel.js';
 
 /** The lease block at the end of every journal LV. */
@@ -34,6 +35,15 @@ export interface RingLocation {
 export function ringLocation(vg: VgLayout, lvName: string): RingLocation {
   const whole = lvLocation(vg, lvName);
   return JOURNAL_LV.test(lvName) ? { ...whole, lengthBytes: whole.lengthBytes - LEASE_BLOCK_BYTES } : whole;
+}
+
+/** The master's status region: the first STATUS_REGION_BYTES of thinlv_status. */
+export function statusLocation(vg: VgLayout): RingLocation {
+  const whole = lvLocation(vg, STATUS_LV);
+  if (whole.lengthBytes < STATUS_REGION_BYTES) {
+    throw new ThinlvError(ErrorCode.unsupportedMetadata, `${vg.name}/${STATUS_LV} holds ${whole.lengthBytes} bytes, less than the ${STATUS_REGION_BYTES} the status needs`, { lv: STATUS_LV });
+  }
+  return { ...whole, lengthBytes: STATUS_REGION_BYTES };
 }
 
 /** The host's lease block: the last 4 KiB of its journal LV, identified by that LV's uuid. */

@@ -96,6 +96,15 @@ export interface AllocationRate {
   readonly perHost: readonly HostAllocationRate[];
 }
 
+export interface LvGrowth {
+  readonly lv: string;
+  /** Extents the LV gained by replays in the window. */
+  readonly extentCount: number;
+}
+
+/** The most LVs one topGrowers() call returns. */
+export const MAX_TOP_GROWERS = 100;
+
 export interface MasterStateOptions {
   /** Row cap, 1 to MAX_MASTER_EVENT_ROWS (tests use small ones). */
   readonly maxEventRows?: number;
@@ -134,6 +143,12 @@ export class MasterState {
   readonly #historyHostSince;
   readonly #replayedExtentsByHost;
   readonly #pruneOlderThan;
+  readonly #insertGrowth;
+  readonly #trimGrowth;
+  readonly #topGrowers;
+  readonly #pruneGrowth;
+  readonly #startHistory;
+  readonly #historyStart;
 
   /** `db` comes from openStateDb (schema migrated); the caller owns it and closes it. */
   constructor(db: StateDb, options: MasterStateOptions = {}) {
@@ -159,6 +174,47 @@ export class MasterState {
        WHERE kind = 'replay' AND at_ms >= ? AND at_ms <= ? GROUP BY host ORDER BY host`,
     );
     this.#pruneOlderThan = db.prepare<[number]>('DELETE FROM master_events WHERE at_ms < ?');
+    this.#insertGrowth = db.prepare<[number, string, number]>('INSERT INTO master_lv_growth (at_ms, lv, extent_count) VALUES (?, ?, ?)');
+    this.#trimGrowth = db.prepare<[number]>('DELETE FROM master_lv_growth WHERE id <= ?');
+    this.#topGrowers = db.prepare<[number, number, number], LvGrowth>(
+      `SELECT lv, SUM(extent_count) AS extentCount FROM master_lv_growth WHERE at_ms >= ? AND at_ms <= ?
+       GROUP BY lv ORDER BY extentCount DESC, lv LIMIT ?`,
+    );
+    this.#pruneGrowth = db.prepare<[number]>('DELETE FROM master_lv_growth WHERE at_ms < ?');
+    this.#startHistory = db.prepare<[number]>('INSERT OR IGNORE INTO master_history_start (only_row, since_ms) VALUES (1, ?)');
+    this.#historyStart = db.prepare<[], { sinceMs: number }>('SELECT since_ms AS sinceMs FROM master_history_start');
+  }
+
+  /** When this file began keeping history: set by the first call, returned by every call. */
+  historySinceMs(nowMs: number): number {
+    checkNonNegativeSafeInteger(nowMs, 'nowMs');
+    return runStateOperation(this.#db, 'reading when history began', () => {
+      this.#startHistory.run(nowMs);
+      const row = this.#historyStart.get();
+      assert(row !== undefined && Number.isSafeInteger(row.sinceMs), 'history start row missing after insert');
+      return row.sinceMs;
+    });
+  }
+
+  /** Records the extents each LV gained in one committed replay, in one transaction. */
+  recordLvGrowth(atMs: number, growth: readonly LvGrowth[]): void {
+    checkNonNegativeSafeInteger(atMs, 'atMs');
+    for (const g of growth) checkIntegerInRange(g.extentCount, 'extentCount', 1, Number.MAX_SAFE_INTEGER);
+    if (growth.length === 0) return;
+    runStateOperation(this.#db, 'recording LV growth', () =>
+      this.#db.transaction(() => {
+        let id = 0;
+        for (const g of growth) id = Number(this.#insertGrowth.run(atMs, g.lv, g.extentCount).lastInsertRowid);
+        if (id > this.maxEventRows) this.#trimGrowth.run(id - this.maxEventRows);
+      }).immediate(),
+    );
+  }
+
+  /** The LVs that gained most extents in [sinceMs, nowMs], most first (ties by name). */
+  topGrowers(window: { readonly sinceMs: number; readonly nowMs: number; readonly limit: number }): LvGrowth[] {
+    const limit = checkIntegerInRange(window.limit, 'limit', 1, MAX_TOP_GROWERS);
+    const rows = runStateOperation(this.#db, 'reading top growers', () => this.#topGrowers.all(checkSafeInteger(window.sinceMs, 'sinceMs'), checkSafeInteger(window.nowMs, 'nowMs'), limit));
+    return rows.map((row) => ({ lv: row.lv, extentCount: row.extentCount }));
   }
 
   /** Records a committed replay; returns the row id. */
@@ -277,7 +333,7 @@ export class MasterState {
   /** Deletes rows with atMs < olderThanMs; returns how many. Repeating it deletes nothing more. */
   prune(input: { readonly olderThanMs: number }): number {
     const olderThanMs = checkSafeInteger(input.olderThanMs, 'olderThanMs');
-    return runStateOperation(this.#db, 'pruning history', () => this.#pruneOlderThan.run(olderThanMs).changes);
+    return runStateOperation(this.#db, 'pruning history', () => this.#pruneOlderThan.run(olderThanMs).changes + this.#pruneGrowth.run(olderThanMs).changes);
   }
 
   #insert(columns: EventRowColumns): number {

@@ -74,6 +74,25 @@ export const STATE_MIGRATIONS: readonly Migration[] = [
       INSERT INTO host_grant_generation (only_row, generation) VALUES (1, 0);
     `,
   },
+  {
+    version: 3,
+    description: 'master history: extents each LV gained per replay (top growers), and when history began',
+    sql: `
+      CREATE TABLE master_lv_growth (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL CHECK (at_ms >= 0),
+        lv TEXT NOT NULL CHECK (length(lv) BETWEEN 1 AND 128),
+        extent_count INTEGER NOT NULL CHECK (extent_count >= 1)
+      ) STRICT;
+      CREATE INDEX master_lv_growth_by_time ON master_lv_growth (at_ms, id);
+      -- One row: the first time a master kept history in this file, so a rate over a
+      -- window longer than the history says how much of the window it covers.
+      CREATE TABLE master_history_start (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        since_ms INTEGER NOT NULL CHECK (since_ms >= 0)
+      ) STRICT;
+    `,
+  },
 ];
 
 /** The schema version this build writes; a file with a larger user_version is refused. */

@@ -291,7 +291,7 @@ describe('free: human output', () => {
     expect(plain).toContain('VG vgthin: 1.56 GiB in 400 extents of 4.00 MiB');
     expect(plain).toMatch(/committed \[#+\.+\] 75\.0%: warning \(warning at 75\.0%, critical at 85\.0%\)/);
     expect(plain).toMatch(/journaled, not replayed +20\.00 MiB +5/);
-    expect(plain).toContain('time to full: not enough history (the master does not publish allocation history yet)');
+    expect(plain).toContain('time to full: not enough history (the master status was not read)');
     expect(plain).toMatch(/h1 +60\.00 MiB +15 +5 +1 +\[#+\.+\]/);
     expect(plain).toMatch(/h2 +80\.00 MiB +20 +\? +\? +\[\.+\]/);
     expect(plain).toContain("warning: host h2's journal could not be read (IO_ERROR: gone)");

@@ -1,4 +1,4 @@
-// `thinlv free VG [--check]`: how full the VG is. Works on any host and writes nothing:
+// `thinlv free VG [--check] [--watch SECONDS]`: how full the VG is. Works on any host and writes nothing:
 // metadata through `lvm fullreport --readonly` (readVgReport), and each host's journal
 // read from the LUN through a read-only file descriptor, to count what hosts have
 // journaled but the master has not replayed yet. The numbers are src/report/freeSpace.ts;
@@ -12,16 +12,19 @@
 
 import * as fs from 'node:fs';
 import { isJournalError, openFileRegion, openRingReader, type BlockRegion, type RingReader } from '../../../journal/index.js';
-import { InvariantError, ThinlvError } from '../../errors.js';
+import { ErrorCode, InvariantError, ThinlvError, UsageError } from '../../errors.js';
 import { hostLvNames, readAlertLevels, readThinlvVg, type ThinlvHost } from '../../format/thinlvVg.js';
 import { readVgReport } from '../../lvm/readVgReport.js';
 import type { VgReport } from '../../metadata/vgModel.js';
 import type { JournalRecordBytes } from '../../replay/planReplay.js';
 import { computeFreeSpace, type AlertLevel, type FreeSpaceReport, type HostJournal } from '../../report/freeSpace.js';
+import { readPublishedStatus } from '../../report/publishedStatus.js';
 import { ringLocation, type RegionOpener } from '../../rings/ringRegions.js';
 import type { CommandContext } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
+import { growthLines } from '../growthText.js';
 import { validateVgName } from '../validate.js';
+import { watchIntervalMs, watchLoop } from '../watch.js';
 
 /** Reads of the metadata and journals, when the master keeps consuming past the metadata read. */
 export const MAX_SNAPSHOT_ATTEMPTS = 3;
@@ -32,24 +35,44 @@ export const CHECK_EXIT: Readonly<Record<AlertLevel, number>> = { ok: 0, warning
 
 const VG_BAR_WIDTH = 40;
 const POOL_BAR_WIDTH = 20;
-export const NO_HISTORY = 'time to full: not enough history (the master does not publish allocation history yet)';
 
 export interface FreeArgs {
   readonly vg: string;
   readonly check: boolean;
+  /** `--watch SECONDS` as given: report again every SECONDS until interrupted (src/cli/watch.ts). */
+  readonly watchSeconds?: string | undefined;
 }
 
 export async function runFree(context: CommandContext, args: FreeArgs): Promise<number> {
   validateVgName(args.vg);
-  const { vg, journals } = await readSnapshot(context, args.vg);
-  const report = computeFreeSpace(vg, journals, readAlertLevels(vg));
+  if (args.watchSeconds !== undefined) return watchFree(context, args.vg, args.watchSeconds, args.check);
+  const { text, level } = await freeOutput(context, args.vg, { oneLineJson: false });
+  process.stdout.write(`${text}\n`);
+  return args.check ? CHECK_EXIT[level] : 0;
+}
+
+/** One report as printed: the human text, or its JSON (indented, or on one line for --watch's NDJSON). */
+async function freeOutput(context: CommandContext, vgName: string, layout: { oneLineJson: boolean }): Promise<{ text: string; level: AlertLevel }> {
+  const { vg, journals } = await readSnapshot(context, vgName);
+  const published = await readPublishedStatus(readOnlyRegionOpener(), vg);
+  const report = computeFreeSpace(vg, journals, readAlertLevels(vg), published);
   const colour = process.stdout.isTTY === true && (process.env['NO_COLOR'] ?? '') === '';
-  process.stdout.write(context.options.json ? `${JSON.stringify(report, null, 2)}\n` : `${freeText(report, colour)}\n`);
-  return args.check ? CHECK_EXIT[report.level] : 0;
+  const text = context.options.json ? JSON.stringify(report, null, layout.oneLineJson ? undefined : 2) : freeText(report, colour);
+  return { text, level: report.level };
+}
+
+/** `--watch SECONDS`: the report every SECONDS until SIGINT or SIGTERM, then exit 0. */
+function watchFree(context: CommandContext, vgName: string, watchSeconds: string, check: boolean): Promise<number> {
+  // --check's exit code is one report's level, and a watch has no last report: it ends when interrupted.
+  if (check) {
+    throw new UsageError(ErrorCode.invalidArgument, '--watch and --check cannot be used together: --check exits with the level of one report and a watch runs until interrupted; run thinlv free VG --check from your monitoring instead');
+  }
+  const options = { intervalMs: watchIntervalMs(watchSeconds), title: `thinlv free ${vgName}`, json: context.options.json, tty: process.stdout.isTTY === true };
+  return watchLoop(options, async () => (await freeOutput(context, vgName, { oneLineJson: true })).text);
 }
 
 /** The metadata, and every host's journal read against it. */
-async function readSnapshot(context: CommandContext, vgName: string): Promise<{ vg: VgReport; journals: Map<string, HostJournal> }> {
+export async function readSnapshot(context: CommandContext, vgName: string): Promise<{ vg: VgReport; journals: Map<string, HostJournal> }> {
   const regions = readOnlyRegionOpener();
   for (let attempt = 1; ; attempt++) {
     const vg = await readVgReport(context.lvm, vgName);
@@ -147,7 +170,7 @@ export function freeText(report: FreeSpaceReport, colour: boolean): string {
     summaryTable(report),
     '',
     `provisioned: ${formatBytes(report.virtualBytes)} virtual in ${report.thinLvCount} thin LV${report.thinLvCount === 1 ? '' : 's'}, ${report.overcommitRatio.toFixed(2)}x the VG`,
-    NO_HISTORY,
+    ...growthLines(report.growth, extentBytes),
   ];
   if (report.hosts.length > 0) lines.push('', hostTable(report));
   for (const host of report.hosts.filter((h) => !h.journalReadable)) {

@@ -14,6 +14,9 @@ import { MAX_LEASE_RENEW_MS, MIN_LEASE_RENEW_MS } from '../../ownership/index.js
 import { PROTOCOL_VERSION } from '../../host/protocol.js';
 import { newRequestId, requestOnce } from '../../host/socketServer.js';
 import { createLogger } from '../../log.js';
+import { createHostMetrics } from '../../metrics/hostMetrics.js';
+import { timedLvmRunner } from '../../metrics/lvmMetrics.js';
+import { parseListenAddress, startMetricsServer, type MetricsServer } from '../../metrics/metricsServer.js';
 import { fileRegionOpener } from '../../rings/ringRegions.js';
 import { HostState, openStateDb, type StateDb } from '../../state/index.js';
 import type { CommandContext } from '../context.js';
@@ -34,6 +37,8 @@ export interface HostRunArgs {
   readonly outOfSpaceWaitMs: number;
   readonly claimWaitMs?: number | undefined;
   readonly leaseIntervalMs?: number | undefined;
+  /** HOST:PORT to serve Prometheus metrics on (GET /metrics); undefined: no metrics. */
+  readonly metricsListen?: string | undefined;
 }
 
 export async function runHostDaemon(context: CommandContext, args: HostRunArgs): Promise<number> {
@@ -48,6 +53,9 @@ export async function runHostDaemon(context: CommandContext, args: HostRunArgs):
   if (args.leaseIntervalMs !== undefined && !(Number.isSafeInteger(args.leaseIntervalMs) && args.leaseIntervalMs >= MIN_LEASE_RENEW_MS && args.leaseIntervalMs <= MAX_LEASE_RENEW_MS)) {
     throw new UsageError(ErrorCode.invalidArgument, `--lease-interval-ms must be from ${MIN_LEASE_RENEW_MS} to ${MAX_LEASE_RENEW_MS}, got ${args.leaseIntervalMs}`);
   }
+  const metricsAddress = args.metricsListen === undefined ? undefined : parseListenAddress(args.metricsListen);
+  const metrics = metricsAddress === undefined ? undefined : createHostMetrics(args.vg, args.host);
+  let metricsServer: MetricsServer | undefined;
   const dbs: StateDb[] = [];
   // Without device-mapper (a test machine) tables are computed and kept, not loaded; status says so.
   const dm: DeviceMapper = context.deviceMapper.available ? createDmsetupDeviceMapper() : new FakeDeviceMapper();
@@ -56,9 +64,11 @@ export async function runHostDaemon(context: CommandContext, args: HostRunArgs):
   process.on('SIGTERM', () => stop?.());
   process.on('SIGINT', () => stop?.());
   try {
+    // Before the lease is taken: an address in use fails the start at once.
+    if (metrics !== undefined && metricsAddress !== undefined) metricsServer = await startMetricsServer(metrics.registry, metricsAddress, log);
     const daemon = await startHostDaemon(
       {
-        lvm: context.lvm,
+        lvm: metrics === undefined ? context.lvm : timedLvmRunner(context.lvm, metrics.lvmCalls),
         regions: fileRegionOpener((level, message, data) => log[level](data ?? {}, message)),
         dm,
         deviceMapperPresent: context.deviceMapper.available,
@@ -71,6 +81,7 @@ export async function runHostDaemon(context: CommandContext, args: HostRunArgs):
         nowMs: () => Date.now(),
         sleepMs: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
         faults: faultsFromSpec(process.env['THINLV_FAULTS']),
+        observer: metrics,
       },
       { vg: args.vg, host: args.host, socketPath, outOfSpaceWaitMs: args.outOfSpaceWaitMs, claimWaitMs: args.claimWaitMs, leaseRenewMs: args.leaseIntervalMs, localLockDir: process.env['THINLV_LOCAL_LOCK_DIR'] },
     );
@@ -82,6 +93,7 @@ export async function runHostDaemon(context: CommandContext, args: HostRunArgs):
     if (why.error !== undefined && why.error.code !== 'HOST_REMOVED') throw why.error;
     return 0;
   } finally {
+    await metricsServer?.close();
     for (const db of dbs) db.close();
   }
 }

@@ -9,13 +9,19 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isJournalError } from '../../../journal/index.js';
-import { ThinlvError, InvariantError } from '../../errors.js';
+import { ErrorCode, ThinlvError, InvariantError } from '../../errors.js';
+import { createStatusLvChange, StatusPublisher } from '../../master/masterStatus.js';
+import type { MetadataChange } from '../../metadata/applyChanges.js';
+import type { VgMetadata } from '../../metadata/vgModel.js';
 import { acquireFileLock } from '../../fileLock.js';
 import { TAG, readThinlvVg } from '../../format/thinlvVg.js';
 import { commitBatch, readVgMetadata } from '../../lvm/commitBatch.js';
-import { MasterSession, runPass, type PassHistory } from '../../master/replayPass.js';
+import { MasterSession, runPass, type MasterDeps } from '../../master/replayPass.js';
 import { RATE_WINDOW_MS } from '../../master/masterSession.js';
 import { createLogger } from '../../log.js';
+import { timedLvmRunner } from '../../metrics/lvmMetrics.js';
+import { createMasterMetrics } from '../../metrics/masterMetrics.js';
+import { parseListenAddress, startMetricsServer, type MetricsServer } from '../../metrics/metricsServer.js';
 import { MasterState, openStateDb } from '../../state/index.js';
 import type { CommandContext } from '../context.js';
 import { lockHolder, masterDeps, masterLockPath, recordLockHolder } from '../masterContext.js';
@@ -43,16 +49,37 @@ export interface MasterArgs {
   readonly rateWindowMs?: number | undefined;
   /** Where the SQLite history lives; undefined keeps no history. */
   readonly stateDir: string | undefined;
+  /** HOST:PORT to serve Prometheus metrics on (GET /metrics); undefined: no metrics. */
+  readonly metricsListen?: string | undefined;
 }
 
-/** Records this machine as the VG's master, so metadata commands elsewhere know where to go. */
-async function claimMasterTag(context: CommandContext, vgName: string): Promise<void> {
+/**
+ * Records this machine as the VG's master, so metadata commands elsewhere know where to
+ * go, and creates the LV the master publishes its status in, in one commit.
+ */
+async function claimMaster(context: CommandContext, vgName: string): Promise<void> {
   const vg = await readVgMetadata(context.lvm, vgName);
   const current = readThinlvVg(vg).masterHost;
   const here = hostname();
-  if (current === here) return;
-  if (current !== undefined) context.log.warn({ vg: vgName, previous: current, here }, 'taking over as master from another machine');
-  await commitBatch(context.lvm, vg, [{ kind: 'setTag', tag: `${TAG.master}${here}`, replacingPrefix: TAG.master }]);
+  const changes: MetadataChange[] = [];
+  if (current !== here) {
+    if (current !== undefined) context.log.warn({ vg: vgName, previous: current, here }, 'taking over as master from another machine');
+    changes.push({ kind: 'setTag', tag: `${TAG.master}${here}`, replacingPrefix: TAG.master });
+  }
+  const statusLv = statusLvChange(context, vg);
+  if (statusLv !== undefined) changes.push(statusLv);
+  if (changes.length > 0) await commitBatch(context.lvm, vg, changes);
+}
+
+/** The status LV's creation; a VG too full for it runs without a published status (reports say so). */
+function statusLvChange(context: CommandContext, vg: VgMetadata): MetadataChange | undefined {
+  try {
+    return createStatusLvChange(vg);
+  } catch (error) {
+    if (!(error instanceof ThinlvError) || error.code !== ErrorCode.insufficientExtents) throw error;
+    context.log.warn({ vg: vg.name, err: error }, 'no room for the status LV: thinlv status and free will not see this master');
+    return undefined;
+  }
 }
 
 /** The daemon's signals, and its wait between passes: SIGTERM and SIGINT stop, SIGUSR1 asks for a pass now. */
@@ -98,6 +125,26 @@ class PassSignals {
   }
 }
 
+/** One pass, then the published status; returns whether journals hold more than the pass took. */
+async function passAndPublish(deps: MasterDeps, session: MasterSession, publisher: StatusPublisher, args: MasterArgs): Promise<boolean> {
+  const atMs = deps.nowMs();
+  try {
+    const result = await runPass(deps, session, args.vg);
+    if (result.committed || result.replayedRecordCount > 0) deps.log.info({ vg: args.vg, ...result }, 'pass done');
+    await publisher.publish(session, { atMs, durationMs: deps.nowMs() - atMs, result });
+    return result.moreWaiting;
+  } catch (error) {
+    await publisher.publish(session, { atMs, durationMs: deps.nowMs() - atMs, error });
+    // A broken invariant must stop the master before it writes anything else;
+    // an operating error (lvm, a ring that cannot be read) is logged and retried
+    // next interval.
+    const operating = (error instanceof ThinlvError && !(error instanceof InvariantError)) || isJournalError(error);
+    if (args.once || !operating) throw error;
+    deps.log.error({ vg: args.vg, err: error }, 'pass failed; retrying next interval');
+    return false;
+  }
+}
+
 export async function runMaster(context: CommandContext, args: MasterArgs): Promise<number> {
   validateVgName(args.vg);
   if (!Number.isSafeInteger(args.intervalMs) || args.intervalMs < MIN_INTERVAL_MS || args.intervalMs > MAX_INTERVAL_MS) {
@@ -111,6 +158,7 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
   if (!Number.isSafeInteger(pollMs) || pollMs < MIN_INTERVAL_MS || pollMs > MAX_INTERVAL_MS) {
     throw new ThinlvError('INVALID_ARGUMENT', `--poll-ms must be from ${MIN_INTERVAL_MS} to ${MAX_INTERVAL_MS}, got ${pollMs}`);
   }
+  const metricsAddress = args.metricsListen === undefined ? undefined : parseListenAddress(args.metricsListen);
   const lockPath = masterLockPath(args.vg);
   const lock = await acquireFileLock(lockPath, 0);
   if (lock === undefined) {
@@ -121,32 +169,25 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
   // Daemon logs are JSON lines on stdout, for journald or a log shipper.
   const log = createLogger(context.options.logLevel === 'warn' ? 'info' : context.options.logLevel, 1);
   const db = args.stateDir === undefined ? undefined : openStateDb(join(args.stateDir, `master-${args.vg}.db`));
-  const history: PassHistory | undefined = db === undefined ? undefined : new MasterState(db);
-  const deps = { ...masterDeps({ ...context, log }), history };
+  const history = db === undefined ? undefined : new MasterState(db);
+  const metrics = metricsAddress === undefined ? undefined : createMasterMetrics(args.vg, args.intervalMs);
+  const lvm = metrics === undefined ? context.lvm : timedLvmRunner(context.lvm, metrics.lvmCalls);
+  const deps = { ...masterDeps({ ...context, log, lvm }), history, observer: metrics };
+  let metricsServer: MetricsServer | undefined;
   // The daemon keeps each host's journal reader between passes (see MasterSession).
   const session = new MasterSession({ keepJournalsOpen: !args.once, intervalMs: args.intervalMs, rateWindowMs });
+  const publisher = new StatusPublisher({ regions: deps.regions, log, nowMs: deps.nowMs, history }, { vg: args.vg, intervalMs: args.intervalMs });
 
   const signals = new PassSignals();
   process.on('SIGTERM', signals.onStop);
   process.on('SIGINT', signals.onStop);
   process.on('SIGUSR1', signals.onPoke);
   try {
-    await claimMasterTag({ ...context, log }, args.vg);
+    if (metrics !== undefined && metricsAddress !== undefined) metricsServer = await startMetricsServer(metrics.registry, metricsAddress, log);
+    await claimMaster({ ...context, log }, args.vg);
     log.info({ vg: args.vg, once: args.once, intervalMs: args.intervalMs }, 'master started');
     for (let pass = 0; !signals.stopping; pass++) {
-      let moreWaiting = false;
-      try {
-        const result = await runPass(deps, session, args.vg);
-        moreWaiting = result.moreWaiting;
-        if (result.committed || result.replayedRecordCount > 0) log.info({ vg: args.vg, ...result }, 'pass done');
-      } catch (error) {
-        // A broken invariant must stop the master before it writes anything else;
-        // an operating error (lvm, a ring that cannot be read) is logged and retried
-        // next interval.
-        const operating = (error instanceof ThinlvError && !(error instanceof InvariantError)) || isJournalError(error);
-        if (args.once || !operating) throw error;
-        log.error({ vg: args.vg, err: error }, 'pass failed; retrying next interval');
-      }
+      const moreWaiting = await passAndPublish(deps, session, publisher, args);
       if (args.once) {
         if (!moreWaiting || pass + 1 >= MAX_ONCE_PASSES) break;
         continue;
@@ -161,7 +202,9 @@ export async function runMaster(context: CommandContext, args: MasterArgs): Prom
     process.off('SIGTERM', signals.onStop);
     process.off('SIGINT', signals.onStop);
     process.off('SIGUSR1', signals.onPoke);
+    await publisher.stopped(session);
     await session.close();
+    await metricsServer?.close();
     db?.close();
     lock.release();
   }
