@@ -29,6 +29,7 @@ import { DEFAULT_STOP_WAIT_MS } from '../master/hostMembership.js';
 import { DEFAULT_LEASE_RENEW_MS } from '../ownership/index.js';
 import { createCommandContext, type GlobalOptions } from './context.js';
 import { exitQuietlyOnClosedPipe } from './output.js';
+import { lvmCompatInvocation, runLvmCompat } from '../lvmcompat/dispatch.js';
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, operational: 3, internal: 4 } as const;
 
@@ -320,7 +321,10 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 exitQuietlyOnClosedPipe();
-main(hideBin(process.argv)).then(
+// An lvm-compatible command (`lvs ...` through a symlink, or `thinlv lvs ...`) prints and
+// exits as lvm does: it skips thinlv's option parser and error handler.
+const lvmCompat = lvmCompatInvocation(process.argv);
+(lvmCompat !== undefined ? runLvmCompat(lvmCompat) : main(hideBin(process.argv))).then(
   (code) => {
     process.exitCode = code;
   },
