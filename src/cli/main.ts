@@ -12,6 +12,7 @@ import { hideBin } from 'yargs/helpers';
 import type { LevelWithSilent } from 'pino';
 import { isJournalError } from '../../journal/index.js';
 import { ErrorCode, InvariantError, ThinlvError, UsageError } from '../errors.js';
+import { EXIT_CODE_OF, exitClassOf } from '../errorCatalogue.js';
 import { DEFAULT_LVM_TIMEOUT_MS } from '../lvm/runLvm.js';
 import { LOG_LEVELS } from '../log.js';
 import { runFormat, runHostAdd, runHostClearRejected, runHostRemove, runLvCreate, runLvRemove, runLvResize } from './commands/admin.js';
@@ -64,7 +65,9 @@ function reportError(error: unknown, json: boolean): number {
   let exitCode: number;
   if (error instanceof ThinlvError) {
     ({ code, message, data } = error);
-    exitCode = error instanceof UsageError ? EXIT.usage : error instanceof InvariantError ? EXIT.internal : EXIT.operational;
+    // The catalogue decides, so a code exits the same way wherever it was raised.
+    const exitClass = exitClassOf(code);
+    exitCode = exitClass !== undefined ? EXIT_CODE_OF[exitClass] : error instanceof UsageError ? EXIT.usage : error instanceof InvariantError ? EXIT.internal : EXIT.operational;
   } else if (isJournalError(error)) {
     // A ring that cannot be read or written (I/O error, damaged consumer block, wrong
     // ring): an operating condition with its own code, not a bug.
