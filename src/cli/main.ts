@@ -6,29 +6,23 @@
 // Exit codes: 0 ok, 1 findings (check), 2 bad input, 3 operating error
 // (lvm failed, VG not found, lock busy, ...), 4 internal error (a bug), 141
 // stdout or stderr closed by its reader (as a command killed by SIGPIPE).
+//
+// Start-up: a command is a process, and loading modules is most of what a short one
+// costs (storage managers run dozens per VDI operation, tapdisk's resize hook one
+// lvextend per grow). So this file imports statically only what every command needs;
+// yargs, each command's module and the libraries under it (execa, pino, SQLite, the
+// journal) are imported where they are used. The lvm-compatible commands skip yargs
+// altogether (bottom of this file), and so do the usual `lvextend` command lines
+// (lvextendArgv.ts). npm run bench:cli measures it.
 
-import yargs, { type Argv } from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import type { Argv } from 'yargs';
 import type { LevelWithSilent } from 'pino';
-import { isJournalError } from '../../journal/index.js';
 import { ErrorCode, InvariantError, ThinlvError, UsageError } from '../errors.js';
 import { EXIT_CODE_OF, exitClassOf } from '../errorCatalogue.js';
-import { DEFAULT_LVM_TIMEOUT_MS } from '../lvm/runLvm.js';
+import { DEFAULT_LVM_TIMEOUT_MS } from '../lvm/lvmDefaults.js';
 import { LOG_LEVELS } from '../log.js';
-import { runFormat, runHostAdd, runHostClearRejected, runHostRemove, runLvCreate, runLvRemove, runLvResize } from './commands/admin.js';
-import { runCheck } from './commands/check.js';
-import { runFree } from './commands/free.js';
-import { MAX_WATCH_SECONDS, MIN_WATCH_SECONDS } from './watch.js';
-import { runSet } from './commands/settings.js';
-import { runHosts, runStatus } from './commands/status.js';
-import { runInspect } from './commands/inspect.js';
-import { DEFAULT_INTERVAL_MS, DEFAULT_POLL_MS, MASTER_STATE_DIR, runMaster } from './commands/master.js';
-import { RATE_WINDOW_MS } from '../master/masterSession.js';
-import { HOST_STATE_DIR, LVM_EXIT, runHostDaemon, runHostStatus, runLvextend } from './commands/hostDaemon.js';
-import { DEFAULT_CLAIM_WAIT_MS, DEFAULT_OUT_OF_SPACE_WAIT_MS } from '../host/allocator.js';
-import { DEFAULT_STOP_WAIT_MS } from '../master/hostMembership.js';
-import { DEFAULT_LEASE_RENEW_MS } from '../ownership/index.js';
-import { createCommandContext, type GlobalOptions } from './context.js';
+import type { CommandContext, GlobalOptions } from './context.js';
+import { readLvextendArgv } from './lvextendArgv.js';
 import { exitQuietlyOnClosedPipe } from './output.js';
 import { lvmCompatInvocation, runLvmCompat } from '../lvmcompat/dispatch.js';
 
@@ -58,7 +52,17 @@ function globalsFrom(argv: RawGlobals): GlobalOptions {
   };
 }
 
-function reportError(error: unknown, json: boolean): number {
+/** The journal's error test, loaded only for an error that may be one (not for a ThinlvError). */
+const loadIsJournalError = async () => (await import('../../journal/index.js')).isJournalError;
+
+/** Reads the global options and makes the command's context (logger, lvm runner, device-mapper probe). */
+async function contextFor(argv: RawGlobals): Promise<CommandContext> {
+  const globals = globalsFrom(argv);
+  const { createCommandContext } = await import('./context.js');
+  return createCommandContext(globals);
+}
+
+async function reportError(error: unknown, json: boolean): Promise<number> {
   let code: string;
   let message: string;
   let data: unknown = {};
@@ -68,7 +72,7 @@ function reportError(error: unknown, json: boolean): number {
     // The catalogue decides, so a code exits the same way wherever it was raised.
     const exitClass = exitClassOf(code);
     exitCode = exitClass !== undefined ? EXIT_CODE_OF[exitClass] : error instanceof UsageError ? EXIT.usage : error instanceof InvariantError ? EXIT.internal : EXIT.operational;
-  } else if (isJournalError(error)) {
+  } else if (error instanceof Error && (await loadIsJournalError())(error)) {
     // A ring that cannot be read or written (I/O error, damaged consumer block, wrong
     // ring): an operating condition with its own code, not a bug.
     ({ code, message, data } = error);
@@ -88,9 +92,18 @@ function withVgPositional(y: Argv<RawGlobals>): Argv<RawGlobals & { vg: string }
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const wantsJson = argv.includes('--json');
+  // `thinlv vdi` is a JSON API: its errors are JSON with or without --json.
+  const wantsJson = argv.includes('--json') || argv.find((arg) => !arg.startsWith('-')) === 'vdi';
   let exitCode: number = EXIT.ok;
   try {
+    const lvextend = readLvextendArgv(argv);
+    if (lvextend !== undefined) {
+      // Exactly what the lvextend command below does, without loading yargs.
+      const { runLvextend } = await import('./commands/lvextend.js');
+      const options = globalsFrom({ 'log-level': 'warn', 'lvm-path': 'lvm', 'lvm-timeout-ms': DEFAULT_LVM_TIMEOUT_MS, ...lvextend.globals });
+      return await runLvextend({ options }, lvextend.args);
+    }
+    const { default: yargs } = await import('yargs');
     await yargs([...argv])
       .scriptName('thinlv')
       .usage('$0 <command> [options]\n\nThin provisioning for LVM volume groups shared by many hosts.')
@@ -109,7 +122,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         'show the VG as thinlv sees it: PVs, extents, metadata area, LVs with segments and tags, free ranges',
         withVgPositional,
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runInspect } = await import('./commands/inspect.js');
           exitCode = await runInspect(context, args.vg);
         },
       )
@@ -118,15 +132,17 @@ export async function main(argv: readonly string[]): Promise<number> {
         'check the VG metadata: no extent in two LVs, free plus allocated equals total, segments inside PVs, metadata area use',
         withVgPositional,
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runCheck } = await import('./commands/check.js');
           exitCode = await runCheck(context, args.vg);
         },
       )
       .command(
         'free <vg>',
         'how full the VG is: thin, ordinary and thinlv LVs, host pools, journaled extents not yet replayed, free space and the reserve, overcommit, and an alert level (ok, warning, critical); read-only, on any host',
-        (y) =>
-          withVgPositional(y)
+        async (y) => {
+          const { MAX_WATCH_SECONDS, MIN_WATCH_SECONDS } = await import('./watch.js');
+          return withVgPositional(y)
             .option('check', {
               type: 'boolean',
               default: false,
@@ -136,9 +152,11 @@ export async function main(argv: readonly string[]): Promise<number> {
               // A string, checked by watchIntervalMs: as a number, a bare --watch would parse as no watch at all.
               type: 'string',
               describe: `report again every SECONDS (${MIN_WATCH_SECONDS} to ${MAX_WATCH_SECONDS}) until interrupted (exit 0); with --json one report per line (NDJSON); not with --check`,
-            }),
+            });
+        },
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runFree } = await import('./commands/free.js');
           exitCode = await runFree(context, { vg: args.vg, check: args.check, watchSeconds: args.watch });
         },
       )
@@ -147,7 +165,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         "is the master passing, where, and how each host stands (daemon, pool, records not yet replayed, demand), with each problem and what to do; read-only, on any host",
         (y) => withVgPositional(y).option('check', { type: 'boolean', default: false, describe: 'exit 0, 1 or 2 when the worst problem is none, a warning or critical (Nagios-style)' }),
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runStatus } = await import('./commands/status.js');
           exitCode = await runStatus(context, { vg: args.vg, check: args.check });
         },
       )
@@ -156,7 +175,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         'the hosts of the VG, one line each: daemon, pool, low-water, grant generation, records not yet replayed (read now), active LVs, demand; read-only, on any host',
         withVgPositional,
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runHosts } = await import('./commands/status.js');
           exitCode = await runHosts(context, args.vg);
         },
       )
@@ -169,7 +189,8 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('critical-percent', { type: 'number', describe: 'thinlv free: critical from this share (default 85)' })
             .option('overcommit-limit-percent', { type: 'string', describe: "lvcreate and lvresize -V refuse to take the thin LVs' virtual total past this % of the VG (100 to 100000), or none" }),
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runSet } = await import('./commands/settings.js');
           exitCode = await runSet(context, { vg: args.vg, warnPercent: args['warn-percent'], criticalPercent: args['critical-percent'], overcommitLimitPercent: args['overcommit-limit-percent'] });
         },
       )
@@ -183,15 +204,22 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('reserve-percent', { type: 'number', describe: 'share of the VG pools are never refilled from (default 5)' })
             .option('expected-lvs', { type: 'number', describe: 'LVs the metadata area must hold (default 1000)' }),
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runFormat } = await import('./commands/admin.js');
           exitCode = await runFormat(context, { vg: args.vg, quantum: args.quantum, lowWater: args['low-water'], reservePercent: args['reserve-percent'], expectedLvs: args['expected-lvs'] });
         },
       )
       .command(
         'host <action> <vg> <host>',
         'run: the host allocator daemon for this host (pino JSON logs on stdout); status: ask it how it is; add a host (creates its journal and grants rings), remove a stopped host, or declare a fenced host dead (remove and declare-dead stop its daemon or take its lease, replay its journal, then return its pool to free space); clear-rejected: forget records replay refused, once understood',
-        (y) =>
-          withVgPositional(y)
+        async (y) => {
+          const [{ HOST_STATE_DIR }, { DEFAULT_CLAIM_WAIT_MS, DEFAULT_OUT_OF_SPACE_WAIT_MS }, { DEFAULT_STOP_WAIT_MS }, { DEFAULT_LEASE_RENEW_MS }] = await Promise.all([
+            import('./commands/hostDaemon.js'),
+            import('../host/allocator.js'),
+            import('../master/hostMembership.js'),
+            import('../ownership/index.js'),
+          ]);
+          return withVgPositional(y)
             .positional('action', { type: 'string', choices: ['run', 'status', 'add', 'remove', 'declare-dead', 'clear-rejected'] as const, demandOption: true })
             .positional('host', { type: 'string', demandOption: true, describe: 'host name (letters, digits, ".", "-")' })
             .option('socket', { type: 'string', describe: 'the daemon socket (default /run/thinlv/host-<vg>.sock)' })
@@ -201,9 +229,12 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('lease-interval-ms', { type: 'number', describe: `run, remove, declare-dead: the host lease's renewal interval; a daemon waits 4x it after taking the lease and 6x more to take over a silent one (default ${DEFAULT_LEASE_RENEW_MS}; every daemon and command of a VG must use the same)` })
             .option('fenced', { type: 'boolean', default: false, describe: 'declare-dead: assert the host is fenced (powered off or cut from the SAN), so its lease is taken even while it looks alive' })
             .option('stop-wait-ms', { type: 'number', describe: `remove: how long to wait for the host's daemon to stop (default ${DEFAULT_STOP_WAIT_MS})` })
-            .option('metrics-listen', { type: 'string', describe: 'run: serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464; off by default' }),
+            .option('metrics-listen', { type: 'string', describe: 'run: serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464; off by default' });
+        },
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runHostDaemon, runHostStatus } = await import('./commands/hostDaemon.js');
+          const { runHostAdd, runHostClearRejected, runHostRemove } = await import('./commands/admin.js');
           switch (args.action) {
             case 'run':
               exitCode = await runHostDaemon(context, {
@@ -246,8 +277,10 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('live', { type: 'boolean', default: false, describe: 'accepted for compatibility: an LV active on this host always gets its new table' })
             .option('socket', { type: 'string', describe: 'the daemon socket (default /run/thinlv/host-<vg>.sock)' }),
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args as RawGlobals));
-          exitCode = await runLvextend(context, { path: String(args.lv), size: args.L, extents: args.l, socket: args.socket });
+          // Needs no lvm, logger or device-mapper: only the global options.
+          const options = globalsFrom(args as RawGlobals);
+          const { runLvextend } = await import('./commands/lvextend.js');
+          exitCode = await runLvextend({ options }, { path: String(args.lv), size: args.L, extents: args.l, socket: args.socket });
         },
       )
       .command(
@@ -260,7 +293,8 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('L', { alias: 'size', type: 'string', describe: 'initial allocated size' })
             .option('force', { type: 'boolean', default: false, describe: "create it even past the VG's overcommit limit (tag thinlv_overcommit_limit_percent)" }),
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runLvCreate } = await import('./commands/admin.js');
           exitCode = await runLvCreate(context, { vg: args.vg, name: args.n, virtualSize: args.V, size: args.L, force: args.force });
         },
       )
@@ -269,7 +303,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         'remove a thin LV (VG/LV)',
         (y) => y.positional('lv', { type: 'string', demandOption: true, describe: 'VG/LV' }),
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args as RawGlobals));
+          const context = await contextFor(args as RawGlobals);
+          const { runLvRemove } = await import('./commands/admin.js');
           exitCode = await runLvRemove(context, String(args.lv));
         },
       )
@@ -283,15 +318,17 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('L', { alias: 'size', type: 'string', describe: 'new allocated size (deflate), or - a size' })
             .option('force', { type: 'boolean', default: false, describe: "raise the virtual size even past the VG's overcommit limit (tag thinlv_overcommit_limit_percent)" }),
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args as RawGlobals));
+          const context = await contextFor(args as RawGlobals);
+          const { runLvResize } = await import('./commands/admin.js');
           exitCode = await runLvResize(context, { path: String(args.lv), virtualSize: args.V, size: args.L, force: args.force });
         },
       )
       .command(
         'master <vg>',
         'run the replayer: replay host journals into LVM metadata and refill pools (pino JSON logs on stdout)',
-        (y) =>
-          withVgPositional(y)
+        async (y) => {
+          const [{ DEFAULT_INTERVAL_MS, DEFAULT_POLL_MS, MASTER_STATE_DIR }, { RATE_WINDOW_MS }] = await Promise.all([import('./commands/master.js'), import('../master/masterSession.js')]);
+          return withVgPositional(y)
             .option('once', { type: 'boolean', default: false, describe: 'run one pass (more while journals hold more than a pass takes), then exit' })
             .option('interval-ms', { type: 'number', default: DEFAULT_INTERVAL_MS, describe: 'time between passes; SIGUSR1 asks for a pass now' })
             .option('poll-ms', { type: 'number', default: DEFAULT_POLL_MS, describe: 'between passes, how often to look at the tail of every host journal for a host waiting for extents (a demand) or gone below low-water, which starts a pass at once' })
@@ -300,10 +337,33 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('run-dir', { type: 'string', deprecated: 'ignored: the one-master-per-VG lock is always /run/lock/thinlv/master-<vg>.lock', describe: 'formerly where the master lock lived' })
             .option('state-dir', { type: 'string', default: MASTER_STATE_DIR, describe: 'where the SQLite history lives (reports only; deleting it loses history, never correctness)' })
             .option('history', { type: 'boolean', default: true, describe: 'keep replay and grant history (--no-history: none)' })
-            .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464; off by default' }),
+            .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464; off by default' });
+        },
         async (args) => {
-          const context = await createCommandContext(globalsFrom(args));
+          const context = await contextFor(args);
+          const { runMaster } = await import('./commands/master.js');
           exitCode = await runMaster(context, { vg: args.vg, once: args.once, intervalMs: args['interval-ms'], pollMs: args['poll-ms'], rateWindowMs: args['rate-window-ms'], stateDir: args.history ? args['state-dir'] : undefined, metricsListen: args['metrics-listen'] });
+        },
+      )
+      .command(
+        'vdi <action> <vg>',
+        'a JSON volume API for storage-manager plugins (xapi-storage Volume and Datapath calls): create, destroy, resize, set, unset (on the master machine), activate, deactivate (through this host\'s daemon), stat, list (anywhere); prints one JSON object (list: an array), errors as JSON',
+        (y) =>
+          withVgPositional(y)
+            .positional('action', { type: 'string', choices: ['create', 'destroy', 'resize', 'stat', 'list', 'set', 'unset', 'activate', 'deactivate'] as const, demandOption: true })
+            .option('key', { type: 'string', describe: "the volume's key (its LV name); create: generated (vdi-<12 hex>) when not given" })
+            .option('name', { type: 'string', describe: 'create, set: the human name (any text)' })
+            .option('description', { type: 'string', describe: 'create, set: the description (any text; set "" removes it)' })
+            .option('virtual-size', { type: 'string', describe: 'create, resize: the virtual size (bytes, or with a unit: k m g t, binary)' })
+            .option('k', { type: 'string', describe: 'set, unset: the key of a key-value pair' })
+            .option('v', { type: 'string', describe: 'set: the value of the pair' })
+            .option('socket', { type: 'string', describe: 'activate, deactivate: the daemon socket (default /run/thinlv/host-<vg>.sock)' })
+            .option('force', { type: 'boolean', describe: "create, resize: even past the VG's overcommit limit" }),
+        async (args) => {
+          // vdi always answers in JSON, errors included (wantsJson above), whatever --json says.
+          const context = await contextFor({ ...args, json: true });
+          const { runVdi } = await import('./commands/vdi.js');
+          exitCode = await runVdi(context, { action: args.action, vg: args.vg, key: args.key, name: args.name, description: args.description, virtualSize: args['virtual-size'], k: args.k, v: args.v, socket: args.socket, force: args.force });
         },
       )
       .demandCommand(1, 'name a command: thinlv --help lists them')
@@ -316,9 +376,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       })
       .parseAsync();
   } catch (error) {
-    exitCode = reportError(error, wantsJson);
+    exitCode = await reportError(error, wantsJson);
     // The lvextend wrapper exits as lvm does, since its callers test lvm's codes.
-    if (argv[0] === 'lvextend') exitCode = exitCode === EXIT.usage ? LVM_EXIT.invalidCommandLine : LVM_EXIT.failed;
+    if (argv[0] === 'lvextend') {
+      const { LVM_EXIT } = await import('./commands/lvextend.js');
+      exitCode = exitCode === EXIT.usage ? LVM_EXIT.invalidCommandLine : LVM_EXIT.failed;
+    }
   }
   return exitCode;
 }
@@ -327,7 +390,7 @@ exitQuietlyOnClosedPipe();
 // An lvm-compatible command (`lvs ...` through a symlink, or `thinlv lvs ...`) prints and
 // exits as lvm does: it skips thinlv's option parser and error handler.
 const lvmCompat = lvmCompatInvocation(process.argv);
-(lvmCompat !== undefined ? runLvmCompat(lvmCompat) : main(hideBin(process.argv))).then(
+(lvmCompat !== undefined ? runLvmCompat(lvmCompat) : main(process.argv.slice(2))).then(
   (code) => {
     process.exitCode = code;
   },

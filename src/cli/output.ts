@@ -9,7 +9,7 @@ import type { CommandContext } from './context.js';
  */
 export const EXIT_CLOSED_PIPE = 141;
 
-export function printResult(context: CommandContext, json: Record<string, unknown>, human: string): void {
+export function printResult(context: Pick<CommandContext, 'options'>, json: Record<string, unknown>, human: string): void {
   process.stdout.write(context.options.json ? `${JSON.stringify({ ok: true, ...json })}\n` : `${human}\n`);
   // Warnings (the change was made anyway) go to stderr, as lvm's do; with --json they are in `warnings`.
   const warnings = json['warnings'];

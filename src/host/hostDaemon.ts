@@ -41,15 +41,13 @@ import { leasedJournal } from './leasedJournal.js';
 import { startSocketServer, type RequestHandler, type SocketServer } from './socketServer.js';
 import { unreplayedRecords } from './unreplayedRecords.js';
 
-export const DEFAULT_SOCKET_DIR = '/run/thinlv';
+export { DEFAULT_SOCKET_DIR, defaultSocketPath } from './socketPath.js';
 /** How often the grants ring is read; each read is a direct read of the ring, so not too often. */
 export const DEFAULT_GRANT_POLL_MS = 250;
 /** While an extend waits for a grant, the grants ring is read this often: the grant is the extend's answer. */
 export const WAITING_GRANT_POLL_MS = 20;
 /** Metadata is re-read now and then to drop replayed records from the pending lists (an unknown LV triggers a read at once). */
 export const DEFAULT_METADATA_REFRESH_MS = 30_000;
-
-export const defaultSocketPath = (vg: string): string => `${DEFAULT_SOCKET_DIR}/host-${vg}.sock`;
 
 export interface HostDaemonDeps {
   readonly lvm: LvmRunner;

@@ -15,7 +15,9 @@ import type { CommandContext } from '../context.js';
 import { ensureOnMasterHost, masterDeps, withMetadataLock } from '../masterContext.js';
 import { printResult } from '../output.js';
 import { bytesToExtents, parseSize } from '../sizes.js';
-import { validateVgName } from '../validate.js';
+import { splitLvPath, validateVgName } from '../validate.js';
+
+export { splitLvPath };
 
 export interface FormatArgs {
   readonly vg: string;
@@ -82,14 +84,6 @@ export async function runHostClearRejected(context: CommandContext, vgName: stri
   const result = await withMetadataLock(context, vgName, () => clearRejected(masterDeps(context), vgName, host));
   printResult(context, { vg: vgName, ...result }, `host ${host}: forgot ${result.clearedCount} rejected journal records; thinlv check no longer reports them`);
   return 0;
-}
-
-/** Splits "VG/LV", refusing anything else. */
-export function splitLvPath(path: string): { vg: string; lv: string } {
-  const match = /^([^/]+)\/([^/]+)$/.exec(path);
-  if (!match) throw new UsageError(ErrorCode.invalidArgument, `expected VG/LV, got "${path}"`, { value: path });
-  validateVgName(match[1]!);
-  return { vg: match[1]!, lv: match[2]! };
 }
 
 export async function runLvCreate(context: CommandContext, args: { vg: string; name: string; virtualSize: string; size?: string | undefined; force?: boolean }): Promise<number> {

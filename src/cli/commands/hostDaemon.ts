@@ -1,5 +1,6 @@
-// `thinlv host run VG HOST`, `thinlv host status VG HOST`, and `thinlv lvextend`,
-// the lvm-compatible wrapper a tapdisk resize hook or a storage manager calls.
+// `thinlv host run VG HOST` and `thinlv host status VG HOST`. `thinlv lvextend`, the
+// lvm-compatible wrapper a tapdisk resize hook or a storage manager calls, is in
+// lvextend.ts, so that it loads none of the daemon; it is re-exported here.
 
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -9,7 +10,8 @@ import { FakeDeviceMapper } from '../../dm/fakeDeviceMapper.js';
 import { validateHostName } from '../../format/thinlvVg.js';
 import { faultsFromSpec } from '../../faults.js';
 import { MAX_OUT_OF_SPACE_WAIT_MS } from '../../host/allocator.js';
-import { defaultSocketPath, startHostDaemon, type DaemonStop } from '../../host/hostDaemon.js';
+import { startHostDaemon, type DaemonStop } from '../../host/hostDaemon.js';
+import { defaultSocketPath } from '../../host/socketPath.js';
 import { MAX_LEASE_RENEW_MS, MIN_LEASE_RENEW_MS } from '../../ownership/index.js';
 import { PROTOCOL_VERSION } from '../../host/protocol.js';
 import { newRequestId, requestOnce } from '../../host/socketServer.js';
@@ -20,14 +22,13 @@ import { parseListenAddress, startMetricsServer, type MetricsServer } from '../.
 import { fileRegionOpener } from '../../rings/ringRegions.js';
 import { HostState, openStateDb, type StateDb } from '../../state/index.js';
 import type { CommandContext } from '../context.js';
-import { formatBytes } from '../format.js';
 import { printResult } from '../output.js';
-import { parseSize } from '../sizes.js';
 import { validateVgName } from '../validate.js';
-import { splitLvPath } from './admin.js';
+import { CLIENT_TIMEOUT_MS } from './lvextend.js';
+
+export { CLIENT_TIMEOUT_MS, LVM_EXIT, runLvextend, type LvextendArgs } from './lvextend.js';
 
 export const HOST_STATE_DIR = '/var/lib/thinlv';
-export const CLIENT_TIMEOUT_MS = 130_000;
 
 export interface HostRunArgs {
   readonly vg: string;
@@ -126,55 +127,4 @@ function openHostStateDb(stateDir: string, vg: string, host: string, ringIdentit
     }
   }
   return openStateDb(join(stateDir, name));
-}
-
-export interface LvextendArgs {
-  readonly path: string;
-  readonly size: string | undefined;
-  readonly extents: string | undefined;
-  readonly socket: string | undefined;
-}
-
-/** lvm's own exit codes, which callers of an lvextend wrapper test for. */
-export const LVM_EXIT = { ok: 0, invalidCommandLine: 3, failed: 5 } as const;
-
-/** `thinlv lvextend -L [+]SIZE | -l [+]EXTENTS VG/LV`: prints and exits like lvm's lvextend. */
-export async function runLvextend(context: CommandContext, args: LvextendArgs): Promise<number> {
-  const { vg, lv } = splitLvPath(args.path);
-  if ((args.size === undefined) === (args.extents === undefined)) {
-    throw new UsageError(ErrorCode.invalidArgument, 'give exactly one of -L SIZE or -l EXTENTS');
-  }
-  const socketPath = args.socket ?? defaultSocketPath(vg);
-  const id = newRequestId();
-  let request;
-  if (args.size !== undefined) {
-    const size = parseSize(args.size, '-L');
-    if (size.relative === '-') throw new UsageError(ErrorCode.invalidArgument, 'lvextend cannot shrink: use thinlv lvresize -L on the master');
-    request = size.relative === '+' ? { id, op: 'extend' as const, vg, lv, incrementBytes: size.bytes } : { id, op: 'extend' as const, vg, lv, sizeBytes: size.bytes };
-  } else {
-    const match = /^(\+?)([0-9]+)$/.exec(args.extents!.trim());
-    if (!match) throw new UsageError(ErrorCode.invalidArgument, `-l takes a whole number of extents, optionally with +, got "${args.extents}"`);
-    // The daemon speaks bytes; its status says the VG's extent size.
-    const status = await requestOnce(socketPath, { id: newRequestId(), op: 'status' as const, vg }, CLIENT_TIMEOUT_MS);
-    if (!status.ok) throw new ThinlvError(status.error.code, status.error.message, status.error.data ?? {});
-    const bytes = Number(match[2]) * status.result.extentSizeBytes;
-    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new UsageError(ErrorCode.invalidArgument, `-l ${args.extents} is not a usable extent count`);
-    request = match[1] === '+' ? { id, op: 'extend' as const, vg, lv, incrementBytes: bytes } : { id, op: 'extend' as const, vg, lv, sizeBytes: bytes };
-  }
-  const reply = await requestOnce(socketPath, request, CLIENT_TIMEOUT_MS);
-  if (!reply.ok) throw new ThinlvError(reply.error.code, reply.error.message, reply.error.data ?? {});
-  const { sizeBytes, extentsGranted, extentSizeBytes } = reply.result;
-  const extentsAfter = sizeBytes / extentSizeBytes;
-  const extentsBefore = extentsAfter - extentsGranted;
-  if (context.options.json) {
-    printResult(context, { vg, ...reply.result }, '');
-  } else if (extentsGranted === 0) {
-    process.stdout.write(`  New size (${extentsAfter} extents) matches existing size (${extentsAfter} extents).\n`);
-  } else {
-    process.stdout.write(
-      `  Size of logical volume ${vg}/${lv} changed from ${formatBytes(extentsBefore * extentSizeBytes)} (${extentsBefore} extents) to ${formatBytes(sizeBytes)} (${extentsAfter} extents).\n` +
-        `  Logical volume ${vg}/${lv} successfully resized.\n`,
-    );
-  }
-  return LVM_EXIT.ok;
 }
