@@ -20,9 +20,10 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { newRequestId, requestOnce } from '../src/host/socketServer.js';
 import { readVgReport } from '../src/lvm/readVgReport.js';
+import { DEFAULT_LOCAL_LOCK_DIR } from '../src/ownership/localHostLock.js';
 import { createLoopVg, type LoopVg } from '../test/fixtures/loopVg.js';
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../bundle/thinlv.js', import.meta.url));
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
 const HOSTS = ['h1', 'h2', 'h3'] as const;
@@ -191,6 +192,8 @@ async function tearDown(demo: Demo): Promise<void> {
   await Promise.all(demo.daemons.map((d) => d.done.catch(() => undefined)));
   await demo.vg.destroy();
   rmSync(demo.dir, { recursive: true, force: true });
+  // The lock files of this VG: one daemon per host, one master, metadata commands take turns (flocks, released on exit).
+  for (const name of [`master-${demo.vg.vgName}.lock`, `metadata-${demo.vg.vgName}.lock`, ...HOSTS.map((h) => `host-${demo.vg.vgName}-${h}.lock`)]) rmSync(join(DEFAULT_LOCAL_LOCK_DIR, name), { force: true });
   console.log('torn down: daemons stopped, VG removed, loop device detached, files deleted');
 }
 
