@@ -10,19 +10,29 @@
 
 import { execa } from 'execa';
 import { ErrorCode, LvmError } from '../errors.js';
+import { DEFAULT_LVM_TIMEOUT_MS } from './lvmDefaults.js';
 
-export const DEFAULT_LVM_TIMEOUT_MS = 60_000;
+export { DEFAULT_LVM_TIMEOUT_MS };
+
 /** Bound on what we keep of lvm's stderr in an error, so a chatty failure cannot flood logs. */
 export const MAX_STDERR_KEPT_CHARS = 4_000;
 
 export interface LvmCallOptions {
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Resolve with lvm's exit code instead of throwing when lvm exits non-zero (the
+   * lvm-compatible commands pass lvm's own answer on: its stdout, stderr and code).
+   * A missing lvm, a timeout or a cancel still throw.
+   */
+  readonly allowFailure?: boolean;
 }
 
 export interface LvmResult {
   readonly stdout: string;
   readonly stderr: string;
+  /** lvm's exit code, set by the runner that ran it: 0, or non-zero with `allowFailure`. */
+  readonly exitCode?: number;
 }
 
 /** Runs one lvm command (e.g. "fullreport") with the runner's common options. */
@@ -133,9 +143,12 @@ export function createLvmRunner(config: LvmRunnerConfig): LvmRunner {
         if (result.isCanceled) {
           throw new LvmError(ErrorCode.lvmFailed, `lvm ${command} was cancelled`, { command, args: fullArgs });
         }
+        if (options.allowFailure === true && result.exitCode !== undefined) {
+          return { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: result.exitCode };
+        }
         throw classifyLvmFailure(command, fullArgs, result.exitCode, String(result.stderr));
       }
-      return { stdout: String(result.stdout), stderr: String(result.stderr) };
+      return { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: 0 };
     },
   };
 }

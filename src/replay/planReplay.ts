@@ -33,7 +33,7 @@ import type { PhysicalRange } from '../extent/types.js';
 import { TAG, hostLvNames, type ThinlvVg } from '../format/thinlvVg.js';
 import { allocationProblem } from './allocationRule.js';
 import type { MetadataChange } from '../metadata/applyChanges.js';
-import { linearSegments, lvExtentCount, type VgMetadata } from '../metadata/vgModel.js';
+import { linearSegments, lvExtentCount, type VgLayout, type VgMetadata } from '../metadata/vgModel.js';
 import { decodeJournalRecord, type JournalRecord, type PvExtentRange } from '../records/records.js';
 
 export interface JournalRecordBytes {
@@ -101,7 +101,7 @@ export function toUuidRanges(vg: VgMetadata, ranges: readonly PhysicalRange[]): 
   });
 }
 
-export function poolOf(vg: VgMetadata, host: string): ExtentSet {
+export function poolOf(vg: VgLayout, host: string): ExtentSet {
   const free = vg.lvs.find((lv) => lv.name === hostLvNames(host).free);
   if (free === undefined) return ExtentSet.empty();
   const segments = linearSegments(free);
@@ -112,9 +112,9 @@ export function poolOf(vg: VgMetadata, host: string): ExtentSet {
 
 /** What a pass has decided so far, across hosts: sizes and owners move as records apply. */
 interface PassState {
-  readonly vg: VgMetadata;
+  readonly vg: VgLayout;
   readonly thinlv: ThinlvVg;
-  readonly lvsByName: ReadonlyMap<string, VgMetadata['lvs'][number]>;
+  readonly lvsByName: ReadonlyMap<string, VgLayout['lvs'][number]>;
   readonly lvSizes: Map<string, number>;
   readonly owners: Map<string, string | undefined>;
   readonly changes: MetadataChange[];
@@ -133,7 +133,7 @@ interface HostProgress {
 }
 
 /** Plans the replay of `recordsByHost` (each list contiguous from the host's applied seq + 1). */
-export function planReplay(vg: VgMetadata, thinlv: ThinlvVg, recordsByHost: ReadonlyMap<string, readonly JournalRecordBytes[]>): ReplayPlan {
+export function planReplay(vg: VgLayout, thinlv: ThinlvVg, recordsByHost: ReadonlyMap<string, readonly JournalRecordBytes[]>): ReplayPlan {
   const state: PassState = {
     vg,
     thinlv,

@@ -1,0 +1,88 @@
+// Thin LVs as stock lvm will show them once the master has replayed every host's journal:
+// their metadata segments, then the allocations hosts have journaled but the master has
+// not replayed yet, placed exactly where replay will put them. The read is `thinlv free`'s
+// (src/cli/commands/free.ts readSnapshot: `lvm fullreport --readonly`, then each host's
+// journal through a read-only descriptor, re-read if the master replays meanwhile), and
+// the placement is the master's own plan (src/replay/planReplay.ts), so a record replay
+// would refuse adds nothing here either.
+//
+//   LV layout = coalesce(metadata segments ++ ranges of its unreplayed allocations, in
+//               host then seq order)
+// which is how the host daemon maps it (src/host/allocator.ts, I6) and what the master
+// commits (moveRanges appends, then coalesces neighbours).
+
+import { InvariantError, ThinlvError } from '../errors.js';
+import { appendSegments, coalesceSegments } from '../extent/segments.js';
+import type { LinearSegment, PhysicalRange } from '../extent/types.js';
+import { readThinlvVg } from '../format/thinlvVg.js';
+import { linearSegments, lvExtentCount, SECTOR_BYTES, type VgReport } from '../metadata/vgModel.js';
+import { planReplay, type JournalRecordBytes } from '../replay/planReplay.js';
+import type { HostJournal } from '../report/freeSpace.js';
+import type { CommandContext } from '../cli/context.js';
+
+export interface GrownThinLv {
+  readonly name: string;
+  readonly uuid: string;
+  readonly metadataSegments: readonly LinearSegment[];
+  /** Metadata segments, then the unreplayed allocations, coalesced as the master commits them. */
+  readonly segments: readonly LinearSegment[];
+  readonly metadataExtentCount: number;
+  readonly extentCount: number;
+}
+
+export interface ThinView {
+  readonly vg: VgReport;
+  readonly extentSizeBytes: number;
+  /** Thin LVs with allocations not replayed yet, by LV uuid; thin LVs without any are absent. */
+  readonly grown: ReadonlyMap<string, GrownThinLv>;
+  /** What could not be counted (a host journal that cannot be read), one line each. */
+  readonly warnings: readonly string[];
+}
+
+/** The view of `vg` given every host's journal as read against this very metadata. */
+export function thinViewOf(vg: VgReport, journals: ReadonlyMap<string, HostJournal>): ThinView {
+  const thinlv = readThinlvVg(vg);
+  const records = new Map<string, readonly JournalRecordBytes[]>();
+  const warnings: string[] = [];
+  for (const host of thinlv.hosts.keys()) {
+    const journal = journals.get(host);
+    if (journal?.readable === true) records.set(host, journal.records);
+    else {
+      const why = journal === undefined ? 'it was not read' : journal.reason;
+      warnings.push(`WARNING: thinlv: host ${host}'s journal could not be read (${why}); sizes of the thin LVs it extends may lack allocations not replayed yet.`);
+    }
+  }
+  const appended = new Map<string, PhysicalRange[]>();
+  for (const change of planReplay(vg, thinlv, records).changes) {
+    if (change.kind !== 'moveRanges' || !thinlv.thinLvs.has(change.toLv)) continue;
+    appended.set(change.toLv, [...(appended.get(change.toLv) ?? []), ...change.ranges]);
+  }
+  const grown = new Map<string, GrownThinLv>();
+  for (const [name, ranges] of appended) {
+    const lv = thinlv.thinLvs.get(name)!.lv;
+    const metadataSegments = linearSegments(lv);
+    // Replay moves extents only into linear LVs (applyChanges refuses others), so this is a bug.
+    if (metadataSegments === undefined) throw new InvariantError(`thin LV ${name} is not linear, yet replay would append to it`, { lv: name });
+    const segments = coalesceSegments(appendSegments(metadataSegments, ranges));
+    const extentCount = segments.reduce((sum, s) => sum + s.extentCount, 0);
+    grown.set(lv.uuid, { name, uuid: lv.uuid, metadataSegments, segments, metadataExtentCount: lvExtentCount(lv), extentCount });
+  }
+  return { vg, extentSizeBytes: vg.extentSizeSectors * SECTOR_BYTES, grown, warnings };
+}
+
+/**
+ * Reads the view of `vgName`; undefined when the VG is not formatted for thinlv (it has
+ * no thin LVs, so stock lvm's answer stands). Other errors (the VG gone, lvm failing)
+ * are thrown for the caller to report as lvm would.
+ */
+export async function readThinView(context: CommandContext, vgName: string): Promise<ThinView | undefined> {
+  // Loaded here, not at the top: the free command's module is only needed for a thinlv VG.
+  const { readSnapshot } = await import('../cli/commands/free.js');
+  try {
+    const { vg, journals } = await readSnapshot(context, vgName);
+    return thinViewOf(vg, journals);
+  } catch (error) {
+    if (error instanceof ThinlvError && error.code === 'NOT_FORMATTED') return undefined;
+    throw error;
+  }
+}
