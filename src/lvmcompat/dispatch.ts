@@ -14,8 +14,31 @@ export interface LvmCompatCommand {
   run(args: readonly string[]): Promise<number>;
 }
 
+/** Loads a command's module; `symlinkOnly` commands run only through a symlink of their name. */
+type CommandLoader = (() => Promise<LvmCompatCommand>) & { readonly symlinkOnly?: true };
+
+/**
+ * For the names thinlv already uses for commands of its own (`thinlv lvcreate`, `lvremove`,
+ * `lvresize`, `lvextend`: yargs, thinlv's exit codes and --json, which scripts and the
+ * resize hook rely on): `thinlv <name>` keeps running thinlv's command, and only a
+ * program run through a symlink named so is the lvm-compatible one.
+ */
+const symlinkOnly = (load: () => Promise<LvmCompatCommand>): CommandLoader => Object.assign(load, { symlinkOnly: true as const });
+
 /** Command name -> its module. Add a command here when its file exists. */
-const COMMANDS: Readonly<Record<string, () => Promise<LvmCompatCommand>>> = {};
+const COMMANDS: Readonly<Record<string, CommandLoader>> = {
+  lvs: () => import('./commands/lvs.js'),
+  vgs: () => import('./commands/vgs.js'),
+  pvs: () => import('./commands/pvs.js'),
+  lvdisplay: () => import('./commands/lvdisplay.js'),
+  lvcreate: symlinkOnly(() => import('./commands/lvcreate.js')),
+  lvremove: symlinkOnly(() => import('./commands/lvremove.js')),
+  lvresize: symlinkOnly(() => import('./commands/lvresize.js')),
+  lvextend: symlinkOnly(() => import('./commands/lvextend.js')),
+  lvrename: () => import('./commands/lvrename.js'),
+  lvchange: () => import('./commands/lvchange.js'),
+  vgchange: () => import('./commands/vgchange.js'),
+};
 
 export const lvmCompatCommandNames = (): string[] => Object.keys(COMMANDS).sort();
 
@@ -27,7 +50,7 @@ export function lvmCompatInvocation(argv: readonly string[]): { command: string;
   const program = basename(argv[1] ?? '');
   if (Object.hasOwn(COMMANDS, program)) return { command: program, args: argv.slice(2) };
   const first = argv[2];
-  if (first !== undefined && Object.hasOwn(COMMANDS, first)) return { command: first, args: argv.slice(3) };
+  if (first !== undefined && Object.hasOwn(COMMANDS, first) && COMMANDS[first]!.symlinkOnly !== true) return { command: first, args: argv.slice(3) };
   return undefined;
 }
 

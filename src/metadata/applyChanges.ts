@@ -27,6 +27,10 @@ export type MetadataChange =
       readonly activationSkip?: boolean;
     }
   | { readonly kind: 'removeLv'; readonly name: string }
+  /** Renames an LV in place (lvrename): its segments, tags and place in the VG stay. */
+  | { readonly kind: 'renameLv'; readonly name: string; readonly newName: string }
+  /** Makes an LV writable or read-only (lvchange -p rw|r): its WRITE status flag. */
+  | { readonly kind: 'setLvWritable'; readonly lv: string; readonly writable: boolean }
   /** Extents from VG free space appended to the end of an LV. */
   | { readonly kind: 'appendRanges'; readonly lv: string; readonly ranges: readonly PhysicalRange[] }
   /** Extents taken out of `fromLv` and appended to the end of `toLv` (replaying a host's journal). */
@@ -134,6 +138,25 @@ export function applyChanges(vg: VgMetadata, changes: readonly MetadataChange[],
         lvNamed(change.name, index);
         lvs.delete(change.name);
         break;
+      case 'renameLv': {
+        const lv = lvNamed(change.name, index);
+        const problem = invalidNameReason(change.newName, 'LV');
+        if (problem) invalidBatch(index, problem, { lv: change.newName });
+        if (lvs.has(change.newName)) invalidBatch(index, `LV ${vg.name}/${change.newName} already exists`, { lv: change.newName });
+        // Rebuilt rather than deleted and re-added, so the LV keeps its place in the metadata.
+        const renamed = [...lvs.values()].map((other) => (other.name === lv.name ? { ...lv, name: change.newName } : other));
+        lvs.clear();
+        for (const other of renamed) lvs.set(other.name, other);
+        break;
+      }
+      case 'setLvWritable': {
+        const lv = lvNamed(change.lv, index);
+        const others = lv.status.filter((flag) => flag !== 'WRITE');
+        // lvm writes WRITE right after READ.
+        const status = change.writable ? others.flatMap((flag) => (flag === 'READ' ? ['READ', 'WRITE'] : [flag])) : others;
+        lvs.set(lv.name, { ...lv, status });
+        break;
+      }
       case 'appendRanges': {
         const lv = lvNamed(change.lv, index);
         replaceSegments(lv, withExtentErrors(index, () => appendSegments(editableLinear(lv, index), change.ranges)));

@@ -17,7 +17,7 @@ const NOT_ERRORS: Readonly<Record<string, string>> = {
   'src/lvm/metadataText.ts': "lvm's ACTIVATION_SKIP flag",
 };
 /** Literals that look like codes and are not (environment variables). */
-const NOT_CODES = new Set(['THINLV_FAULTS', 'NO_COLOR', 'THINLV_LOCAL_LOCK_DIR', 'THINLV_BENCH_QUICK', 'THINLV_BENCH_RUNS']);
+const NOT_CODES = new Set(['THINLV_FAULTS', 'NO_COLOR', 'THINLV_LOCAL_LOCK_DIR', 'THINLV_BENCH_QUICK', 'THINLV_BENCH_RUNS', 'THINLV_SOCKET']);
 /** Codes of one word, which the pattern below cannot tell from other words. */
 const ONE_WORD_CODES = ['CANCELLED', 'INTERNAL'];
 
