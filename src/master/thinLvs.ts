@@ -58,8 +58,12 @@ function checkLvName(name: string): void {
   if (/^thinlv_/.test(name)) throw new UsageError(ErrorCode.invalidArgument, `LV names starting with "thinlv_" are reserved for thinlv's own LVs`, { lv: name });
 }
 
-/** Creates a thin LV of `virtualBytes`, with `initialBytes` (at least one extent) allocated now. */
-export async function createThinLv(lvm: LvmRunner, vgName: string, name: string, virtualBytes: number, initialBytes = 0, force = false): Promise<ThinLvSummary> {
+/**
+ * Creates a thin LV of `virtualBytes`, with `initialBytes` (at least one extent) allocated now.
+ * `extraTags` (valid LVM tags, e.g. a VDI's name) are written in the same commit, so the LV
+ * never exists without them.
+ */
+export async function createThinLv(lvm: LvmRunner, vgName: string, name: string, virtualBytes: number, initialBytes = 0, force = false, extraTags: readonly string[] = []): Promise<ThinLvSummary> {
   checkLvName(name);
   const vg = await readVgMetadata(lvm, vgName);
   const thinlv = readThinlvVg(vg);
@@ -75,7 +79,7 @@ export async function createThinLv(lvm: LvmRunner, vgName: string, name: string,
     throw new ThinlvError(ErrorCode.insufficientExtents, `VG ${vgName} has ${chosen.availableExtentCount} free extents; ${name} needs ${extentCount}`, { vg: vgName, needed: extentCount, available: chosen.availableExtentCount });
   }
   const result = await commitBatch(lvm, vg, [
-    { kind: 'createLv', name, ranges: chosen.ranges, activationSkip: true, tags: [`${TAG.virtualBytes}${virtualBytes}`] },
+    { kind: 'createLv', name, ranges: chosen.ranges, activationSkip: true, tags: [`${TAG.virtualBytes}${virtualBytes}`, ...extraTags] },
   ]);
   return { vg: vgName, lv: name, virtualBytes, physicalBytes: extentCount * extentBytes, seqno: result.seqno, ...warned(overcommit.warning) };
 }
