@@ -124,6 +124,8 @@ export class StatusPublisher {
   private growth: { atMs: number; value: MasterStatus['growth'] } | undefined;
   private replayedSinceGrowth = false;
   private stoppedAtMs: number | null = null;
+  private writing: Promise<void> = Promise.resolve();
+  private queued = false;
   private readonly journals = new Map<string, { seq: number; atMs: number }>();
   private readonly leases = new Map<string, { counter: number; atMs: number }>();
   private readonly startedAtMs: number;
@@ -136,10 +138,17 @@ export class StatusPublisher {
   }
 
   /** Takes in a pass's outcome and writes the status; never throws (a report must not stop the master). */
-  async publish(session: MasterSession, outcome: PassOutcome): Promise<void> {
+  publish(session: MasterSession, outcome: PassOutcome): void {
     this.notePass(outcome);
-    const vg = session.lastPassMetadata;
-    if (vg !== undefined) await this.write(vg, session);
+    // In the background, one write at a time: a pass never waits for a report. A pass
+    // that ends while a write is queued is carried by that write.
+    if (this.queued) return;
+    this.queued = true;
+    this.writing = this.writing.then(async () => {
+      this.queued = false;
+      const vg = session.lastPassMetadata;
+      if (vg !== undefined) await this.write(vg, session);
+    });
   }
 
   private async write(vg: VgMetadata, session: MasterSession): Promise<void> {
@@ -156,6 +165,7 @@ export class StatusPublisher {
 
   /** Publishes that this master stopped, so reports say so at once rather than after it falls silent. */
   async stopped(session: MasterSession): Promise<void> {
+    await this.writing;
     this.stoppedAtMs = this.deps.nowMs();
     const vg = session.lastPassMetadata;
     if (vg !== undefined) await this.write(vg, session);

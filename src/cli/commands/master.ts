@@ -131,10 +131,10 @@ async function passAndPublish(deps: MasterDeps, session: MasterSession, publishe
   try {
     const result = await runPass(deps, session, args.vg);
     if (result.committed || result.replayedRecordCount > 0) deps.log.info({ vg: args.vg, ...result }, 'pass done');
-    await publisher.publish(session, { atMs, durationMs: deps.nowMs() - atMs, result });
+    publisher.publish(session, { atMs, durationMs: deps.nowMs() - atMs, result });
     return result.moreWaiting;
   } catch (error) {
-    await publisher.publish(session, { atMs, durationMs: deps.nowMs() - atMs, error });
+    publisher.publish(session, { atMs, durationMs: deps.nowMs() - atMs, error });
     // A broken invariant must stop the master before it writes anything else;
     // an operating error (lvm, a ring that cannot be read) is logged and retried
     // next interval.
