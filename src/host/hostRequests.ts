@@ -60,6 +60,7 @@ async function serve(context: HostRequestContext, request: Request, signal: Abor
         lastGrantGeneration: status.lastGrantGeneration,
         deviceMapperPresent: context.deviceMapperPresent,
         extentSizeBytes: context.extentSizeBytes,
+        activeLvs: status.activeLvs,
       };
     }
   }

@@ -49,7 +49,8 @@
 //     activate/deactivate  {"lv":LV,"active":BOOL}   the LV's state after the request
 //     status               {"vg":NAME,"host":NAME,"poolExtentCount":N,"lowWaterExtents":N,
 //                           "unreplayedRecordCount":N,"lastGrantGeneration":N,
-//                           "deviceMapperPresent":BOOL,"extentSizeBytes":N}
+//                           "deviceMapperPresent":BOOL,"extentSizeBytes":N,
+//                           "activeLvs":[LV,...]}   (activeLvs: added later in version 1)
 //   Clients must ignore reply fields they do not know: new fields may be added to
 //   version 1 replies; removing or changing a field means a new version.
 //
@@ -134,6 +135,8 @@ export interface StatusResult {
   readonly lastGrantGeneration: number;
   readonly deviceMapperPresent: boolean;
   readonly extentSizeBytes: number;
+  /** The LVs active on this host, by name; absent from daemons older than the field. */
+  readonly activeLvs?: readonly string[];
 }
 export interface ResultByOp {
   readonly extend: ExtendResult;
@@ -366,8 +369,10 @@ function readResult(op: Operation, result: JsonObject): Result | undefined {
       ].map((key) => field(result, key));
       if (typeof vg !== 'string' || typeof host !== 'string' || typeof dm !== 'boolean') return undefined;
       if (typeof pool !== 'number' || typeof lowWater !== 'number' || typeof unreplayed !== 'number' || typeof generation !== 'number' || typeof extentSize !== 'number') return undefined;
+      const active = field(result, 'activeLvs');
+      const activeLvs = Array.isArray(active) && active.every((name) => typeof name === 'string') ? { activeLvs: active as string[] } : {};
       return {
-        vg, host, poolExtentCount: pool, lowWaterExtents: lowWater, unreplayedRecordCount: unreplayed, lastGrantGeneration: generation, deviceMapperPresent: dm, extentSizeBytes: extentSize,
+        vg, host, poolExtentCount: pool, lowWaterExtents: lowWater, unreplayedRecordCount: unreplayed, lastGrantGeneration: generation, deviceMapperPresent: dm, extentSizeBytes: extentSize, ...activeLvs,
       };
     }
   }

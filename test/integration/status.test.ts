@@ -151,6 +151,13 @@ describe.skipIf(skipReason !== undefined)('thinlv status, hosts and the free for
       const table = await cli(t, 'hosts', t.vg.vgName);
       expect(table.stdout).toMatch(/^host +daemon +pool +low-water +grant +unreplayed +lag +active +demand +last record$/m);
       console.log(`thinlv status with the master stopped:\n${check.stdout}`);
+
+      // `thinlv host status` lists what is active on the host (an LV h1 holds needs no master).
+      await h1.activate('disk0');
+      const hostStatus = await cli<{ activeLvs: string[] }>(t, 'host', 'status', t.vg.vgName, 'h1', '--socket', h1.socketPath, '--json');
+      expect(hostStatus.exitCode, hostStatus.stderr).toBe(0);
+      expect(hostStatus.json.activeLvs).toEqual(['disk0']);
+      expect((await cli(t, 'host', 'status', t.vg.vgName, 'h1', '--socket', h1.socketPath)).stdout).toContain('active LVs (1): disk0');
     } finally {
       for (const daemon of daemons) await daemon.cleanUp();
       await stopDaemon(master);

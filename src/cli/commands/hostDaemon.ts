@@ -108,7 +108,8 @@ export async function runHostStatus(context: CommandContext, vg: string, host: s
   printResult(
     context,
     { ...s },
-    `${s.vg}/${s.host}: pool ${s.poolExtentCount} extents (low-water ${s.lowWaterExtents}), ${s.unreplayedRecordCount} journal records not yet replayed, grant generation ${s.lastGrantGeneration}, device-mapper ${s.deviceMapperPresent ? 'present' : 'absent (tables kept, not loaded)'}`,
+    `${s.vg}/${s.host}: pool ${s.poolExtentCount} extents (low-water ${s.lowWaterExtents}), ${s.unreplayedRecordCount} journal records not yet replayed, grant generation ${s.lastGrantGeneration}, device-mapper ${s.deviceMapperPresent ? 'present' : 'absent (tables kept, not loaded)'}\n` +
+      `active LVs (${(s.activeLvs ?? []).length}): ${(s.activeLvs ?? []).join(' ') || 'none'}`,
   );
   return 0;
 }
