@@ -10,7 +10,7 @@
 // Start-up: a command is a process, and loading modules is most of what a short one
 // costs (storage managers run dozens per VDI operation, tapdisk's resize hook one
 // lvextend per grow). So this file imports statically only what every command needs;
-// yargs, each command's module and the libraries under it (execa, pino, SQLite, the
+// yargs, each command's module and the libraries under it (pino, SQLite, the
 // journal) are imported where they are used. The lvm-compatible commands skip yargs
 // altogether (bottom of this file), and so do the usual `lvextend` command lines
 // (lvextendArgv.ts). npm run bench:cli measures it.

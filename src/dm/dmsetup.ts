@@ -5,7 +5,7 @@
 // /dev/mapper/control proves nothing: lvm creates that node even on a kernel
 // without device-mapper.
 
-import { execa } from 'execa';
+import { runProcess } from '../runProcess.js';
 
 import { DmError, ErrorCode, UsageError } from '../errors.js';
 
@@ -18,18 +18,11 @@ export interface DeviceMapperProbe {
 }
 
 export async function probeDeviceMapper(dmsetupPath = 'dmsetup'): Promise<DeviceMapperProbe> {
-  const result = await execa(dmsetupPath, ['version'], {
-    env: { LC_ALL: 'C' },
-    stdin: 'ignore',
-    timeout: DMSETUP_TIMEOUT_MS,
-    reject: false,
-  });
-  const output = `${String(result.stdout)}\n${String(result.stderr)}`;
+  const result = await runProcess(dmsetupPath, ['version'], { env: { ...process.env, LC_ALL: 'C' }, timeoutMs: DMSETUP_TIMEOUT_MS, maxOutputBytes: 1024 * 1024 });
+  const output = `${result.stdout}\n${result.stderr}`;
   const driver = /Driver version:\s*(\S+)/.exec(output);
-  if (!result.failed && driver) return { available: true, detail: `device-mapper driver ${driver[1]}` };
-  if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-    return { available: false, detail: `${dmsetupPath} not found` };
-  }
+  if (result.failure === undefined && result.exitCode === 0 && driver) return { available: true, detail: `device-mapper driver ${driver[1]}` };
+  if (result.failure === 'missing') return { available: false, detail: `${dmsetupPath} not found` };
   const reason = output.split('\n').map((l) => l.trim()).find((l) => l.length > 0) ?? 'no answer';
   return { available: false, detail: `kernel device-mapper unusable: ${reason}` };
 }
@@ -203,47 +196,23 @@ export function createDmsetupRunner(config: DmsetupRunnerConfig = {}): DmsetupRu
         throw new UsageError(ErrorCode.invalidArgument, `dmsetup timeoutMs must be a positive integer, got ${timeoutMs}`, { timeoutMs });
       }
       const fullArgs = [...commonSwitches, ...(options.switches ?? []), command, ...operands];
-      const result = await execa(dmsetupPath, fullArgs, {
-        env,
-        extendEnv: false,
-        ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
-        timeout: timeoutMs,
-        ...(options.signal ? { cancelSignal: options.signal } : {}),
-        reject: false,
-        stripFinalNewline: false,
-        maxBuffer: MAX_DMSETUP_OUTPUT_BYTES,
-      });
-      const stdout = String(result.stdout ?? '');
-      const stderr = String(result.stderr ?? '');
-      if (result.failed) {
-        if ((result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
-          throw new DmError(DmErrorCode.missing, `dmsetup not found at "${dmsetupPath}": install it (apt-get install dmsetup)`, {
-            dmsetupPath,
-          });
-        }
-        if (result.timedOut) {
-          throw new DmError(DmErrorCode.timeout, `dmsetup ${command} ${operands.join(' ')} did not finish within ${timeoutMs} ms`, {
-            command,
-            args: fullArgs,
-            timeoutMs,
-            stderr: keptOutput(stderr),
-          });
-        }
-        if (result.isCanceled) {
-          throw new DmError(DmErrorCode.failed, `dmsetup ${command} ${operands.join(' ')} was cancelled`, {
-            command,
-            args: fullArgs,
-            cancelled: true,
-          });
-        }
-        if (result.isMaxBuffer) {
-          throw new DmError(DmErrorCode.outputInvalid, `dmsetup ${command} printed more than ${MAX_DMSETUP_OUTPUT_BYTES} bytes`, {
-            command,
-            args: fullArgs,
-          });
-        }
-        throw classifyDmsetupFailure(command, fullArgs, result.exitCode, stderr, stdout);
+      const result = await runProcess(dmsetupPath, fullArgs, { env, input: options.input, timeoutMs, signal: options.signal, maxOutputBytes: MAX_DMSETUP_OUTPUT_BYTES });
+      const { stdout, stderr } = result;
+      switch (result.failure) {
+        case 'missing':
+          throw new DmError(DmErrorCode.missing, `dmsetup not found at "${dmsetupPath}": install it (apt-get install dmsetup)`, { dmsetupPath });
+        case 'timeout':
+          throw new DmError(DmErrorCode.timeout, `dmsetup ${command} ${operands.join(' ')} did not finish within ${timeoutMs} ms`, { command, args: fullArgs, timeoutMs, stderr: keptOutput(stderr) });
+        case 'cancelled':
+          throw new DmError(DmErrorCode.failed, `dmsetup ${command} ${operands.join(' ')} was cancelled`, { command, args: fullArgs, cancelled: true });
+        case 'output-too-large':
+          throw new DmError(DmErrorCode.outputInvalid, `dmsetup ${command} printed more than ${MAX_DMSETUP_OUTPUT_BYTES} bytes`, { command, args: fullArgs });
+        case 'spawn-failed':
+          throw new DmError(DmErrorCode.failed, `dmsetup ${command} could not be started: ${result.failureMessage ?? ''}`, { command, args: fullArgs });
+        case undefined:
+          break;
       }
+      if (result.exitCode !== 0) throw classifyDmsetupFailure(command, fullArgs, result.exitCode ?? undefined, stderr, stdout);
       return { stdout, stderr };
     },
   };

@@ -8,12 +8,14 @@
 // looks at a device the test did not create). Failures are classified by exit
 // code and recognised stderr text into LvmError codes, never guessed.
 
-import { execa } from 'execa';
+import { runProcess } from '../runProcess.js';
 import { ErrorCode, LvmError } from '../errors.js';
 import { DEFAULT_LVM_TIMEOUT_MS } from './lvmDefaults.js';
 
 export { DEFAULT_LVM_TIMEOUT_MS };
 
+/** Bound on what one lvm call may print (a fullreport of a large VG is tens of MiB). */
+const MAX_LVM_OUTPUT_BYTES = 512 * 1024 * 1024;
 /** Bound on what we keep of lvm's stderr in an error, so a chatty failure cannot flood logs. */
 export const MAX_STDERR_KEPT_CHARS = 4_000;
 
@@ -116,39 +118,29 @@ export function createLvmRunner(config: LvmRunnerConfig): LvmRunner {
     async run(command, args, options = {}) {
       const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
       const fullArgs = [command, ...commonArgs, ...args];
-      const result = await execa(lvmPath, fullArgs, {
-        env: { LC_ALL: 'C', LANG: 'C', LVM_SUPPRESS_FD_WARNINGS: '1' },
-        stdin: 'ignore',
-        timeout: timeoutMs,
-        ...(options.signal ? { cancelSignal: options.signal } : {}),
-        reject: false,
-        stripFinalNewline: false,
-        maxBuffer: 512 * 1024 * 1024,
+      const result = await runProcess(lvmPath, fullArgs, {
+        env: { ...process.env, LC_ALL: 'C', LANG: 'C', LVM_SUPPRESS_FD_WARNINGS: '1' },
+        timeoutMs,
+        signal: options.signal,
+        maxOutputBytes: MAX_LVM_OUTPUT_BYTES,
       });
-      if (result.failed) {
-        const errorCode = (result.cause as NodeJS.ErrnoException | undefined)?.code;
-        if (errorCode === 'ENOENT') {
-          throw new LvmError(ErrorCode.lvmMissing, `lvm not found at "${lvmPath}": install lvm2 (apt-get install lvm2)`, {
-            lvmPath,
-          });
-        }
-        if (result.timedOut) {
-          throw new LvmError(ErrorCode.lvmTimeout, `lvm ${command} did not finish within ${timeoutMs} ms`, {
-            command,
-            args: fullArgs,
-            timeoutMs,
-            stderr: String(result.stderr).slice(0, MAX_STDERR_KEPT_CHARS),
-          });
-        }
-        if (result.isCanceled) {
+      const { stdout, stderr } = result;
+      switch (result.failure) {
+        case 'missing':
+          throw new LvmError(ErrorCode.lvmMissing, `lvm not found at "${lvmPath}": install lvm2 (apt-get install lvm2)`, { lvmPath });
+        case 'timeout':
+          throw new LvmError(ErrorCode.lvmTimeout, `lvm ${command} did not finish within ${timeoutMs} ms`, { command, args: fullArgs, timeoutMs, stderr: stderr.slice(0, MAX_STDERR_KEPT_CHARS) });
+        case 'cancelled':
           throw new LvmError(ErrorCode.lvmFailed, `lvm ${command} was cancelled`, { command, args: fullArgs });
-        }
-        if (options.allowFailure === true && result.exitCode !== undefined) {
-          return { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: result.exitCode };
-        }
-        throw classifyLvmFailure(command, fullArgs, result.exitCode, String(result.stderr));
+        case 'output-too-large':
+        case 'spawn-failed':
+          throw new LvmError(ErrorCode.lvmFailed, `lvm ${command} could not be run to its end: ${result.failureMessage ?? result.failure}`, { command, args: fullArgs });
+        case undefined:
+          break;
       }
-      return { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: 0 };
+      if (result.exitCode === 0) return { stdout, stderr, exitCode: 0 };
+      if (options.allowFailure === true && result.exitCode !== null) return { stdout, stderr, exitCode: result.exitCode };
+      throw classifyLvmFailure(command, fullArgs, result.exitCode ?? undefined, stderr);
     },
   };
 }
