@@ -186,6 +186,9 @@ function refuseTooManyPairs(tags: readonly string[]): void {
 /** Asks this host's daemon (which alone knows the LV's unreplayed extents) to (de)activate it. */
 async function changeActivation(context: CommandContext, op: 'activate' | 'deactivate', args: VdiArgs): Promise<number> {
   const key = requiredKey(args);
+  // The VG's metadata first: the daemon's copy may be older than a destroy, and it would
+  // ask the master for an LV that is gone (and wait for its answer) instead of saying so.
+  await stat(context, args.vg, key);
   const reply = await requestOnce(args.socket ?? defaultSocketPath(args.vg), { id: newRequestId(), op, vg: args.vg, lv: key }, CLIENT_TIMEOUT_MS);
   if (!reply.ok) throw new ThinlvError(reply.error.code, reply.error.message, reply.error.data ?? {});
   return printVolume(await stat(context, args.vg, key));
