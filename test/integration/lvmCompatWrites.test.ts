@@ -1,6 +1,6 @@
 // The lvm-compatible commands that change metadata and activation, run as a storage
 // manager runs them: through symlinks named lvcreate, lvremove, ... to the built CLI
-// (dist/src/cli/main.js starts with #!/usr/bin/env node and is executable), compared
+// (the bundle, dist/bundle/thinlv.js, starts with #!/usr/bin/env node and is executable), compared
 // with stock lvm on an ordinary LV of an identical VG.
 
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
