@@ -38,6 +38,7 @@ const COMMANDS: Readonly<Record<string, CommandLoader>> = {
   lvrename: () => import('./commands/lvrename.js'),
   lvchange: () => import('./commands/lvchange.js'),
   vgchange: () => import('./commands/vgchange.js'),
+  pvresize: () => import('./commands/pvresize.js'),
 };
 
 export const lvmCompatCommandNames = (): string[] => Object.keys(COMMANDS).sort();

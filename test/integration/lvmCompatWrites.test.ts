@@ -3,7 +3,8 @@
 // (the bundle, dist/bundle/thinlv.js, starts with #!/usr/bin/env node and is executable), compared
 // with stock lvm on an ordinary LV of an identical VG.
 
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, symlinkSync, truncateSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -18,7 +19,7 @@ import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
 const GiB = 1024 ** 3;
-const COMMANDS = ['lvcreate', 'lvremove', 'lvrename', 'lvchange', 'lvresize', 'lvextend', 'vgchange'];
+const COMMANDS = ['lvcreate', 'lvremove', 'lvrename', 'lvchange', 'lvresize', 'lvextend', 'vgchange', 'pvresize'];
 
 interface Ran {
   readonly exitCode: number;
@@ -181,4 +182,33 @@ describe.skipIf(skipReason !== undefined)('lvm-compatible lvcreate, lvremove, lv
     const check = await runCli(['check', vgOf(), ...t.cliArgs()]);
     expect(check.exitCode, check.stdout + check.stderr).toBe(0);
   }, 300_000);
+
+  test('pvresize: off the master machine refused naming it; after the device grows, the PV takes the new extents and prints what stock lvm prints', async () => {
+    const extents = async () => (await readVgMetadata(t.vg.lvm, vgOf())).pvs.reduce((n, pv) => n + pv.peCount, 0);
+    const metadata = await readVgMetadata(t.vg.lvm, vgOf());
+    await commitBatch(t.vg.lvm, metadata, [{ kind: 'setTag', tag: `${TAG.master}elsewhere-master`, replacingPrefix: TAG.master }]);
+    try {
+      const off = await seqno();
+      const refused = await wrapper('pvresize', [t.vg.device]);
+      expect(refused.exitCode, refused.stderr).toBe(5);
+      expect(refused.stderr).toContain('elsewhere-master');
+      expect(await seqno()).toBe(off);
+    } finally {
+      const now = await readVgMetadata(t.vg.lvm, vgOf());
+      await commitBatch(t.vg.lvm, now, [{ kind: 'removeTag', tag: `${TAG.master}elsewhere-master` }]);
+    }
+    const before = await extents();
+    for (const vg of [t.vg, plain]) {
+      truncateSync(vg.imagePath, statSync(vg.imagePath).size + 256 * 1024 ** 2);
+      expect(spawnSync('losetup', ['-c', vg.device]).status).toBe(0);
+    }
+    const ours = await wrapper('pvresize', [t.vg.device]);
+    const theirs = await stock('pvresize', [plain.device]);
+    expect(ours.exitCode, ours.stderr).toBe(0);
+    expect(ours.stdout.replaceAll(t.vg.device, 'PV')).toBe(theirs.stdout.replaceAll(plain.device, 'PV'));
+    expect(said(ours.stderr)).toEqual(said(theirs.stderr));
+    expect(await extents()).toBe(before + 64); // 256 MiB of 4 MiB extents
+    const check = await runCli(['check', vgOf(), ...t.cliArgs()]);
+    expect(check.exitCode, check.stdout + check.stderr).toBe(0);
+  }, 120_000);
 });
