@@ -67,8 +67,8 @@ export class MasterSession {
   private readonly allocations = new Map<string, { atMs: number; extents: number }[]>();
   private readonly pools = new Map<string, PoolLevel>();
   private lastCommit: { readonly vgName: string; readonly metadata: VgMetadata; readonly atMs: number } | undefined;
-  /** The VG as the last successful pass left it (for the master's published status). */
-  lastPassMetadata: VgMetadata | undefined;
+  /** The VG as the last successful pass left it, and when (for the master's published status). */
+  lastPass: { readonly metadata: VgMetadata; readonly atMs: number } | undefined;
 
   /**
    * keepJournalsOpen: keep journal readers between passes (the daemon); call close()

@@ -31,6 +31,13 @@ export const GROWTH_WINDOWS = [
 ] as const;
 /** LVs listed per growth window. */
 export const TOP_GROWERS = 5;
+/**
+ * The status is written where the last successful pass's metadata puts thinlv_status.
+ * Metadata older than this (passes failing for a while) may no longer say where that
+ * is, so nothing is written from it (or from 3 master intervals, if longer): readers
+ * then see the master fall silent, which `thinlv status` reports.
+ */
+export const MAX_STATUS_METADATA_AGE_MS = 10_000;
 /** History queries run at most this often after a pass that replayed something, and at least this often otherwise. */
 export const GROWTH_MIN_REFRESH_MS = 1_000;
 export const GROWTH_MAX_REFRESH_MS = 10_000;
@@ -126,6 +133,7 @@ export class StatusPublisher {
   private stoppedAtMs: number | null = null;
   private writing: Promise<void> = Promise.resolve();
   private queued = false;
+  private halted = false;
   private readonly journals = new Map<string, { seq: number; atMs: number }>();
   private readonly leases = new Map<string, { counter: number; atMs: number }>();
   private readonly startedAtMs: number;
@@ -146,12 +154,28 @@ export class StatusPublisher {
     this.queued = true;
     this.writing = this.writing.then(async () => {
       this.queued = false;
-      const vg = session.lastPassMetadata;
-      if (vg !== undefined) await this.write(vg, session);
+      await this.write(session);
     });
   }
 
-  private async write(vg: VgMetadata, session: MasterSession): Promise<void> {
+  /**
+   * A broken invariant: the master stops before it writes anything else, so no status
+   * either (readers see it fall silent). Writes already queued find the publisher halted.
+   */
+  halt(): void {
+    this.halted = true;
+  }
+
+  /** Resolves once every write queued so far is done. */
+  settled(): Promise<void> {
+    return this.writing;
+  }
+
+  private async write(session: MasterSession): Promise<void> {
+    const last = session.lastPass;
+    const maxAgeMs = Math.max(MAX_STATUS_METADATA_AGE_MS, 3 * this.identity.intervalMs);
+    if (this.halted || last === undefined || this.deps.nowMs() - last.atMs > maxAgeMs) return;
+    const vg = last.metadata;
     try {
       const status = await this.compose(vg, session);
       const region = await this.regionFor(vg);
@@ -167,8 +191,7 @@ export class StatusPublisher {
   async stopped(session: MasterSession): Promise<void> {
     await this.writing;
     this.stoppedAtMs = this.deps.nowMs();
-    const vg = session.lastPassMetadata;
-    if (vg !== undefined) await this.write(vg, session);
+    await this.write(session);
     await this.close();
   }
 

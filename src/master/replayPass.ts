@@ -337,7 +337,7 @@ async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName:
         grantedHosts: refill.grants.map((g) => g.host),
         moreWaiting,
       };
-      session.lastPassMetadata = committed;
+      session.lastPass = { metadata: committed, atMs: deps.nowMs() };
       passFailed = false;
       return result;
     } finally {

@@ -134,11 +134,12 @@ async function passAndPublish(deps: MasterDeps, session: MasterSession, publishe
     publisher.publish(session, { atMs, durationMs: deps.nowMs() - atMs, result });
     return result.moreWaiting;
   } catch (error) {
-    publisher.publish(session, { atMs, durationMs: deps.nowMs() - atMs, error });
-    // A broken invariant must stop the master before it writes anything else;
-    // an operating error (lvm, a ring that cannot be read) is logged and retried
-    // next interval.
+    // A broken invariant must stop the master before it writes anything else (its status
+    // included); an operating error (lvm, a ring that cannot be read) is logged, published
+    // and retried next interval.
     const operating = (error instanceof ThinlvError && !(error instanceof InvariantError)) || isJournalError(error);
+    if (!operating) publisher.halt();
+    else publisher.publish(session, { atMs, durationMs: deps.nowMs() - atMs, error });
     if (args.once || !operating) throw error;
     deps.log.error({ vg: args.vg, err: error }, 'pass failed; retrying next interval');
     return false;
