@@ -255,3 +255,22 @@ function assertNoPhysicalOverlap(segments: readonly LinearSegment[], what: strin
     );
   }
 }
+
+/** The physical ranges past logical extent `keepExtentCount`, in logical order. */
+export function tailRanges(segments: readonly { logicalStart: number; extentCount: number; pv: string; firstExtent: number }[], keepExtentCount: number): PhysicalRange[] {
+  const ranges: PhysicalRange[] = [];
+  for (const segment of segments) {
+    const end = segment.logicalStart + segment.extentCount;
+    if (end <= keepExtentCount) continue;
+    const skip = Math.max(0, keepExtentCount - segment.logicalStart);
+    ranges.push({ pv: segment.pv, firstExtent: segment.firstExtent + skip, extentCount: segment.extentCount - skip });
+  }
+  return ranges;
+}
+
+/** The segments that map logical extents below `keepExtentCount`: the LV cut to that size. */
+export function keepFirstExtents(segments: readonly LinearSegment[], keepExtentCount: number): LinearSegment[] {
+  return segments
+    .filter((segment) => segment.logicalStart < keepExtentCount)
+    .map((segment) => ({ ...segment, extentCount: Math.min(segment.extentCount, keepExtentCount - segment.logicalStart) }));
+}

@@ -23,13 +23,14 @@
 // disk, and the master would then give the extent to the LV. The pool is rebuilt
 // from metadata and the journal at the next start.
 
-import { ErrorCode, ThinlvError, assert } from '../errors.js';
+import { DmError, ErrorCode, ThinlvError, assert } from '../errors.js';
 import { chooseExtents } from '../extent/chooseExtents.js';
 import { linearTable, type DmTableLine } from '../extent/dmTable.js';
 import { ExtentSet } from '../extent/extentSet.js';
 import { ValidSegments } from '../extent/segments.js';
 import type { LinearSegment, PhysicalRange } from '../extent/types.js';
-import { linearSegments, SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
+import { DmErrorCode } from '../dm/deviceMapper.js';
+import { linearSegments, lvExtentCount, SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
 import { readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
 import { allocationProblem } from '../replay/allocationRule.js';
 import { MAX_RANGES_PER_RECORD, rangesOf, type GrantRecord, type JournalRecord, type PvExtentRange, type ShortageRecord } from '../records/records.js';
@@ -192,10 +193,27 @@ export class HostAllocator {
    * write and its table reload left the device on the old table (the record is
    * durable, its extents are this LV's); reloading is harmless when it did not.
    */
-  async recover(): Promise<void> {
+  /**
+   * Reloads the table of every LV this host had active before a restart (I6). An LV whose
+   * device is gone (the host rebooted, or someone removed it) is not active any more: it
+   * is forgotten and released, since no table here maps it. Returns those LVs.
+   */
+  async recover(): Promise<string[]> {
+    const gone: string[] = [];
     for (const lv of [...this.active].sort()) {
-      await this.lvLocks.run(lv, () => this.reloadTable(lv));
+      await this.lvLocks.run(lv, async () => {
+        try {
+          await this.reloadTable(lv);
+        } catch (error) {
+          if (!(error instanceof DmError && error.code === DmErrorCode.notFound)) throw error;
+          gone.push(lv);
+          this.active.delete(lv);
+          await this.effects.onActivityChange?.([...this.active], { lv, table: null });
+          await this.releaseOwnership(lv);
+        }
+      });
     }
+    return gone;
   }
 
   private toDevice(ranges: readonly PvExtentRange[]): PhysicalRange[] {
@@ -341,19 +359,12 @@ export class HostAllocator {
     const lv = this.lvOf(lvName);
     const { seq } = await this.appendRecord({ kind: 'claim', lv: lvName, lvUuid: lv.uuid });
     const waitMs = this.start.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS;
-    const deadline = this.effects.nowMs() + waitMs;
-    for (;;) {
-      await this.effects.refreshMetadata();
-      this.throwIfStopped();
-      if (this.appliedSeq >= seq) break;
-      if (this.effects.nowMs() >= deadline) {
-        this.abandonedClaims.add(lvName);
-        throw hostError('CLAIM_TIMEOUT', `host ${this.start.host} asked the master for ${lvName} and had no answer within ${waitMs} ms: check that "thinlv master ${this.vg.name}" runs (the claim stays journaled; it is released if granted later)`, {
-          lv: lvName,
-          seq,
-        });
-      }
-      await this.effects.sleepMs(CLAIM_POLL_MS);
+    if (!(await this.awaitReplay(seq, waitMs))) {
+      this.abandonedClaims.add(lvName);
+      throw hostError('CLAIM_TIMEOUT', `host ${this.start.host} asked the master for ${lvName} and had no answer within ${waitMs} ms: check that "thinlv master ${this.vg.name}" runs (the claim stays journaled; it is released if granted later)`, {
+        lv: lvName,
+        seq,
+      });
     }
     if (this.lvNamed(lvName)?.uuid !== lv.uuid) {
       throw hostError(ErrorCode.lvNotFound, `LV ${this.vg.name}/${lvName} was removed (or replaced) on the master meanwhile`, { lv: lvName });
@@ -361,6 +372,21 @@ export class HostAllocator {
     if (!this.owns(lvName)) {
       const owner = this.thinlv.thinLvs.get(lvName)?.owner;
       throw hostError('LV_OWNED_ELSEWHERE', `LV ${this.vg.name}/${lvName} is held by ${owner === undefined ? 'another host or was replaced' : `host ${owner}`}: deactivate it there first (only one host extends an LV)`, { lv: lvName, owner });
+    }
+  }
+
+  /**
+   * Re-reads metadata until the master has replayed this host's journal through `seq`;
+   * false when `waitMs` (by default the claim wait) passed first.
+   */
+  async awaitReplay(seq: number, waitMs = this.start.claimWaitMs ?? DEFAULT_CLAIM_WAIT_MS): Promise<boolean> {
+    const deadline = this.effects.nowMs() + waitMs;
+    for (;;) {
+      await this.effects.refreshMetadata();
+      this.throwIfStopped();
+      if (this.appliedSeq >= seq) return true;
+      if (this.effects.nowMs() >= deadline) return false;
+      await this.effects.sleepMs(CLAIM_POLL_MS);
     }
   }
 
@@ -657,15 +683,40 @@ export class HostAllocator {
     });
   }
 
-  /** Removes the LV's table here and gives up its ownership, so another host may activate it. */
-  async deactivate(lvName: string): Promise<void> {
+  /**
+   * Removes the LV's table here and gives up its ownership, so another host may activate
+   * it. With `deflateToBytes`, then journals a deflate: the master gives the LV's extents
+   * past that size back to VG free space once nobody holds it (src/replay/planReplay.ts);
+   * returns the deflate record's seq and the size it keeps.
+   */
+  async deactivate(lvName: string, deflateToBytes?: number): Promise<{ deflate?: { seq: number; targetBytes: number } }> {
     return this.lvLocks.run(lvName, async () => {
       this.throwIfStopped();
       await this.effects.dm.deactivate(this.effects.dmName(this.vg.name, lvName));
       this.active.delete(lvName);
       await this.effects.onActivityChange?.([...this.active], { lv: lvName, table: null });
       await this.releaseOwnership(lvName);
+      if (deflateToBytes === undefined) return {};
+      return { deflate: await this.journalDeflate(lvName, deflateToBytes) };
     });
+  }
+
+  /** The deflate record for an LV nobody else holds (as far as this host knows); see deactivate(). */
+  private async journalDeflate(lvName: string, deflateToBytes: number): Promise<{ seq: number; targetBytes: number }> {
+    const lv = this.lvOf(lvName);
+    const owner = this.thinlv.thinLvs.get(lvName)?.owner;
+    if (owner !== undefined && owner !== this.start.host) {
+      throw hostError('LV_OWNED_ELSEWHERE', `LV ${this.vg.name}/${lvName} is held by host ${owner}: deactivate and deflate it there (only an LV nobody holds can be deflated)`, { lv: lvName, owner });
+    }
+    const extentCount = Math.max(1, Math.ceil(deflateToBytes / this.extentSizeBytes()));
+    const { seq } = await this.appendRecord({ kind: 'deflate', lv: lvName, lvUuid: lv.uuid, extentCount });
+    return { seq, targetBytes: extentCount * this.extentSizeBytes() };
+  }
+
+  /** The LV's size as metadata says (after a deflate was replayed: what it kept), and its holder. */
+  metadataSizeOf(lvName: string): { sizeBytes: number; owner: string | undefined } {
+    const lv = this.lvOf(lvName);
+    return { sizeBytes: lvExtentCount(lv) * this.extentSizeBytes(), owner: this.thinlv.thinLvs.get(lvName)?.owner };
   }
 
   /**

@@ -252,7 +252,8 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
     settleStop(stop);
   };
   lease.onLost((error) => halt({ reason: 'lease lost', error }));
-  await allocator.recover();
+  const gone = await allocator.recover();
+  if (gone.length > 0) deps.log.warn({ lvs: gone }, 'LVs listed active here have no device any more (a reboot?): forgotten and released');
   // An extend writes no SQLite (it is on the hot path): the state keeps the set of active
   // LVs, written on activate and deactivate, and their tables as of a clean stop. A
   // restart rebuilds every table from metadata and the journal (recover()).

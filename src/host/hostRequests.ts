@@ -46,9 +46,14 @@ async function serve(context: HostRequestContext, request: Request, signal: Abor
     case 'activate':
       await allocator.activate(request.lv);
       return { lv: request.lv, active: true };
-    case 'deactivate':
-      await allocator.deactivate(request.lv);
-      return { lv: request.lv, active: false };
+    case 'deactivate': {
+      const { deflate } = await allocator.deactivate(request.lv, request.deflateToBytes);
+      if (deflate === undefined) return { lv: request.lv, active: false };
+      // Wait for the master's answer as a claim does, so the caller learns what was given back.
+      const replayed = await allocator.awaitReplay(deflate.seq);
+      const { sizeBytes, owner } = allocator.metadataSizeOf(request.lv);
+      return { lv: request.lv, active: false, deflate: { ...deflate, replayed, sizeBytes, heldBy: owner ?? null } };
+    }
     case 'status': {
       const status = await allocator.statusNow();
       return {

@@ -18,6 +18,8 @@
 //   {"v":1,"id":ID,"op":"extend","lv":LV,"incrementBytes":N}  grow LV by N bytes
 //   {"v":1,"id":ID,"op":"activate","lv":LV}                   activate LV on this host
 //   {"v":1,"id":ID,"op":"deactivate","lv":LV}                 deactivate LV on this host
+//   {"v":1,"id":ID,"op":"deactivate","lv":LV,"deflateToBytes":N}  ... then give back its
+//        extents past N bytes through the master (added later in version 1)
 //   {"v":1,"id":ID,"op":"status"}                             report the host's pool
 //   Every op takes an optional "vg":NAME; a daemon serving another VG refuses the
 //   request with WRONG_VG, so a client that names the VG it means is never served by
@@ -47,6 +49,12 @@
 //                          extentsGranted (>= 0) is what this request added; sizeBytes the
 //                          LV's size after it.
 //     activate/deactivate  {"lv":LV,"active":BOOL}   the LV's state after the request
+//                          deactivate with deflateToBytes adds "deflate":{"seq":N,
+//                          "targetBytes":N,"replayed":BOOL,"sizeBytes":N,"heldBy":HOST|null}:
+//                          the deflate record's seq; the size it asks for (whole extents);
+//                          whether the master replayed it within the daemon's
+//                          claim wait; the LV's allocated size in metadata then; who held it
+//                          then (a held LV is not deflated)
 //     status               {"vg":NAME,"host":NAME,"poolExtentCount":N,"lowWaterExtents":N,
 //                           "unreplayedRecordCount":N,"lastGrantGeneration":N,
 //                           "deviceMapperPresent":BOOL,"extentSizeBytes":N,
@@ -109,6 +117,8 @@ export type ExtendRequest =
 export interface ActivationRequest extends RequestBase {
   readonly op: 'activate' | 'deactivate';
   readonly lv: string;
+  /** deactivate only: give back the LV's extents past this many bytes (rounded up to whole extents, at least one). */
+  readonly deflateToBytes?: number;
 }
 export interface StatusRequest extends RequestBase {
   readonly op: 'status';
@@ -125,6 +135,16 @@ export interface ExtendResult {
 export interface ActivationResult {
   readonly lv: string;
   readonly active: boolean;
+  readonly deflate?: DeflateResult;
+}
+export interface DeflateResult {
+  readonly seq: number;
+  /** The allocated size the deflate keeps: deflateToBytes rounded up to whole extents. */
+  readonly targetBytes: number;
+  /** Whether the master replayed the deflate while the daemon waited; sizeBytes and heldBy are metadata's then. */
+  readonly replayed: boolean;
+  readonly sizeBytes: number;
+  readonly heldBy: string | null;
 }
 export interface StatusResult {
   readonly vg: string;
@@ -173,7 +193,7 @@ const ID_PATTERN = /^[\x21-\x7e]+$/;
 const FIELDS_BY_OP: Readonly<Record<Operation, readonly string[]>> = {
   extend: ['v', 'id', 'op', 'vg', 'lv', 'sizeBytes', 'incrementBytes'],
   activate: ['v', 'id', 'op', 'vg', 'lv'],
-  deactivate: ['v', 'id', 'op', 'vg', 'lv'],
+  deactivate: ['v', 'id', 'op', 'vg', 'lv', 'deflateToBytes'],
   status: ['v', 'id', 'op', 'vg'],
 };
 
@@ -285,7 +305,13 @@ export function parseRequest(line: string): ParsedRequest {
   if (typeof lv !== 'string') return refuse(ProtocolErrorCode.badRequest, `op ${op} needs "lv", a string`, id);
   const lvReason = invalidNameReason(lv, 'LV');
   if (lvReason !== undefined) return refuse(ProtocolErrorCode.badRequest, lvReason.slice(0, MAX_MESSAGE_CHARS), id);
-  if (op === 'activate' || op === 'deactivate') return { ok: true, request: { ...base, op, lv } };
+  if (op === 'activate') return { ok: true, request: { ...base, op, lv } };
+  if (op === 'deactivate') {
+    const deflateToBytes = field(parsed, 'deflateToBytes');
+    if (deflateToBytes === undefined) return { ok: true, request: { ...base, op, lv } };
+    if (!isPositiveSafeInteger(deflateToBytes)) return refuse(ProtocolErrorCode.badRequest, `"deflateToBytes" must be a positive integer below 2^53, got ${quote(deflateToBytes)}`, id);
+    return { ok: true, request: { ...base, op, lv, deflateToBytes } };
+  }
 
   const sizeBytes = field(parsed, 'sizeBytes');
   const incrementBytes = field(parsed, 'incrementBytes');
@@ -307,6 +333,7 @@ export function formatRequest(request: Request): string {
   const wire: Record<string, unknown> = { v: PROTOCOL_VERSION, id: request.id, op: request.op };
   if (request.vg !== undefined) wire['vg'] = request.vg;
   if (request.op !== 'status') wire['lv'] = request.lv;
+  if (request.op === 'deactivate' && request.deflateToBytes !== undefined) wire['deflateToBytes'] = request.deflateToBytes;
   if (request.op === 'extend') {
     if (request.sizeBytes !== undefined) wire['sizeBytes'] = request.sizeBytes;
     else wire['incrementBytes'] = request.incrementBytes;
@@ -361,7 +388,8 @@ function readResult(op: Operation, result: JsonObject): Result | undefined {
     case 'deactivate': {
       const active = field(result, 'active');
       if (typeof lv !== 'string' || typeof active !== 'boolean') return undefined;
-      return { lv, active };
+      const deflate = readDeflate(field(result, 'deflate'));
+      return deflate === undefined ? { lv, active } : { lv, active, deflate };
     }
     case 'status': {
       const [vg, host, pool, lowWater, unreplayed, generation, dm, extentSize] = [
@@ -467,4 +495,12 @@ export function successResponse<R extends Result>(id: string, result: R): Succes
 /** An error reply; `id` is null when the request's id is unknown. */
 export function errorResponse(id: string | null, code: string, message: string, data?: Readonly<Record<string, unknown>>): ErrorResponse {
   return { id, ok: false, error: data === undefined ? { code, message } : { code, message, data } };
+}
+
+/** A deactivate reply's deflate outcome, when it carries a well-formed one. */
+function readDeflate(value: unknown): DeflateResult | undefined {
+  if (!isJsonObject(value)) return undefined;
+  const [seq, targetBytes, replayed, sizeBytes, heldBy] = ['seq', 'targetBytes', 'replayed', 'sizeBytes', 'heldBy'].map((key) => field(value, key));
+  if (!isCount(seq) || !isCount(targetBytes) || typeof replayed !== 'boolean' || !isCount(sizeBytes) || (heldBy !== null && typeof heldBy !== 'string')) return undefined;
+  return { seq, targetBytes, replayed, sizeBytes, heldBy };
 }

@@ -28,9 +28,10 @@ export async function activateThinLv(vg: string, lv: string): Promise<Activation
   return resultOf(await requestOnce(hostSocketPath(vg), { id: newRequestId(), op: 'activate', vg, lv }, CLIENT_TIMEOUT_MS));
 }
 
-/** Removes `lv`'s table here and gives up the host's hold on it. */
-export async function deactivateThinLv(vg: string, lv: string): Promise<ActivationResult> {
-  return resultOf(await requestOnce(hostSocketPath(vg), { id: newRequestId(), op: 'deactivate', vg, lv }, CLIENT_TIMEOUT_MS));
+/** Removes `lv`'s table here and gives up the host's hold on it; with `deflateToBytes`, then deflates it through the master. */
+export async function deactivateThinLv(vg: string, lv: string, deflateToBytes?: number): Promise<ActivationResult> {
+  const deflate = deflateToBytes === undefined ? {} : { deflateToBytes };
+  return resultOf(await requestOnce(hostSocketPath(vg), { id: newRequestId(), op: 'deactivate', vg, lv, ...deflate }, CLIENT_TIMEOUT_MS));
 }
 
 /** The daemon's status (which host it is), or undefined when no daemon serves `vg` here. */

@@ -7,13 +7,13 @@
 // would refuse adds nothing here either.
 //
 //   LV layout = coalesce(metadata segments ++ ranges of its unreplayed allocations, in
-//               host then seq order)
+//               host then seq order), less the tail an unreplayed deflate gives back
 // which is how the host daemon maps it (src/host/allocator.ts, I6) and what the master
 // commits (moveRanges appends, then coalesces neighbours).
 
 import { InvariantError, ThinlvError } from '../errors.js';
-import { appendSegments, coalesceSegments } from '../extent/segments.js';
-import type { LinearSegment, PhysicalRange } from '../extent/types.js';
+import { appendSegments, coalesceSegments, removeExtentsFromSegments } from '../extent/segments.js';
+import type { LinearSegment } from '../extent/types.js';
 import { readThinlvVg } from '../format/thinlvVg.js';
 import { linearSegments, lvExtentCount, SECTOR_BYTES, type VgReport } from '../metadata/vgModel.js';
 import { planReplay, type JournalRecordBytes } from '../replay/planReplay.js';
@@ -33,7 +33,7 @@ export interface GrownThinLv {
 export interface ThinView {
   readonly vg: VgReport;
   readonly extentSizeBytes: number;
-  /** Thin LVs with allocations not replayed yet, by LV uuid; thin LVs without any are absent. */
+  /** Thin LVs with allocations (or a deflate) not replayed yet, by LV uuid; thin LVs without any are absent. */
   readonly grown: ReadonlyMap<string, GrownThinLv>;
   /** What could not be counted (a host journal that cannot be read), one line each. */
   readonly warnings: readonly string[];
@@ -52,20 +52,24 @@ export function thinViewOf(vg: VgReport, journals: ReadonlyMap<string, HostJourn
       warnings.push(`WARNING: thinlv: host ${host}'s journal could not be read (${why}); sizes of the thin LVs it extends may lack allocations not replayed yet.`);
     }
   }
-  const appended = new Map<string, PhysicalRange[]>();
+  const changed = new Map<string, LinearSegment[]>();
+  const segmentsOf = (name: string): LinearSegment[] => {
+    const segments = changed.get(name) ?? linearSegments(thinlv.thinLvs.get(name)!.lv);
+    // Replay changes only linear LVs (applyChanges refuses others), so this is a bug.
+    if (segments === undefined) throw new InvariantError(`thin LV ${name} is not linear, yet replay would change it`, { lv: name });
+    return segments;
+  };
   for (const change of planReplay(vg, thinlv, records).changes) {
-    if (change.kind !== 'moveRanges' || !thinlv.thinLvs.has(change.toLv)) continue;
-    appended.set(change.toLv, [...(appended.get(change.toLv) ?? []), ...change.ranges]);
+    if (change.kind === 'moveRanges' && thinlv.thinLvs.has(change.toLv)) changed.set(change.toLv, appendSegments(segmentsOf(change.toLv), change.ranges));
+    // A deflate (`lvchange -an --deflate`) gives back the LV's tail.
+    if (change.kind === 'releaseRanges' && thinlv.thinLvs.has(change.lv)) changed.set(change.lv, removeExtentsFromSegments(segmentsOf(change.lv), change.ranges));
   }
   const grown = new Map<string, GrownThinLv>();
-  for (const [name, ranges] of appended) {
+  for (const [name, changedSegments] of changed) {
     const lv = thinlv.thinLvs.get(name)!.lv;
-    const metadataSegments = linearSegments(lv);
-    // Replay moves extents only into linear LVs (applyChanges refuses others), so this is a bug.
-    if (metadataSegments === undefined) throw new InvariantError(`thin LV ${name} is not linear, yet replay would append to it`, { lv: name });
-    const segments = coalesceSegments(appendSegments(metadataSegments, ranges));
+    const segments = coalesceSegments(changedSegments);
     const extentCount = segments.reduce((sum, s) => sum + s.extentCount, 0);
-    grown.set(lv.uuid, { name, uuid: lv.uuid, metadataSegments, segments, metadataExtentCount: lvExtentCount(lv), extentCount });
+    grown.set(lv.uuid, { name, uuid: lv.uuid, metadataSegments: linearSegments(lv)!, segments, metadataExtentCount: lvExtentCount(lv), extentCount });
   }
   return { vg, extentSizeBytes: vg.extentSizeSectors * SECTOR_BYTES, grown, warnings };
 }

@@ -291,6 +291,7 @@ async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName:
       const refill = planRefill(afterReplay, thinlv, { demands: session.waitingDemands(), rateTargets: session.rateTargets(atMs) });
       const changes: MetadataChange[] = [...replay.changes, ...refill.changes];
       for (const denied of replay.deniedClaims) deps.log.info({ ...denied }, 'claim denied: the LV is held by another host or gone');
+      for (const deflate of replay.deflates) deps.log.info({ ...deflate }, deflate.applied ? 'LV deflated' : 'deflate skipped');
       for (const host of replay.hosts) {
         for (const rejected of host.rejected) {
           deps.log.warn({ host: rejected.host, seq: rejected.seq, code: rejected.code, reason: rejected.reason }, 'journal record rejected, not applied');

@@ -15,13 +15,13 @@
 
 import { ErrorCode, ThinlvError, UsageError } from '../errors.js';
 import { chooseExtents } from '../extent/chooseExtents.js';
+import { tailRanges } from '../extent/segments.js';
 import { TAG, readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
 import { commitBatch, readVgMetadata } from '../lvm/commitBatch.js';
 import type { LvmRunner } from '../lvm/runLvm.js';
 import { invalidNameReason } from '../metadata/names.js';
 import { computeFreeExtents } from '../metadata/checkLayout.js';
 import { extentSizeBytes, linearSegments, lvExtentCount, type VgMetadata } from '../metadata/vgModel.js';
-import type { PhysicalRange } from '../extent/types.js';
 import { checkOvercommit } from './overcommit.js';
 import { runPass, MasterSession, type MasterDeps } from './replayPass.js';
 
@@ -105,18 +105,6 @@ export async function setVirtualSize(lvm: LvmRunner, vgName: string, name: strin
   const overcommit = checkOvercommit(vg, virtualSizes(thinlv), name, virtualBytes, force);
   const result = await commitBatch(lvm, vg, [{ kind: 'setTag', lv: name, tag: `${TAG.virtualBytes}${virtualBytes}`, replacingPrefix: TAG.virtualBytes }]);
   return { vg: vgName, lv: name, virtualBytes, physicalBytes, seqno: result.seqno, ...warned(overcommit.warning) };
-}
-
-/** The physical ranges past logical extent `keepExtentCount`, in logical order. */
-export function tailRanges(segments: readonly { logicalStart: number; extentCount: number; pv: string; firstExtent: number }[], keepExtentCount: number): PhysicalRange[] {
-  const ranges: PhysicalRange[] = [];
-  for (const segment of segments) {
-    const end = segment.logicalStart + segment.extentCount;
-    if (end <= keepExtentCount) continue;
-    const skip = Math.max(0, keepExtentCount - segment.logicalStart);
-    ranges.push({ pv: segment.pv, firstExtent: segment.firstExtent + skip, extentCount: segment.extentCount - skip });
-  }
-  return ranges;
 }
 
 /** Shrinks the physical size of a thin LV (deflate), after replaying every journal. */

@@ -20,6 +20,11 @@
 //                                                        many extents and its pool holds fewer:
 //                                                        the next pass grants at least that much;
 //                                                        0 when they gave up (timeout, client gone)
+//     deflate   {lv, lvUuid, extentCount}               after a release: give back lv's extents
+//                                                        past its first extentCount (>= 1) to VG
+//                                                        free space; the master applies it only if
+//                                                        nobody holds lv once the pass's releases
+//                                                        are in (`thinlv lvchange -an --deflate`)
 //   grants ring (master -> host)
 //     grant     {generation, appliedSeq, freeRanges}     the host's whole free LV as of
 //                                                        generation, after replay through
@@ -73,7 +78,9 @@ export type JournalRecord =
   /** Ownership of a thin LV: only its owner extends it (I8); see src/replay/planReplay.ts. */
   | { readonly kind: 'claim' | 'release'; readonly lv: string; readonly lvUuid: string }
   /** Extents the host's waiting extends need in all; its pool holds fewer. Moves nothing. */
-  | { readonly kind: 'demand'; readonly extentCount: number };
+  | { readonly kind: 'demand'; readonly extentCount: number }
+  /** Keep the LV's first extentCount extents (>= 1), give the rest back; see the table above. */
+  | { readonly kind: 'deflate'; readonly lv: string; readonly lvUuid: string; readonly extentCount: number };
 
 /** The extents a journal record moves: an allocation's or a return's ranges, none for the others. */
 export const rangesOf = (record: JournalRecord): readonly PvExtentRange[] => (record.kind === 'allocate' || record.kind === 'return' ? record.ranges : []);
@@ -176,7 +183,9 @@ export function encodeJournalRecord(record: JournalRecord): Uint8Array {
           ? { v: RECORD_FORMAT_VERSION, kind: record.kind, activeLvCount: record.activeLvCount }
           : record.kind === 'demand'
             ? { v: RECORD_FORMAT_VERSION, kind: record.kind, extentCount: record.extentCount }
-            : { v: RECORD_FORMAT_VERSION, kind: record.kind, lv: record.lv, lvUuid: record.lvUuid };
+            : record.kind === 'deflate'
+              ? { v: RECORD_FORMAT_VERSION, kind: record.kind, lv: record.lv, lvUuid: record.lvUuid, extentCount: record.extentCount }
+              : { v: RECORD_FORMAT_VERSION, kind: record.kind, lv: record.lv, lvUuid: record.lvUuid };
   const bytes = encoder.encode(JSON.stringify(json));
   // Pair assertion: what we write must read back as what we meant.
   const back = decodeJournalRecord(bytes);
@@ -195,6 +204,7 @@ export function decodeJournalRecord(bytes: Uint8Array): DecodeResult<JournalReco
     if (kind === 'activity') return { kind, activeLvCount: count(object, 'activeLvCount', 0) };
     if (kind === 'claim' || kind === 'release') return { kind, lv: text(object, 'lv'), lvUuid: text(object, 'lvUuid') };
     if (kind === 'demand') return { kind, extentCount: count(object, 'extentCount', 0) };
+    if (kind === 'deflate') return { kind, lv: text(object, 'lv'), lvUuid: text(object, 'lvUuid'), extentCount: count(object, 'extentCount', 1) };
     return fail(`unknown journal record kind ${JSON.stringify(kind)}`);
   });
 }

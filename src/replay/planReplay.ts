@@ -9,11 +9,18 @@
 //     activity                                                    -> thinlv_active_lvs=<count> (last one wins)
 //     release of an LV the host owns                              -> owner cleared
 //     claim                                                       -> kept for phase 2
+//     deflate                                                     -> kept for phase 1b
 //     demand                                                      -> reported (the last one wins): the
 //                                                                    refill sizes this host's grant by it
 //   then, in the same commit: thinlv_applied_seq=<last seq> on the host's journal LV
 //   (and thinlv_rejected=<total>, thinlv_rejected_last=<seq>.<code>), and the free LV
 //   is removed if replay emptied it.
+//   phase 1b, deflates in host then seq order: a thin LV that nobody owns once every
+//   host's records of this pass are in loses its extents past the record's count
+//   (releaseRanges to VG free space); one held by a host keeps them (that host may have
+//   mapped them: DESIGN I8). The deflating host released the LV just before, and any
+//   later use of it needs a claim, granted in phase 2 of this pass at the earliest, so
+//   the next holder reads the deflated LV from metadata.
 //   phase 2, claims in host then seq order: an LV nobody owns once every host's
 //   releases of this pass are in goes to the first claimant (thinlv_owner=<host>);
 //   the others are denied, which the claimant reads from metadata. Claims come last
@@ -29,7 +36,8 @@
 
 import { assert } from '../errors.js';
 import { ExtentSet } from '../extent/extentSet.js';
-import type { PhysicalRange } from '../extent/types.js';
+import { appendSegments, keepFirstExtents, tailRanges } from '../extent/segments.js';
+import type { LinearSegment, PhysicalRange } from '../extent/types.js';
 import { TAG, hostLvNames, type ThinlvVg } from '../format/thinlvVg.js';
 import { allocationProblem } from './allocationRule.js';
 import type { MetadataChange } from '../metadata/applyChanges.js';
@@ -78,6 +86,19 @@ export interface ReplayPlan {
   readonly changes: readonly MetadataChange[];
   readonly hosts: readonly HostReplayPlan[];
   readonly deniedClaims: readonly DeniedClaim[];
+  /** Deflates applied (the LV's extent count before and after) and skipped (it was held, or gone). */
+  readonly deflates: readonly DeflateOutcome[];
+}
+
+export interface DeflateOutcome {
+  readonly host: string;
+  readonly seq: number;
+  readonly lv: string;
+  readonly applied: boolean;
+  readonly extentCountBefore: number;
+  readonly extentCountAfter: number;
+  /** Why a skipped deflate was skipped. */
+  readonly reason?: string;
 }
 
 /** Converts record ranges (PV uuids) to model ranges (device paths); undefined if a PV is unknown. */
@@ -119,6 +140,11 @@ interface PassState {
   readonly owners: Map<string, string | undefined>;
   readonly changes: MetadataChange[];
   readonly claims: { host: string; seq: number; lv: string; lvUuid: string }[];
+  readonly deflates: { host: string; seq: number; lv: string; lvUuid: string; extentCount: number }[];
+  /** Ranges this pass appends to each LV, in order: a deflate cuts from the LV as replay leaves it. */
+  readonly appended: Map<string, PhysicalRange[]>;
+  /** Each LV a deflate of this pass cut, as the cut left it. */
+  readonly cut: Map<string, LinearSegment[]>;
 }
 
 /** One host's progress through its records. */
@@ -142,14 +168,18 @@ export function planReplay(vg: VgLayout, thinlv: ThinlvVg, recordsByHost: Readon
     owners: new Map([...thinlv.thinLvs].map(([name, thin]) => [name, thin.owner])),
     changes: [],
     claims: [],
+    deflates: [],
+    appended: new Map(),
+    cut: new Map(),
   };
   const hosts: HostReplayPlan[] = [];
   for (const [host, records] of recordsByHost) {
     if (records.length > 0) hosts.push(replayHost(state, host, records));
   }
+  const deflates = state.deflates.map((deflate) => applyDeflate(state, deflate));
   const deniedClaims = grantClaims(state);
   pushOwnerChanges(state);
-  return { changes: state.changes, hosts, deniedClaims };
+  return { changes: state.changes, hosts, deniedClaims, deflates };
 }
 
 function replayHost(state: PassState, host: string, records: readonly JournalRecordBytes[]): HostReplayPlan {
@@ -206,6 +236,9 @@ function replayRecord(state: PassState, progress: HostProgress, seq: number, rec
     case 'demand':
       progress.demandExtentCount = record.extentCount;
       return undefined;
+    case 'deflate':
+      state.deflates.push({ host: progress.host, seq, lv: record.lv, lvUuid: record.lvUuid, extentCount: record.extentCount });
+      return undefined;
     case 'release': {
       // Releasing what the host does not own (any more) is harmless: nothing changes.
       const target = state.lvsByName.get(record.lv);
@@ -241,6 +274,7 @@ function replayRanges(state: PassState, progress: HostProgress, record: Extract<
     if (problem !== undefined) return { code: problem.code.toLowerCase().replaceAll('_', '-'), reason: problem.reason };
     progress.pool = progress.pool.difference(claimed);
     state.changes.push({ kind: 'moveRanges', fromLv: free, toLv: target.name, ranges });
+    state.appended.set(target.name, [...(state.appended.get(target.name) ?? []), ...ranges]);
     state.lvSizes.set(target.name, extentCountBefore + claimedCount);
     progress.movedExtentCount += claimedCount;
     return undefined;
@@ -250,6 +284,35 @@ function replayRanges(state: PassState, progress: HostProgress, record: Extract<
   state.changes.push({ kind: 'releaseRanges', lv: free, ranges });
   progress.releasedExtentCount += claimedCount;
   return undefined;
+}
+
+/**
+ * Phase 1b: cuts a thin LV nobody holds to the record's extent count. Why repeating it is
+ * harmless (I5): it travels in the commit that advances the host's applied seq, and
+ * cutting an LV to a size it already has changes nothing.
+ */
+function applyDeflate(state: PassState, deflate: PassState['deflates'][number]): DeflateOutcome {
+  const target = state.lvsByName.get(deflate.lv);
+  const extentCountBefore = state.lvSizes.get(deflate.lv) ?? 0;
+  const outcome = { host: deflate.host, seq: deflate.seq, lv: deflate.lv, extentCountBefore };
+  const skipped = (reason: string): DeflateOutcome => ({ ...outcome, applied: false, extentCountAfter: extentCountBefore, reason });
+  if (target?.uuid !== deflate.lvUuid || !state.thinlv.thinLvs.has(deflate.lv)) return skipped('the LV is gone, or is not thin');
+  const owner = state.owners.get(deflate.lv);
+  if (owner !== undefined) return skipped(`held by host ${owner}`);
+  if (extentCountBefore <= deflate.extentCount) return { ...outcome, applied: true, extentCountAfter: extentCountBefore };
+  const segments = segmentsAfterReplay(state, target);
+  state.changes.push({ kind: 'releaseRanges', lv: deflate.lv, ranges: tailRanges(segments, deflate.extentCount) });
+  state.lvSizes.set(deflate.lv, deflate.extentCount);
+  state.appended.set(deflate.lv, []);
+  state.cut.set(deflate.lv, keepFirstExtents(segments, deflate.extentCount));
+  return { ...outcome, applied: true, extentCountAfter: deflate.extentCount };
+}
+
+/** The LV's segments as this pass leaves it so far: metadata (or an earlier deflate's cut), then this pass's appends. */
+function segmentsAfterReplay(state: PassState, lv: VgLayout['lvs'][number]): LinearSegment[] {
+  const base = state.cut.get(lv.name) ?? linearSegments(lv);
+  assert(base !== undefined, `thin LV ${lv.name} is not linear`);
+  return appendSegments(base, state.appended.get(lv.name) ?? []);
 }
 
 /** Phase 2: each claimed LV nobody owns goes to its first claimant; returns the claims denied. */

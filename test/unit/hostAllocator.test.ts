@@ -11,6 +11,8 @@ import type { PhysicalRange } from '../../src/extent/types.js';
 import { HostAllocator, type HostDeviceMapper, type HostJournal, type UnreplayedRecord } from '../../src/host/allocator.js';
 import type { LvLayout, VgLayout } from '../../src/metadata/vgModel.js';
 import { MAX_RANGES_PER_RECORD, type JournalRecord } from '../../src/records/records.js';
+import { DmError } from '../../src/errors.js';
+import { DmErrorCode } from '../../src/dm/deviceMapper.js';
 
 const PV = '/dev/sdx';
 const PV_UUID = 'pv-uuid-sdx';
@@ -28,6 +30,8 @@ class World {
   appliedSeq = 0;
   generation = 0;
   failNextAppend = false;
+  /** After a reboot dm devices are gone, and a reload of one fails as dmsetup's does. */
+  rebooted = false;
   dmTables = new Map<string, readonly DmTableLine[]>();
   /** Who holds each LV (thinlv_owner): h1 at first; claims and releases move it as replay applies them. */
   owners = new Map<string, string | undefined>(LVS.map((lv) => [lv, 'h1']));
@@ -73,6 +77,7 @@ class World {
         this.dmTables.set(name, table);
       },
       reload: async (name, table) => {
+        if (this.rebooted && !this.dmTables.has(name)) throw new DmError(DmErrorCode.notFound, `no device ${name}`, { name });
         expect(this.dmTables.has(name), `reload of inactive ${name}`).toBe(true);
         this.dmTables.set(name, table);
       },
@@ -87,6 +92,7 @@ class World {
     for (const { seq, record } of this.journal.filter((j) => j.seq > this.appliedSeq)) {
       if (record.kind === 'claim' && this.owners.get(record.lv) === undefined) this.owners.set(record.lv, 'h1');
       if (record.kind === 'release') this.owners.set(record.lv, undefined);
+      if (record.kind === 'deflate' && this.owners.get(record.lv) === undefined) this.deflate(record.lv, record.extentCount);
       if (record.kind === 'allocate') expect(this.owners.get(record.lv), `record ${seq} grows ${record.lv}, which h1 does not hold (I8)`).toBe('h1');
       if (record.kind === 'allocate' || record.kind === 'return') {
         const ranges = record.ranges.map((r) => ({ pv: PV, firstExtent: r.firstExtent, extentCount: r.extentCount }));
@@ -98,6 +104,19 @@ class World {
       }
       this.appliedSeq = seq;
     }
+  }
+
+  /** A deflate of an LV nobody holds: its extents past `keepExtentCount` go back to VG free space. */
+  deflate(lv: string, keepExtentCount: number): void {
+    const kept: PhysicalRange[] = [];
+    let logical = 0;
+    for (const r of this.metadata.get(lv)!) {
+      const keep = Math.max(0, Math.min(r.extentCount, keepExtentCount - logical));
+      if (keep > 0) kept.push({ ...r, extentCount: keep });
+      if (keep < r.extentCount) this.vgFree = this.vgFree.union(ExtentSet.fromRanges([{ ...r, firstExtent: r.firstExtent + keep, extentCount: r.extentCount - keep }]));
+      logical += r.extentCount;
+    }
+    this.metadata.set(lv, kept);
   }
 
   /** The master's refill: `extentCount` extents from VG free into the host's free LV. */
@@ -347,6 +366,68 @@ describe('host allocator against a model', () => {
     const taken = world.journal.flatMap((j) => (j.record.kind === 'allocate' ? j.record.ranges.flatMap((r) => Array.from({ length: r.extentCount }, (_, k) => r.firstExtent + k)) : []));
     expect(new Set(taken).size).toBe(taken.length);
     for (const extent of taken) expect(allocator.poolExtents().has(PV, extent)).toBe(false);
+  });
+});
+
+describe('host allocator: restart', () => {
+  test('after a reboot an LV listed active but without a device is forgotten and released; the others are reloaded', async () => {
+    const world = new World();
+    const first = world.start(0);
+    first.applyGrant(world.grant(10));
+    await first.activate('lv0');
+    await first.activate('lv1');
+    await first.extend('lv1', 3 * EXTENT_BYTES);
+    world.rebooted = true;
+    world.dmTables.delete('vg-lv0');
+    const restarted = world.start(world.generation, ['lv0', 'lv1']);
+    expect(await restarted.recover()).toEqual(['lv0']);
+    expect([...restarted.activeTables().keys()]).toEqual(['lv1']);
+    expect(world.dmTables.get('vg-lv1')).toEqual(restarted.tableOf('lv1'));
+    expect(world.journal.at(-1)?.record).toEqual({ kind: 'release', lv: 'lv0', lvUuid: 'uuid-lv0' });
+  });
+});
+
+describe('host allocator: deactivation with a deflate', () => {
+  test('journals release then deflate; once replayed the LV keeps that many extents, and a later activation maps only those', async () => {
+    const world = new World();
+    const allocator = world.start(0);
+    allocator.applyGrant(world.grant(20));
+    await allocator.activate('lv0');
+    await allocator.extend('lv0', 6 * EXTENT_BYTES);
+    const result = await allocator.deactivate('lv0', 2 * EXTENT_BYTES - 1);
+    expect(result).toEqual({ deflate: { seq: 3, targetBytes: 2 * EXTENT_BYTES } });
+    expect(world.journal.slice(-2).map((j) => j.record)).toEqual([
+      { kind: 'release', lv: 'lv0', lvUuid: 'uuid-lv0' },
+      { kind: 'deflate', lv: 'lv0', lvUuid: 'uuid-lv0', extentCount: 2 },
+    ]);
+    expect(await allocator.awaitReplay(3, 0)).toBe(true);
+    expect(allocator.metadataSizeOf('lv0')).toEqual({ sizeBytes: 2 * EXTENT_BYTES, owner: undefined });
+    expect(await allocator.activate('lv0')).toEqual(allocator.tableOf('lv0'));
+    expect(allocator.segmentsOf('lv0').reduce((n, s) => n + s.extentCount, 0)).toBe(2);
+    // The extents given back are VG free space, in no LV and not in the pool (I1, I2).
+    const given = world.vgFree.intersection(ExtentSet.fromRanges(allocator.segmentsOf('lv1').concat(allocator.segmentsOf('lv0'))));
+    expect(given.isEmpty() && !world.vgFree.overlaps(allocator.poolExtents())).toBe(true);
+  });
+
+  test('a deflate of an LV another host holds is refused before a deflate is written', async () => {
+    const world = new World();
+    world.owners.set('lv1', 'h2');
+    const allocator = world.start(0);
+    await expect(allocator.deactivate('lv1', EXTENT_BYTES)).rejects.toMatchObject({ code: 'LV_OWNED_ELSEWHERE', data: { owner: 'h2' } });
+    expect(world.journal).toEqual([]);
+  });
+
+  test('a deflate waits no longer than it is told when the master does not answer', async () => {
+    const world = new World();
+    let now = 0;
+    const allocator = new HostAllocator(
+      { host: 'h1', vg: world.layout(), freeRanges: [], unreplayed: [], appliedSeq: 0, lastGrantGeneration: 0, outOfSpaceWaitMs: 0 },
+      { journal: world.journalEffect(), dm: world.dmEffect(), nowMs: () => now, sleepMs: async (ms) => void (now += ms), dmName: (vg, lv) => `${vg}-${lv}`, refreshMetadata: async () => undefined },
+    );
+    const { deflate } = await allocator.deactivate('lv2', EXTENT_BYTES);
+    expect(await allocator.awaitReplay(deflate!.seq, 500)).toBe(false);
+    expect(now).toBeGreaterThanOrEqual(500);
+    expect(now).toBeLessThan(1000);
   });
 });
 

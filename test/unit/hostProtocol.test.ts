@@ -58,6 +58,15 @@ describe('parseRequest accepts the documented requests', () => {
     expect(expectRequest(parseRequest(line({ v: 1, id: 'd', op: 'deactivate', lv: 'lv' })))).toEqual({ id: 'd', op: 'deactivate', lv: 'lv' });
     expect(expectRequest(parseRequest(line({ v: 1, id: 's', op: 'status' })))).toEqual({ id: 's', op: 'status' });
   });
+  test('a deactivate may ask for a deflate: a positive whole number of bytes, round-tripped by formatRequest', () => {
+    const request = expectRequest(parseRequest(line({ v: 1, id: 'd', op: 'deactivate', lv: 'lv', deflateToBytes: 8388608 })));
+    expect(request).toEqual({ id: 'd', op: 'deactivate', lv: 'lv', deflateToBytes: 8388608 });
+    expect(expectRequest(parseRequest(formatRequest(request)))).toEqual(request);
+    for (const bad of [0, -1, 1.5, '8M', null]) {
+      expect(parseRequest(line({ v: 1, id: 'd', op: 'deactivate', lv: 'lv', deflateToBytes: bad }))).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
+    }
+    expect(parseRequest(line({ v: 1, id: 'a', op: 'activate', lv: 'lv', deflateToBytes: 1 }))).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
+  });
   test('field order and surrounding whitespace do not matter', () => {
     expect(expectRequest(parseRequest(' {"op":"status","id":"x","v":1} \r'))).toEqual({ id: 'x', op: 'status' });
   });
@@ -166,7 +175,7 @@ function isValidBySpec(object: Record<string, unknown>): boolean {
   const allowed: Record<string, readonly string[]> = {
     extend: ['v', 'id', 'op', 'lv', 'sizeBytes', 'incrementBytes'],
     activate: ['v', 'id', 'op', 'lv'],
-    deactivate: ['v', 'id', 'op', 'lv'],
+    deactivate: ['v', 'id', 'op', 'lv', 'deflateToBytes'],
     status: ['v', 'id', 'op'],
   };
   const { v, id, op, lv } = object;
@@ -175,6 +184,8 @@ function isValidBySpec(object: Record<string, unknown>): boolean {
   if (fields === undefined || !Object.keys(object).every((key) => fields.includes(key))) return false;
   if (op === 'status') return true;
   if (typeof lv !== 'string' || invalidNameReason(lv, 'LV') !== undefined) return false;
+  const positive = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+  if (op === 'deactivate') return object['deflateToBytes'] === undefined || positive(object['deflateToBytes']);
   if (op !== 'extend') return true;
   const sizes = [object['sizeBytes'], object['incrementBytes']].filter((value) => value !== undefined);
   return sizes.length === 1 && typeof sizes[0] === 'number' && Number.isSafeInteger(sizes[0]) && sizes[0] > 0;
@@ -345,6 +356,7 @@ describe('parseResponse', () => {
       ['extend', successResponse('a', { lv: 'lv', extentsGranted: 0, sizeBytes: 4096, extentSizeBytes: 4096 })],
       ['activate', successResponse('b', { lv: 'lv', active: true })],
       ['deactivate', successResponse('c', { lv: 'lv', active: false })],
+      ['deactivate', successResponse('c', { lv: 'lv', active: false, deflate: { seq: 7, targetBytes: 8388608, replayed: true, sizeBytes: 8388608, heldBy: null } })],
       ['status', successResponse('d', status)],
       ['status', errorResponse(null, 'LINE_TOO_LONG', 'too long', { maxLineBytes: 4096 })],
       ['extend', errorResponse('e', 'OUT_OF_SPACE', 'empty')],

@@ -106,6 +106,17 @@ describe('lvm-compatible metadata commands: pure parts', () => {
     expect(() => parse('lvchange', ['--test', '-ay', 'vg1/a'], specs)).toThrow(/not supported/);
   });
 
+  it('lvchange --deflate SIZE: lvm -L syntax, with -an only, above 0 and unsigned', () => {
+    const specs = [{ long: 'activate', short: 'a', takesValue: true }, { long: 'refresh', takesValue: false }, { long: 'deflate', takesValue: true }];
+    const read = (...args: string[]) => readLvchangeRequest(parse('lvchange', args, specs));
+    expect(read('-an', '--deflate', '8', 'vg1/a')).toMatchObject({ activation: 'deactivate', deflateToBytes: 8 * MIB });
+    expect(read('-an', 'vg1/a', '--deflate=1g')).toMatchObject({ deflateToBytes: 1024 * MIB });
+    expect(read('-an', 'vg1/a').deflateToBytes).toBeUndefined();
+    expect(() => read('-ay', '--deflate', '8M', 'vg1/a')).toThrow(/--deflate is given with -an/);
+    expect(() => read('--deflate', '8M', 'vg1/a')).toThrow(/No command with matching syntax/);
+    for (const bad of ['0', '+8M', '-8M', 'lots']) expect(() => read('-an', '--deflate', bad, 'vg1/a'), bad).toThrow(LvmUsageError);
+  });
+
   it("thinlv's own lvcreate, lvremove, lvresize and lvextend keep their names; symlinks of those names are lvm's", () => {
     for (const name of ['lvcreate', 'lvremove', 'lvresize', 'lvextend']) {
       expect(lvmCompatInvocation(['node', '/usr/local/bin/thinlv', name, 'x'])).toBeUndefined();

@@ -201,8 +201,8 @@ describe('planReplay: applying records', () => {
   test('hosts with no records produce no changes and no host plan', () => {
     const vg = thinlvVgMetadata(twoHostSpec());
     const thinlv = readThinlvVg(vg);
-    expect(planReplay(vg, thinlv, new Map())).toEqual({ changes: [], hosts: [], deniedClaims: [] });
-    expect(planReplay(vg, thinlv, new Map([['h1', []], ['h2', []]]))).toEqual({ changes: [], hosts: [], deniedClaims: [] });
+    expect(planReplay(vg, thinlv, new Map())).toEqual({ changes: [], hosts: [], deniedClaims: [], deflates: [] });
+    expect(planReplay(vg, thinlv, new Map([['h1', []], ['h2', []]]))).toEqual({ changes: [], hosts: [], deniedClaims: [], deflates: [] });
   });
 
   test('only the hosts that have records get changes', () => {
@@ -560,7 +560,7 @@ describe('planReplay: property over random batches', () => {
         });
       }
       const nothingNew = new Map(spec.hosts.map((h) => [h.host, [] as JournalRecordBytes[]]));
-      expect(planReplay(after, thinlvAfter, nothingNew)).toEqual({ changes: [], hosts: [], deniedClaims: [] });
+      expect(planReplay(after, thinlvAfter, nothingNew)).toEqual({ changes: [], hosts: [], deniedClaims: [], deflates: [] });
       // Feeding the same records again cannot apply them twice: their seqs no longer follow the cursor.
       if ([...recordsByHost.values()].some((records) => records.length > 0)) {
         expect(() => planReplay(after, thinlvAfter, recordsByHost)).toThrow(InvariantError);
@@ -626,5 +626,54 @@ describe('planReplay: LV ownership (one extender per LV)', () => {
   test('a claim naming an old uuid of the LV, or a stock LV, is denied', () => {
     const { plan } = replay(unowned(), { h1: journal(1, [claim('disk0', 'uuid-old'), claim('thinlv_h2_free', 'uuid-thinlv_h2_free')]) });
     expect(plan.deniedClaims.map((d) => d.lv)).toEqual(['disk0', 'thinlv_h2_free']);
+  });
+});
+
+describe('planReplay: deflate after deactivation (lvchange -an --deflate)', () => {
+  const release = (lv: string, lvUuid = `uuid-${lv}`): JournalRecord => ({ kind: 'release', lv, lvUuid });
+  const claim = (lv: string, lvUuid = `uuid-${lv}`): JournalRecord => ({ kind: 'claim', lv, lvUuid });
+  const deflate = (lv: string, extentCount: number, lvUuid = `uuid-${lv}`): JournalRecord => ({ kind: 'deflate', lv, lvUuid, extentCount });
+  const vgFree = (vg: VgMetadata) => computeFreeExtents(vg);
+
+  test("a deflate after the owner's release cuts the LV (this pass's allocations included) and frees its tail, the pool untouched", () => {
+    const { plan, before, after } = replay(twoHostSpec(), {
+      h1: journal(1, [allocate('disk0', [range('/dev/sdb', 30, 3)]), release('disk0'), deflate('disk0', 5)]),
+    });
+    expect(logicalExtents(after, 'disk0')).toEqual(flattenRanges([range('/dev/sdb', 10, 4), range('/dev/sdb', 30, 1)]));
+    expect(vgFree(after).difference(vgFree(before)).equals(ExtentSet.fromRanges([range('/dev/sdb', 31, 2)]))).toBe(true);
+    expect(extentsOfLv(after, 'thinlv_h1_free').equals(ExtentSet.fromRanges([range('/dev/sdb', 33, 17)]))).toBe(true);
+    expect(plan.deflates).toEqual([{ host: 'h1', seq: 3, lv: 'disk0', applied: true, extentCountBefore: 7, extentCountAfter: 5 }]);
+    expect(checkLayout(after).filter((f) => f.severity === 'error')).toEqual([]);
+  });
+
+  test('a deflate of an LV a host holds changes nothing, whoever wrote it', () => {
+    const { plan, before, after } = replay(twoHostSpec(), { h2: journal(1, [deflate('disk0', 1)]) });
+    expect(logicalExtents(after, 'disk0')).toEqual(logicalExtents(before, 'disk0'));
+    expect(plan.deflates).toMatchObject([{ applied: false, reason: 'held by host h1', extentCountAfter: 4 }]);
+  });
+
+  test("a deflate comes before the pass's claims: another host's claim in the same pass gets the deflated LV", () => {
+    const { plan, after } = replay(twoHostSpec(), { h2: journal(1, [claim('disk0')]), h1: journal(1, [release('disk0'), deflate('disk0', 2)]) });
+    expect(lvExtentCount(lvNamed(after, 'disk0')!)).toBe(2);
+    expect(readThinlvVg(after).thinLvs.get('disk0')?.owner).toBe('h2');
+    expect(plan.deniedClaims).toEqual([]);
+  });
+
+  test('two deflates of one LV in a pass cut it twice, each from what the other left; a larger count changes nothing', () => {
+    const { plan, after } = replay(twoHostSpec(), { h1: journal(1, [release('disk0'), deflate('disk0', 3), deflate('disk0', 9), deflate('disk0', 1)]) });
+    expect(logicalExtents(after, 'disk0')).toEqual(['/dev/sdb:10']);
+    expect(plan.deflates.map((d) => [d.applied, d.extentCountAfter])).toEqual([[true, 3], [true, 3], [true, 1]]);
+  });
+
+  test('a deflate naming an old uuid, or a stock LV, is skipped', () => {
+    const { plan, before, after } = replay(twoHostSpec(), { h1: journal(1, [release('disk0'), deflate('disk0', 1, 'uuid-old'), deflate('thinlv_h2_free', 1)]) });
+    expect(plan.deflates.every((d) => !d.applied)).toBe(true);
+    expect(logicalExtents(after, 'disk0')).toEqual(logicalExtents(before, 'disk0'));
+  });
+
+  test('a deflate record keeps at least one extent: count 0 does not decode, and is rejected as undecodable', () => {
+    const { plan, after } = replay(twoHostSpec(), { h1: journal(1, [release('disk0'), json({ v: 1, kind: 'deflate', lv: 'disk0', lvUuid: 'uuid-disk0', extentCount: 0 })]) });
+    expect(hostPlan(plan, 'h1').rejected).toMatchObject([{ seq: 2, code: 'undecodable' }]);
+    expect(lvExtentCount(lvNamed(after, 'disk0')!)).toBe(4);
   });
 });

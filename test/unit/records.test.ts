@@ -27,6 +27,12 @@ const journalRecord: fc.Arbitrary<JournalRecord> = fc.oneof(
   fc.record({ kind: fc.constant('return' as const), ranges }),
   fc.record({ kind: fc.constant('activity' as const), activeLvCount: fc.nat({ max: 100_000 }) }),
   fc.record({ kind: fc.constant('demand' as const), extentCount: fc.nat({ max: 2 ** 30 }) }),
+  fc.record({
+    kind: fc.constant('deflate' as const),
+    lv: fc.stringMatching(/^[A-Za-z0-9+_.-]{1,64}$/),
+    lvUuid: fc.stringMatching(/^[A-Za-z0-9-]{1,38}$/),
+    extentCount: fc.integer({ min: 1, max: 2 ** 30 }),
+  }),
 );
 const grantRecord: fc.Arbitrary<GrantRecord> = fc.oneof(
   fc.record({
@@ -67,6 +73,7 @@ describe('ring record payloads', () => {
     ['a newer format version', { v: 2, kind: 'return', ranges: [['u', 0, 1]] }, /version/],
     ['an unknown kind', { v: 1, kind: 'shrink', ranges: [['u', 0, 1]] }, /unknown/],
     ['a negative demand', { v: 1, kind: 'demand', extentCount: -1 }, /extentCount/],
+    ['a deflate keeping no extent', { v: 1, kind: 'deflate', lv: 'a', lvUuid: 'b', extentCount: 0 }, /extentCount/],
     ['a zero-length range', { v: 1, kind: 'return', ranges: [['u', 0, 0]] }, /extent count/],
     ['a negative first extent', { v: 1, kind: 'return', ranges: [['u', -1, 1]] }, /first extent/],
     ['a fractional count', { v: 1, kind: 'allocate', lv: 'a', lvUuid: 'b', ranges: [['u', 0, 1.5]], extentCountAfter: 2 }, /extent count/],

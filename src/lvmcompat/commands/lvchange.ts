@@ -14,6 +14,11 @@
 //                 when the LV is active here. Never stock lvm: its table would lack
 //                 unreplayed extents (DESIGN.md). An LV this host does not hold is not
 //                 active here, so -an and --refresh leave it alone, as lvm does.
+//   -an --deflate SIZE (thinlv's own option, thin LVs only): after deactivating, the
+//                 daemon journals a deflate and waits for the master's pass: the LV's
+//                 allocated extents past SIZE go back to VG free space if nobody holds
+//                 it then (a size given as -L is read; the virtual size stays). Runs on
+//                 any host with a daemon, whether or not the LV was active there.
 
 import { hostname } from 'node:os';
 import { commitBatch, readVgMetadata } from '../../lvm/commitBatch.js';
@@ -25,6 +30,7 @@ import type { MetadataChange } from '../../metadata/applyChanges.js';
 import { withMetadataLock } from '../../cli/masterContext.js';
 import type { CommandContext } from '../../cli/context.js';
 import { flagSpec, hasOption, lastValue, LVM_EXIT, LvmUsageError, unsupportedSpec, valuedSpec, valuesOf, type OptionSpec, type ParsedLvmArgs } from '../lvmArgs.js';
+import { parseSizeOption } from '../sizeArgs.js';
 import { runStock } from '../stockLvm.js';
 import { activateThinLv, deactivateThinLv, hostDaemonStatus } from '../hostDaemonRequests.js';
 import { activationValue, failedToFind, isThinLv, isThinlvOwnLv, lvmFailure, lvmUsage, parseLvPath, refuseOffMaster, runLvmCompatCommand, type LvPath } from '../writeCommon.js';
@@ -36,6 +42,7 @@ const OPTIONS: readonly OptionSpec[] = [
   valuedSpec('addtag'),
   valuedSpec('deltag'),
   valuedSpec('activate', 'a'),
+  valuedSpec('deflate'),
   flagSpec('refresh'),
   flagSpec('force', 'f'),
   flagSpec('noudevsync'),
@@ -58,6 +65,8 @@ export interface LvchangeRequest {
   readonly addTags: readonly string[];
   readonly delTags: readonly string[];
   readonly activation: Activation | undefined;
+  /** -an --deflate SIZE: the allocated bytes to keep. */
+  readonly deflateToBytes: number | undefined;
 }
 
 export const run = (args: readonly string[]): Promise<number> => runLvmCompatCommand(COMMAND, args, OPTIONS, change);
@@ -79,7 +88,17 @@ export function readLvchangeRequest(parsed: ParsedLvmArgs): LvchangeRequest {
     throw new LvmUsageError(`  No command with matching syntax recognised.  Run '${COMMAND} --help' for more information.\n`);
   }
   if (parsed.positionals.length === 0) throw lvmUsage(COMMAND, 'Please give logical volume path(s)');
-  return { paths: parsed.positionals.map((text) => parseLvPath(COMMAND, text)), writable: permission === undefined ? undefined : permission === 'rw', addTags, delTags, activation };
+  const deflateToBytes = readDeflateSize(lastValue(parsed, 'deflate'), activation);
+  return { paths: parsed.positionals.map((text) => parseLvPath(COMMAND, text)), writable: permission === undefined ? undefined : permission === 'rw', addTags, delTags, activation, deflateToBytes };
+}
+
+/** `--deflate SIZE` (lvm's -L syntax, no sign, more than 0), only with -an. */
+function readDeflateSize(text: string | undefined, activation: Activation | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (activation !== 'deactivate') throw lvmUsage(COMMAND, '--deflate is given with -an (it gives back extents of an LV being deactivated).');
+  const size = parseSizeOption(text);
+  if (size.sign !== undefined || size.amount <= 0) throw new LvmUsageError(`  Invalid argument for --deflate: ${text} (a size above 0, no sign)\n  Error during parsing of command line.\n`);
+  return size.amount;
 }
 
 async function change(context: CommandContext, parsed: ParsedLvmArgs): Promise<number> {
@@ -98,7 +117,7 @@ async function change(context: CommandContext, parsed: ParsedLvmArgs): Promise<n
       if (outcome.refused.length > 0) exitCode = LVM_EXIT.failed;
     }
     if (request.activation !== undefined) {
-      const code = await changeActivation(context, vg, names, request.activation, changesMetadata);
+      const code = await changeActivation(context, vg, names, request, changesMetadata);
       if (code !== LVM_EXIT.ok) exitCode = code;
     }
   }
@@ -139,7 +158,8 @@ async function changeMetadataOnce(context: CommandContext, vgName: string, names
 }
 
 /** (De)activates or refreshes each LV here: thin ones through the host daemon, others through stock lvm. */
-async function changeActivation(context: CommandContext, vgName: string, names: readonly string[], activation: Activation, metadataChanged: boolean): Promise<number> {
+async function changeActivation(context: CommandContext, vgName: string, names: readonly string[], request: LvchangeRequest, metadataChanged: boolean): Promise<number> {
+  const activation = request.activation!;
   // A read-only report: activation changes no metadata, and runs on any host.
   const vg = await readVgReport(context.lvm, vgName);
   let exitCode: number = LVM_EXIT.ok;
@@ -153,15 +173,17 @@ async function changeActivation(context: CommandContext, vgName: string, names: 
       continue;
     }
     if (!isThinLv(lv)) {
-      const option = activation === 'refresh' ? '--refresh' : activation === 'activate' ? '-ay' : '-an';
-      const stock = await runStock(context, COMMAND, [option, `${vgName}/${name}`]);
-      process.stdout.write(stock.stdout);
-      process.stderr.write(stock.stderr);
-      if (stock.exitCode !== LVM_EXIT.ok) exitCode = stock.exitCode;
+      const code = request.deflateToBytes === undefined ? await changeStockActivation(context, vgName, name, activation) : refuseDeflate(vgName, name);
+      if (code !== LVM_EXIT.ok) exitCode = code;
       continue;
     }
     if (activation === 'activate') {
       await activateThinLv(vgName, name);
+      continue;
+    }
+    if (request.deflateToBytes !== undefined) {
+      const code = await deactivateAndDeflate(vgName, name, request.deflateToBytes);
+      if (code !== LVM_EXIT.ok) exitCode = code;
       continue;
     }
     // -an and --refresh act only on an LV this host holds; ask the daemon which host it is once.
@@ -176,4 +198,34 @@ async function changeActivation(context: CommandContext, vgName: string, names: 
     else await activateThinLv(vgName, name);
   }
   return exitCode;
+}
+
+async function changeStockActivation(context: CommandContext, vgName: string, name: string, activation: Activation): Promise<number> {
+  const option = activation === 'refresh' ? '--refresh' : activation === 'activate' ? '-ay' : '-an';
+  const stock = await runStock(context, COMMAND, [option, `${vgName}/${name}`]);
+  process.stdout.write(stock.stdout);
+  process.stderr.write(stock.stderr);
+  return stock.exitCode;
+}
+
+function refuseDeflate(vgName: string, name: string): number {
+  process.stderr.write(`  Logical volume ${vgName}/${name} is not a thin LV: --deflate gives back extents of thin LVs only (shrink others with lvreduce).\n`);
+  return LVM_EXIT.failed;
+}
+
+/** -an --deflate: the daemon deactivates, journals the deflate and waits for the master; says what came of it. */
+async function deactivateAndDeflate(vgName: string, name: string, deflateToBytes: number): Promise<number> {
+  const { deflate } = await deactivateThinLv(vgName, name, deflateToBytes);
+  if (deflate === undefined) throw lvmFailure(`The host daemon serving ${vgName} here does not know --deflate: upgrade it.`);
+  if (!deflate.replayed) {
+    process.stderr.write(`  WARNING: ${vgName}/${name} deactivated; its deflate is journaled (seq ${deflate.seq}) but the master has not replayed it yet: check that "thinlv master ${vgName}" runs. It applies on the master's next pass.\n`);
+    return LVM_EXIT.ok;
+  }
+  if (deflate.sizeBytes > deflate.targetBytes) {
+    const why = deflate.heldBy === null ? 'another host held it when the master replayed the deflate' : `host ${deflate.heldBy} held it when the master replayed the deflate`;
+    process.stderr.write(`  Logical volume ${vgName}/${name} was not deflated: ${why}. Deactivate it there and deflate again.\n`);
+    return LVM_EXIT.failed;
+  }
+  process.stdout.write(`  Logical volume ${vgName}/${name} deactivated and deflated: ${deflate.sizeBytes} bytes allocated.\n`);
+  return LVM_EXIT.ok;
 }
