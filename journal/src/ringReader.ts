@@ -10,6 +10,7 @@ import {
   positionAfter,
   positionOfConsumer,
   readConsumerState,
+  readRingHeader,
   type ChainPosition,
   type ChainStopReason,
 } from './ringChain.js';
@@ -18,6 +19,13 @@ import { silentLogger, type BlockRegion, type JournalLogger } from './blockRegio
 export interface RingReaderOptions {
   readonly ringId: string;
   readonly logger?: JournalLogger;
+  /**
+   * false skips the survey of the whole data area that checks the consumer block against
+   * every record on disk (CONSUMER_AHEAD). For read-only reports, which read from the
+   * consumer position on and never consume: opening costs two block reads instead of a
+   * read of the whole ring. The consumer (the master) and the writer keep the survey.
+   */
+  readonly survey?: boolean;
 }
 
 export interface RingRecord {
@@ -67,7 +75,7 @@ export class RingReader {
 
   static async open(region: BlockRegion, options: RingReaderOptions): Promise<RingReader> {
     const logger = options.logger ?? silentLogger;
-    const { header, consumer } = await openRingState(region, options.ringId);
+    const { header, consumer } = options.survey === false ? await openWithoutSurvey(region, options.ringId) : await openRingState(region, options.ringId);
     logger('info', `ring reader open on ${region.description}`, { ringId: header.ringId, consumedSeq: consumer.consumedSeq });
     return new RingReader(region, header, consumer);
   }
@@ -162,6 +170,11 @@ export class RingReader {
     this.seen = [];
     return this.consumer;
   }
+}
+
+async function openWithoutSurvey(region: BlockRegion, ringId: string): Promise<{ header: RingHeader; consumer: ConsumerState }> {
+  const header = await readRingHeader(region, ringId);
+  return { header, consumer: await readConsumerState(region, header) };
 }
 
 export function openRingReader(region: BlockRegion, options: RingReaderOptions): Promise<RingReader> {

@@ -303,6 +303,23 @@ describe('reads', () => {
     expect(await errorCodeOf(reader.read({ fromSeq: 1, maxRecords: MAX_RECORDS_PER_READ + 1 }))).toBe('INVALID_ARGUMENT');
   });
 
+  it('a reader opened with survey: false reads what a surveying one reads, and opening reads two blocks, not the ring', async () => {
+    const disk = await freshMemoryRing(4 * 1024 * 1024);
+    const writer = await openRingWriter(disk.open(), OPTIONS);
+    await appendAll(writer, Array(40).fill(100));
+    const consumer = await openRingReader(disk.open(), OPTIONS);
+    await consumer.read({ fromSeq: 1 });
+    await consumer.consume(25);
+    const reads: number[] = [];
+    const inner = disk.open();
+    const counting: BlockRegion = { ...inner, sizeBytes: inner.sizeBytes, description: inner.description, allocateBuffer: (n) => inner.allocateBuffer(n), write: (o, d) => inner.write(o, d), close: () => inner.close(), read: (o, n) => (reads.push(n), inner.read(o, n)) };
+    const quick = await openRingReader(counting, { ...OPTIONS, survey: false });
+    expect(reads.reduce((sum, n) => sum + n, 0)).toBe(2 * BLOCK_BYTES);
+    const surveyed = await openRingReader(disk.open(), OPTIONS);
+    expect(quick.consumedSeq).toBe(25);
+    expect(await quick.read({ fromSeq: 26 })).toEqual(await surveyed.read({ fromSeq: 26 }));
+  });
+
   it('a consumer never moves the consumer pointer back behind another that consumed further', async () => {
     const disk = await freshMemoryRing(1024 * 1024);
     const writer = await openRingWriter(disk.open(), OPTIONS);

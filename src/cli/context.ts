@@ -2,6 +2,7 @@
 // runner restricted to --devices, with --driverloaded decided by asking the kernel.
 
 import { probeDeviceMapper, type DeviceMapperProbe } from '../dm/dmsetup.js';
+import { probeDeviceMapperQuickly } from '../dm/quickProbe.js';
 import { createLvmRunner, type LvmRunner } from '../lvm/runLvm.js';
 import { createLogger, type Logger } from '../log.js';
 import type { LevelWithSilent } from 'pino';
@@ -22,9 +23,13 @@ export interface CommandContext {
   readonly deviceMapper: DeviceMapperProbe;
 }
 
-export async function createCommandContext(options: GlobalOptions): Promise<CommandContext> {
+/**
+ * `probe: 'fresh'` (daemons) asks `dmsetup version` every time; 'quick' (every other
+ * command) reads /proc/misc and a per-boot note first (src/dm/quickProbe.ts).
+ */
+export async function createCommandContext(options: GlobalOptions, probe: 'quick' | 'fresh' = 'quick'): Promise<CommandContext> {
   const log = createLogger(options.logLevel);
-  const deviceMapper = await probeDeviceMapper();
+  const deviceMapper = probe === 'fresh' ? await probeDeviceMapper() : await probeDeviceMapperQuickly();
   log.debug({ deviceMapper }, 'device-mapper probe');
   const lvm = createLvmRunner({
     lvmPath: options.lvmPath,

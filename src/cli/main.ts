@@ -55,11 +55,11 @@ function globalsFrom(argv: RawGlobals): GlobalOptions {
 /** The journal's error test, loaded only for an error that may be one (not for a ThinlvError). */
 const loadIsJournalError = async () => (await import('../../journal/index.js')).isJournalError;
 
-/** Reads the global options and makes the command's context (logger, lvm runner, device-mapper probe). */
-async function contextFor(argv: RawGlobals): Promise<CommandContext> {
+/** Reads the global options and makes the command's context (logger, lvm runner, device-mapper probe: see context.ts). */
+async function contextFor(argv: RawGlobals, probe: 'quick' | 'fresh' = 'quick'): Promise<CommandContext> {
   const globals = globalsFrom(argv);
   const { createCommandContext } = await import('./context.js');
-  return createCommandContext(globals);
+  return createCommandContext(globals, probe);
 }
 
 async function reportError(error: unknown, json: boolean): Promise<number> {
@@ -232,7 +232,8 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('metrics-listen', { type: 'string', describe: 'run: serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464; off by default' });
         },
         async (args) => {
-          const context = await contextFor(args);
+          // The daemon asks dmsetup itself: it decides between real and computed tables for days.
+          const context = await contextFor(args, args.action === 'run' ? 'fresh' : 'quick');
           const { runHostDaemon, runHostStatus } = await import('./commands/hostDaemon.js');
           const { runHostAdd, runHostClearRejected, runHostRemove } = await import('./commands/admin.js');
           switch (args.action) {
@@ -340,7 +341,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('metrics-listen', { type: 'string', describe: 'serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464; off by default' });
         },
         async (args) => {
-          const context = await contextFor(args);
+          const context = await contextFor(args, 'fresh');
           const { runMaster } = await import('./commands/master.js');
           exitCode = await runMaster(context, { vg: args.vg, once: args.once, intervalMs: args['interval-ms'], pollMs: args['poll-ms'], rateWindowMs: args['rate-window-ms'], stateDir: args.history ? args['state-dir'] : undefined, metricsListen: args['metrics-listen'] });
         },

@@ -15,6 +15,7 @@ import { InvariantError, ThinlvError } from '../errors.js';
 import { appendSegments, coalesceSegments, removeExtentsFromSegments } from '../extent/segments.js';
 import type { LinearSegment } from '../extent/types.js';
 import { readThinlvVg } from '../format/thinlvVg.js';
+import { readVgReport } from '../lvm/readVgReport.js';
 import { linearSegments, lvExtentCount, SECTOR_BYTES, type VgReport } from '../metadata/vgModel.js';
 import { planReplay, type JournalRecordBytes } from '../replay/planReplay.js';
 import type { HostJournal } from '../report/freeSpace.js';
@@ -80,10 +81,13 @@ export function thinViewOf(vg: VgReport, journals: ReadonlyMap<string, HostJourn
  * are thrown for the caller to report as lvm would.
  */
 export async function readThinView(context: CommandContext, vgName: string): Promise<ThinView | undefined> {
-  // Loaded here, not at the top: the free command's module is only needed for a thinlv VG.
+  // The metadata read starts first: it is the longest step, and loading the free command's
+  // module (here, not at the top: only a thinlv VG needs it) overlaps with it.
+  const firstRead = readVgReport(context.lvm, vgName);
+  firstRead.catch(() => undefined);
   const { readSnapshot } = await import('../cli/commands/free.js');
   try {
-    const { vg, journals } = await readSnapshot(context, vgName);
+    const { vg, journals } = await readSnapshot(context, vgName, firstRead);
     return thinViewOf(vg, journals);
   } catch (error) {
     if (error instanceof ThinlvError && error.code === 'NOT_FORMATTED') return undefined;

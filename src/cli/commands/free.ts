@@ -72,14 +72,17 @@ function watchFree(context: CommandContext, vgName: string, watchSeconds: string
 }
 
 /** The metadata, and every host's journal read against it. */
-export async function readSnapshot(context: CommandContext, vgName: string): Promise<{ vg: VgReport; journals: Map<string, HostJournal> }> {
+export async function readSnapshot(context: CommandContext, vgName: string, firstRead?: Promise<VgReport>): Promise<{ vg: VgReport; journals: Map<string, HostJournal> }> {
   const regions = readOnlyRegionOpener();
   for (let attempt = 1; ; attempt++) {
-    const vg = await readVgReport(context.lvm, vgName);
+    const vg = await (attempt === 1 && firstRead !== undefined ? firstRead : readVgReport(context.lvm, vgName));
     const journals = new Map<string, HostJournal>();
     let stale = false;
-    for (const host of readThinlvVg(vg).hosts.values()) {
-      const journal = await readHostJournal(regions, vg, host);
+    // Every host's journal at once: each read waits on the LUN, not on the CPU.
+    const hosts = [...readThinlvVg(vg).hosts.values()];
+    const read = await Promise.all(hosts.map((host) => readHostJournal(regions, vg, host)));
+    for (const [index, host] of hosts.entries()) {
+      const journal = read[index]!;
       stale ||= journal === 'stale';
       journals.set(
         host.host,
@@ -101,7 +104,8 @@ async function readHostJournal(regions: RegionOpener, vg: VgReport, host: Thinlv
   try {
     const location = ringLocation(vg, hostLvNames(host.host).journal);
     region = await regions.open(location);
-    const reader = await openRingReader(region, { ringId: location.ringId });
+    // A report reads from the consumer position on and never consumes: no survey of the whole ring.
+    const reader = await openRingReader(region, { ringId: location.ringId, survey: false });
     if (reader.consumedSeq > host.appliedSeq) return 'stale';
     const records = await recordsAfter(reader, host.appliedSeq);
     if (records === undefined) return { readable: false, reason: `more than ${MAX_JOURNAL_READ_CALLS} reads of records; is the ring damaged?` };
