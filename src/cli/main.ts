@@ -202,11 +202,12 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('quantum', { type: 'string', describe: 'extents granted per pool refill, as a size (default: 0.5% of the VG, at least 256m)' })
             .option('low-water', { type: 'string', describe: 'refill a pool that falls below this size (default: half the quantum)' })
             .option('reserve-percent', { type: 'number', describe: 'share of the VG pools are never refilled from (default 5)' })
-            .option('expected-lvs', { type: 'number', describe: 'LVs the metadata area must hold (default 1000)' }),
+            .option('expected-lvs', { type: 'number', describe: 'LVs the metadata area must hold (default 1000)' })
+            .option('expected-segments', { type: 'number', describe: 'segments per LV the metadata area must hold them at (default 4; each costs about 160 bytes)' }),
         async (args) => {
           const context = await contextFor(args);
           const { runFormat } = await import('./commands/admin.js');
-          exitCode = await runFormat(context, { vg: args.vg, quantum: args.quantum, lowWater: args['low-water'], reservePercent: args['reserve-percent'], expectedLvs: args['expected-lvs'] });
+          exitCode = await runFormat(context, { vg: args.vg, quantum: args.quantum, lowWater: args['low-water'], reservePercent: args['reserve-percent'], expectedLvs: args['expected-lvs'], expectedSegments: args['expected-segments'] });
         },
       )
       .command(

@@ -13,17 +13,26 @@ import { reserveExtentCount } from '../pool/planRefill.js';
 import type { FaultPoints } from '../faults.js';
 
 /**
- * Metadata text one LV costs, generously: name, uuid, tags and a few segments
- * (measured: about 450 bytes for a one-segment LV, 150 more per segment).
+ * Metadata text one LV costs, generously: name, uuid, tags, then each segment (measured:
+ * about 450 bytes for a one-segment LV, 150 more per segment; a pool in service of 313 LVs
+ * and 2413 segments took 497 KB, 1588 bytes an LV).
  */
-export const METADATA_BYTES_PER_LV = 1024;
+export const METADATA_BYTES_PER_LV_BASE = 384;
+export const METADATA_BYTES_PER_SEGMENT = 160;
 export const DEFAULT_EXPECTED_LV_COUNT = 1000;
+/** Segments per LV a pool in service reaches (issue 14's median target); 4 costs 1 KiB an LV. */
+export const DEFAULT_EXPECTED_SEGMENTS_PER_LV = 4;
+
+export function metadataBytesPerLv(segmentsPerLv: number): number {
+  return METADATA_BYTES_PER_LV_BASE + METADATA_BYTES_PER_SEGMENT * segmentsPerLv;
+}
 
 export interface FormatOptions {
   readonly quantumExtents?: number | undefined;
   readonly lowWaterExtents?: number | undefined;
   readonly reservePermille?: number | undefined;
   readonly expectedLvCount?: number | undefined;
+  readonly expectedSegmentsPerLv?: number | undefined;
   readonly faults?: FaultPoints;
 }
 
@@ -39,10 +48,23 @@ function positive(name: string, value: number | undefined): void {
   }
 }
 
+/** METADATA_AREA_TOO_SMALL unless half the area (LVM keeps room for two copies) holds the expected LVs and segments. */
+function refuseSmallMetadataArea(vgName: string, metadataAreaSizeBytes: number, expectedLvCount: number, segmentsPerLv: number): void {
+  const capacityBytes = metadataAreaSizeBytes / 2;
+  const perLvBytes = metadataBytesPerLv(segmentsPerLv);
+  if (expectedLvCount * perLvBytes <= capacityBytes) return;
+  throw new ThinlvError(
+    ErrorCode.metadataAreaTooSmall,
+    `VG ${vgName}'s metadata area (${metadataAreaSizeBytes} bytes per PV) holds about ${Math.floor(capacityBytes / perLvBytes)} LVs of ${segmentsPerLv} segments, fewer than the ${expectedLvCount} expected; recreate the PVs with a larger --metadatasize (64m holds over 30,000 such LVs) or pass smaller expected counts`,
+    { vg: vgName, metadataAreaSizeBytes, expectedLvCount, expectedSegmentsPerLv: segmentsPerLv },
+  );
+}
+
 export async function formatVg(lvm: LvmRunner, vgName: string, options: FormatOptions = {}): Promise<FormatResult> {
   positive('quantumExtents', options.quantumExtents);
   positive('lowWaterExtents', options.lowWaterExtents);
   positive('expectedLvCount', options.expectedLvCount);
+  positive('expectedSegmentsPerLv', options.expectedSegmentsPerLv);
   const reservePermille = options.reservePermille;
   if (reservePermille !== undefined && (!Number.isSafeInteger(reservePermille) || reservePermille < 0 || reservePermille > 500)) {
     throw new UsageError(ErrorCode.invalidArgument, `reservePermille must be a whole number from 0 to 500, got ${reservePermille}`);
@@ -58,17 +80,7 @@ export async function formatVg(lvm: LvmRunner, vgName: string, options: FormatOp
     });
   }
 
-  const expectedLvCount = options.expectedLvCount ?? DEFAULT_EXPECTED_LV_COUNT;
-  // LVM keeps room for two copies, so one copy may use half the area.
-  const capacityBytes = report.metadataAreaSizeBytes / 2;
-  const neededBytes = expectedLvCount * METADATA_BYTES_PER_LV;
-  if (neededBytes > capacityBytes) {
-    throw new ThinlvError(
-      ErrorCode.metadataAreaTooSmall,
-      `VG ${vgName}'s metadata area (${report.metadataAreaSizeBytes} bytes per PV) holds about ${Math.floor(capacityBytes / METADATA_BYTES_PER_LV)} LVs, fewer than the ${expectedLvCount} expected; recreate the PVs with a larger --metadatasize (64m holds over 30,000) or pass a smaller expected LV count`,
-      { vg: vgName, metadataAreaSizeBytes: report.metadataAreaSizeBytes, expectedLvCount },
-    );
-  }
+  refuseSmallMetadataArea(vgName, report.metadataAreaSizeBytes, options.expectedLvCount ?? DEFAULT_EXPECTED_LV_COUNT, options.expectedSegmentsPerLv ?? DEFAULT_EXPECTED_SEGMENTS_PER_LV);
 
   const defaults = defaultSettings(report.extentCount, report.extentSizeSectors * SECTOR_BYTES);
   const quantumExtents = options.quantumExtents ?? defaults.quantumExtents;

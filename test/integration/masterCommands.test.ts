@@ -41,6 +41,8 @@ describe.skipIf(skipReason !== undefined)('metadata commands refuse bad input an
     ['an unknown action', ['host', 'adopt', '%VG%', 'hostA'], 2, 'INVALID_ARGUMENT'],
     ['an invalid size', ['format', '%VG%', '--quantum', '12q'], 2, 'INVALID_ARGUMENT'],
     ['a metadata area too small for the expected LVs', ['format', '%VG%', '--expected-lvs', '100000'], 3, 'METADATA_AREA_TOO_SMALL'],
+    ['a metadata area too small for the expected LVs at the expected segments', ['format', '%VG%', '--expected-lvs', '100', '--expected-segments', '5000'], 3, 'METADATA_AREA_TOO_SMALL'],
+    ['a non-positive expected segment count', ['format', '%VG%', '--expected-segments', '0'], 2, 'INVALID_ARGUMENT'],
     ['a VG too full for the reserve and a quantum', ['format', '%VG%', '--quantum', '4g'], 3, 'VG_TOO_FULL'],
   ])('%s: a clear error, a non-zero exit code, nothing written', async (_what, args, exitCode, code) => {
     const before = await seqno(vg);

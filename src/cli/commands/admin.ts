@@ -25,6 +25,7 @@ export interface FormatArgs {
   readonly lowWater?: string | undefined;
   readonly reservePercent?: number | undefined;
   readonly expectedLvs?: number | undefined;
+  readonly expectedSegments?: number | undefined;
 }
 
 export async function runFormat(context: CommandContext, args: FormatArgs): Promise<number> {
@@ -42,6 +43,7 @@ export async function runFormat(context: CommandContext, args: FormatArgs): Prom
       lowWaterExtents: toExtents(args.lowWater, '--low-water'),
       reservePermille: args.reservePercent === undefined ? undefined : Math.round(args.reservePercent * 10),
       expectedLvCount: args.expectedLvs,
+      expectedSegmentsPerLv: args.expectedSegments,
       faults: faultsFromSpec(process.env['THINLV_FAULTS']),
     }),
   );
