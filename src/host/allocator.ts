@@ -31,7 +31,7 @@ import { ValidSegments } from '../extent/segments.js';
 import type { LinearSegment, PhysicalRange } from '../extent/types.js';
 import { DmErrorCode } from '../dm/deviceMapper.js';
 import { linearSegments, lvExtentCount, SECTOR_BYTES, type VgLayout } from '../metadata/vgModel.js';
-import { readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
+import { hostLvNames, readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
 import { allocationProblem } from '../replay/allocationRule.js';
 import { MAX_RANGES_PER_RECORD, rangesOf, type GrantRecord, type JournalRecord, type PvExtentRange, type ShortageRecord } from '../records/records.js';
 import { GrantWaits, type OutOfSpaceReason, type WhyNotServed } from './grantWaits.js';
@@ -607,13 +607,29 @@ export class HostAllocator {
    */
   applyGrant(grant: GrantRecord): boolean {
     if (grant.kind !== 'grant' || grant.generation <= this.generation) return false;
-    const snapshot = ExtentSet.fromRanges(this.toDevice(grant.freeRanges));
-    const mine = this.unreplayed.filter((u) => u.seq > grant.appliedSeq);
+    // A grant is the free LV as of its appliedSeq. Metadata this host read since may be
+    // newer (the simulator found this: a grant read late, after a refresh): its records
+    // between the two seqs are LV segments now and have left this.unreplayed, so the
+    // snapshot would hand their extents out again (I1). The newer metadata's free LV
+    // holds the grant's extents too (it was committed after the grant's commit), so it is
+    // the snapshot to use then.
+    const stale = grant.appliedSeq < this.appliedSeq;
+    const snapshot = stale ? this.freeLvExtents() : ExtentSet.fromRanges(this.toDevice(grant.freeRanges));
+    const since = stale ? this.appliedSeq : grant.appliedSeq;
+    const mine = this.unreplayed.filter((u) => u.seq > since);
     const taken = ExtentSet.fromRanges(mine.flatMap((u) => this.toDevice(rangesOf(u.record))));
     this.pool = snapshot.difference(taken).difference(this.quarantine).difference(this.inFlight);
     this.generation = grant.generation;
     this.waits.noteGrant();
     return true;
+  }
+
+  /** This host's free LV in the metadata it last read. */
+  private freeLvExtents(): ExtentSet {
+    const free = this.lvNamed(hostLvNames(this.start.host).free);
+    const segments = free === undefined ? [] : linearSegments(free);
+    assert(segments !== undefined, `free LV of ${this.start.host} is not linear`);
+    return ExtentSet.fromRanges(segments);
   }
 
   /**

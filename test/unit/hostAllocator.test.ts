@@ -51,6 +51,22 @@ class World {
         }),
       };
     });
+    // The host's free LV, as the master committed it (grant() and replay() move extents in and out).
+    const freeRanges = this.freeLv.ranges();
+    let freeStart = 0;
+    if (freeRanges.length > 0) {
+      lvs.push({
+        name: 'thinlv_h1_free',
+        uuid: 'uuid-thinlv_h1_free',
+        tags: [],
+        activationSkip: false,
+        segments: freeRanges.map((r) => {
+          const segment = { logicalStart: freeStart, extentCount: r.extentCount, type: 'striped', stripes: [{ pv: r.pv, firstExtent: r.firstExtent }] };
+          freeStart += r.extentCount;
+          return segment;
+        }),
+      });
+    }
     const tags = ['thinlv_format=1', 'thinlv_quantum_extents=16', 'thinlv_lowwater_extents=8', 'thinlv_reserve_permille=0'];
     return { name: 'vg', uuid: 'vg-uuid', seqno: 1, extentSizeSectors: EXTENT_SECTORS, tags, pvs: [{ device: PV, uuid: PV_UUID, peStartSectors: 2048, peCount: PE_COUNT }], lvs };
   }
@@ -366,6 +382,27 @@ describe('host allocator against a model', () => {
     const taken = world.journal.flatMap((j) => (j.record.kind === 'allocate' ? j.record.ranges.flatMap((r) => Array.from({ length: r.extentCount }, (_, k) => r.firstExtent + k)) : []));
     expect(new Set(taken).size).toBe(taken.length);
     for (const extent of taken) expect(allocator.poolExtents().has(PV, extent)).toBe(false);
+  });
+});
+
+describe('host allocator: a grant older than the metadata it knows', () => {
+  test('a grant written before the replay this host has already read never hands out what that replay moved into an LV', async () => {
+    const world = new World();
+    const allocator = world.start(0);
+    allocator.applyGrant(world.grant(10));
+    // The master refills (generation 2, as of applied seq 0) but the grant record is read late.
+    const late = world.grant(10);
+    const { seq } = await allocator.extend('lv0', 5 * EXTENT_BYTES);
+    // The master replays the allocation; the host reads that metadata before the late grant.
+    world.replay();
+    await allocator.refreshMetadata(world.layout(), world.appliedSeq);
+    expect(world.appliedSeq).toBe(seq);
+    expect(late.appliedSeq).toBeLessThan(seq!);
+    expect(allocator.applyGrant(late)).toBe(true);
+    const lv0 = ExtentSet.fromRanges(world.metadata.get('lv0')!);
+    expect(allocator.poolExtents().overlaps(lv0), 'the pool holds extents of lv0 (I1)').toBe(false);
+    // Everything the free LV holds is the host's to use.
+    expect(allocator.poolExtents().equals(world.freeLv)).toBe(true);
   });
 });
 
