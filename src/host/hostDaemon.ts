@@ -34,6 +34,7 @@ import { acquireLease, acquireLocalHostLock, DEFAULT_LEASE_RENEW_MS, type HeldLe
 import { leaseLocation, openLeaseRegion, ringLocation, type RegionOpener, type RingLocation } from '../rings/ringRegions.js';
 import type { HostState } from '../state/hostState.js';
 import type { FaultPoints } from '../faults.js';
+import { withJournalWriteFaults } from './journalWriteFaults.js';
 import { HostAllocator, type UnreplayedRecord } from './allocator.js';
 import { grantFollower } from './grantFollower.js';
 import { hostRequestHandler } from './hostRequests.js';
@@ -176,7 +177,7 @@ export async function startHostDaemon(deps: HostDaemonDeps, options: HostDaemonO
     const first = await readLayout(deps, vgName, host);
     const lease = await takeOwnership(deps, options, first.vg, resources);
     const journalLocation = ringLocation(first.vg, hostLvNames(host).journal);
-    const journalRegion = await openRegion(deps, journalLocation, resources);
+    const journalRegion = withJournalWriteFaults(await openRegion(deps, journalLocation, resources), deps.faults);
     const grantsLocation = ringLocation(first.vg, hostLvNames(host).grants);
     const grantsRegion = await openRegion(deps, grantsLocation, resources);
     // A full journal waits (bounded) for the master to consume before an extend fails.
