@@ -63,7 +63,7 @@ const STDERR_CLASSES: readonly { pattern: RegExp; code: string; hint: string }[]
     hint: 'free space in the VG or add a PV',
   },
   {
-    pattern: /exceeds maximum metadata size|metadata area too small|No space for metadata|Not enough space for metadata/i,
+    pattern: /exceeds maximum metadata size|too large for circular buffer|metadata area too small|No space for metadata|Not enough space for metadata/i,
     code: ErrorCode.metadataAreaTooSmall,
     hint: 'the PV metadata area is full; recreate the PVs with a larger --metadatasize',
   },

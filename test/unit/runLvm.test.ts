@@ -13,6 +13,8 @@ const VG_NOT_FOUND_STDERR = '  Volume group "nosuchvg" not found\n  Cannot proce
 const LV_NOT_FOUND_STDERR = '  Failed to find logical volume "vg/x"\n';
 const INSUFFICIENT_STDERR = '  Insufficient free space: 10 extents needed, but only 3 available\n';
 const METADATA_FULL_STDERR = '  VG vg1 metadata on /dev/loop0 (1049600 bytes) exceeds maximum metadata size (1046528 bytes)\n  Failed to write VG vg1.\n';
+// vgcfgrestore's words for a text that no longer fits beside the old copy (found by the simulator).
+const CIRCULAR_BUFFER_STDERR = '  VG vg1 1234 metadata on /dev/loop0 (600000 bytes) too large for circular buffer (1043968 bytes with 500000 used)\n  Failed to write VG vg1.\n  Restore failed.\n';
 const LOCK_BUSY_STDERR = '  Giving up waiting for lock.\n  Can\'t get lock for vg1.\n';
 // What lvm prints first in a container without device-mapper.
 const NO_DM_NOISE =
@@ -26,6 +28,7 @@ describe('classifyLvmFailure', () => {
     ['a missing LV', LV_NOT_FOUND_STDERR, 'LV_NOT_FOUND', 'Failed to find logical volume "vg/x"'],
     ['too few free extents', INSUFFICIENT_STDERR, 'INSUFFICIENT_EXTENTS', 'Insufficient free space: 10 extents needed, but only 3 available'],
     ['a full metadata area', METADATA_FULL_STDERR, 'METADATA_AREA_TOO_SMALL', 'exceeds maximum metadata size (1046528 bytes)'],
+    ['a metadata copy too large for the area beside the old one', CIRCULAR_BUFFER_STDERR, 'METADATA_AREA_TOO_SMALL', 'too large for circular buffer'],
     ['a VG lock held elsewhere', LOCK_BUSY_STDERR, 'LOCK_BUSY', 'Giving up waiting for lock.'],
   ])('%s is classified by its stderr, quoting the line that says so', (_what, stderr, code, line) => {
     const error = classifyLvmFailure('vgs', ['vg1'], 5, stderr);

@@ -1,0 +1,54 @@
+// `npm run sim -- --seed S --steps N [--minutes M] [--verbose]`: one simulator run.
+// Without --seed a random seed is chosen and printed first, so any run can be repeated.
+
+import { runSimulation, SimFailure, type SimOptions } from './simulator.js';
+
+function argValue(name: string): string | undefined {
+  const index = process.argv.indexOf(`--${name}`);
+  if (index >= 0) return process.argv[index + 1];
+  const inline = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return inline?.slice(name.length + 3);
+}
+
+async function main(): Promise<void> {
+  const seed = Number(argValue('seed') ?? Math.floor(Math.random() * 0xffffffff));
+  const steps = Number(argValue('steps') ?? 10_000);
+  const minutes = argValue('minutes');
+  const burst = argValue('burst');
+  const verbose = process.argv.includes('--verbose');
+  if (!Number.isSafeInteger(seed) || seed < 0 || !Number.isSafeInteger(steps) || steps < 1) {
+    console.error('usage: npm run sim -- [--seed S] [--steps N] [--minutes M] [--burst B] [--throughput] [--claims] [--workaround-stale-grant] [--verbose]');
+    process.exit(2);
+  }
+  console.log(`thinlv simulator: seed ${seed}, ${steps} steps`);
+  const options: SimOptions = {
+    seed,
+    steps,
+    ...(minutes === undefined ? {} : { maxWallMs: Number(minutes) * 60_000 }),
+    ...(burst === undefined ? {} : { extendBurst: Number(burst) }),
+    // Throughput: long bursts of extends, crashes and torn writes rarer (still hundreds a run).
+    ...(process.argv.includes('--throughput') ? { extendBurst: Number(burst ?? 40), hostCrashPerPoint: 0.0002, masterCrashPerPoint: 0.0005, tornWritePerWrite: 0.0003, quietCheckEvery: 1000 } : {}),
+    ...(process.argv.includes('--claims') ? { oneOffExtendChance: 0.1, longClockJumpChance: 0.1, bigExtendChance: 0.07, quantumExtents: 16 } : {}),
+    ...(process.argv.includes('--workaround-stale-grant') ? { workaroundStaleGrant: true } : {}),
+    ...(verbose ? { onTrace: (line: string) => console.log(line) } : {}),
+  };
+  try {
+    const stats = await runSimulation(options);
+    const seconds = stats.wallMs / 1000;
+    const perMinute = (n: number) => Math.round((n / seconds) * 60);
+    console.log(`seed ${stats.seed}: ${stats.steps} steps in ${seconds.toFixed(1)} s (simulated ${(stats.simulatedMs / 1000).toFixed(0)} s), trace ${stats.traceHash}`);
+    console.log(`  extends acknowledged ${stats.extendsAcknowledged} (${(stats.extendsAcknowledged / seconds).toFixed(0)}/s, ${stats.extentsAcknowledged} extents); refused ${JSON.stringify(stats.extendsRefused)}`);
+    console.log(`  crashes: host ${stats.hostCrashes}, master ${stats.masterCrashes} (${perMinute(stats.hostCrashes + stats.masterCrashes)}/min); host restarts ${stats.hostRestarts}`);
+    console.log(`  fault points hit ${stats.faultPointsHit}, fired ${stats.faultsFired}; torn writes ${stats.tornWrites} (${perMinute(stats.tornWrites)}/min); bit flips ${stats.bitFlips}`);
+    console.log(`  passes ${stats.passes}, commits ${stats.commits}, second-master passes ${stats.secondMasterPasses}; LVs created ${stats.lvsCreated}, removed ${stats.lvsRemoved}; effect points ${stats.effectPoints}`);
+    console.log(`  lvm calls ${JSON.stringify(stats.lvmCalls)}`);
+  } catch (error) {
+    if (error instanceof SimFailure) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+await main();

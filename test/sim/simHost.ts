@@ -1,0 +1,240 @@
+// One host's allocator process, composed as src/host/hostDaemon.ts composes it
+// (read metadata read-only, open the journal writer, collect the unreplayed
+// records, rebuild the allocator, reload active tables, follow the grants ring),
+// over simulated effects. Not simulated: the socket (requests are method calls),
+// the local flock, and the lease (a stand-in that is always held; see the report).
+// A crash drops this object; the next incarnation starts from what the disk,
+// the metadata, the host's "SQLite" state and the kernel's dm tables hold.
+
+import { MAX_FULL_WAIT_MS, openRingReader, openRingWriter, type BlockRegion, type RingWriter } from '../../journal/index.js';
+import type { FakeDeviceMapper } from '../../src/dm/fakeDeviceMapper.js';
+import { dmName } from '../../src/dm/deviceMapper.js';
+import { ThinlvError } from '../../src/errors.js';
+import type { FaultPoints } from '../../src/faults.js';
+import { formatDmTable, type DmTableLine } from '../../src/extent/dmTable.js';
+import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
+import { HostAllocator, type HostDeviceMapper, type HostJournal, type UnreplayedRecord } from '../../src/host/allocator.js';
+import { grantFollower } from '../../src/host/grantFollower.js';
+import { leasedJournal } from '../../src/host/leasedJournal.js';
+import { unreplayedRecords } from '../../src/host/unreplayedRecords.js';
+import { createLogger } from '../../src/log.js';
+import { readVgReport } from '../../src/lvm/readVgReport.js';
+import type { LvmRunner } from '../../src/lvm/runLvm.js';
+import { linearSegments, type VgLayout } from '../../src/metadata/vgModel.js';
+import type { HeldLease } from '../../src/ownership/index.js';
+import type { JournalRecord } from '../../src/records/records.js';
+import { ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js';
+import type { ActiveLv, HostState } from '../../src/state/hostState.js';
+import type { SimKernel, SimProcess } from './simKernel.js';
+
+export const silentLog = createLogger('silent');
+
+/** A host's SQLite state (synchronous=FULL: what was written survives a crash), keyed by its journal LV's uuid. */
+export class SimHostStateStore {
+  private readonly byRing = new Map<string, { generation: number; active: Map<string, ActiveLv> }>();
+
+  open(ringId: string, proc: SimProcess, kernel: SimKernel): HostState {
+    let row = this.byRing.get(ringId);
+    if (row === undefined) {
+      row = { generation: 0, active: new Map() };
+      this.byRing.set(ringId, row);
+    }
+    const state = row;
+    const stub = {
+      grantGeneration: () => state.generation,
+      setGrantGeneration: (generation: number) => {
+        kernel.check(proc, 'state.setGrantGeneration');
+        if (generation <= state.generation) return false;
+        state.generation = generation;
+        return true;
+      },
+      listActiveLvs: () => [...state.active.values()].sort((a, b) => (a.lv < b.lv ? -1 : a.lv > b.lv ? 1 : 0)),
+      setActiveLv: (activeLv: ActiveLv) => {
+        kernel.check(proc, 'state.setActiveLv');
+        state.active.set(activeLv.lv, activeLv);
+      },
+      unsetActiveLv: (lv: string) => {
+        kernel.check(proc, 'state.unsetActiveLv');
+        return state.active.delete(lv);
+      },
+    };
+    return stub as unknown as HostState;
+  }
+}
+
+/** The lease stand-in: the simulator runs one allocator per host unless a scenario says otherwise. */
+const alwaysHeld = { ensureHeld: async () => undefined } as unknown as HeldLease;
+
+export interface SimHostDeps {
+  readonly vgName: string;
+  readonly host: string;
+  readonly proc: SimProcess;
+  readonly kernel: SimKernel;
+  readonly lvm: LvmRunner;
+  readonly regions: RegionOpener;
+  /** This host machine's kernel device-mapper: outlives the daemon. */
+  readonly dm: FakeDeviceMapper;
+  readonly states: SimHostStateStore;
+  readonly faults: FaultPoints;
+  readonly outOfSpaceWaitMs: number;
+  readonly claimWaitMs: number;
+  /**
+   * Ignore a grant whose snapshot is older than the metadata the allocator holds: sidesteps
+   * the stale-grant double allocation the simulator found (test/sim/README.md), so a run
+   * can go on to find other bugs. Off by default.
+   */
+  readonly skipStaleGrants?: boolean;
+}
+
+const MAX_START_METADATA_READS = 10;
+
+export class SimHost {
+  pendingOps = 0;
+  halted: string | undefined;
+
+  private constructor(
+    readonly deps: SimHostDeps,
+    /** Records this incarnation wrote and saw acknowledged by the ring, by seq. */
+    readonly written: Map<number, JournalRecord>,
+    readonly allocator: HostAllocator,
+    readonly journalRingId: string,
+    readonly pollGrants: () => Promise<void>,
+    readonly refresh: () => Promise<void>,
+  ) {}
+
+  get proc(): SimProcess {
+    return this.deps.proc;
+  }
+
+  /** As startHostDaemon: an error that is not thinlv's own becomes HOST_START_FAILED. */
+  static async start(deps: SimHostDeps): Promise<SimHost> {
+    try {
+      return await SimHost.open(deps);
+    } catch (error) {
+      if (error instanceof ThinlvError || !deps.proc.alive) throw error;
+      throw new ThinlvError('HOST_START_FAILED', `host daemon for ${deps.vgName}/${deps.host} could not start: ${(error as Error).message}`, { host: deps.host }, { cause: error });
+    }
+  }
+
+  private static async open(deps: SimHostDeps): Promise<SimHost> {
+    const { vgName, host, kernel, proc } = deps;
+    const readLayout = async () => {
+      const vg = await readVgReport(deps.lvm, vgName);
+      const info = readThinlvVg(vg).hosts.get(host);
+      if (info === undefined) throw new ThinlvError('UNKNOWN_HOST', `host ${host} is not a member of ${vgName}`, { host });
+      return { vg, info };
+    };
+    let layout = await readLayout();
+    const journalLocation = ringLocation(layout.vg, hostLvNames(host).journal);
+    const journalRegion: BlockRegion = await deps.regions.open(journalLocation);
+    const grantsLocation = ringLocation(layout.vg, hostLvNames(host).grants);
+    const grantsRegion = await deps.regions.open(grantsLocation);
+    const writer: RingWriter = await openRingWriter(journalRegion, {
+      ringId: journalLocation.ringId,
+      onFull: { waitMs: Math.max(1, Math.min(deps.outOfSpaceWaitMs, MAX_FULL_WAIT_MS)) },
+      nowMs: () => kernel.nowMs(),
+      sleepMs: (ms) => kernel.sleep(proc, ms),
+    });
+    const state = deps.states.open(journalLocation.ringId, proc, kernel);
+    let unreplayed: UnreplayedRecord[] | undefined;
+    for (let read = 1; ; read++) {
+      if (layout.info.journalLv.uuid !== journalLocation.ringId) throw new ThinlvError('HOST_REMOVED', `host ${host} was removed while starting`, { host });
+      unreplayed = await unreplayedRecords(journalRegion, journalLocation.ringId, layout.info.appliedSeq, writer.lastSeq);
+      if (unreplayed !== undefined) break;
+      if (read >= MAX_START_METADATA_READS) throw new ThinlvError('HOST_START_FAILED', 'the master kept replaying past each metadata read', { host });
+      layout = await readLayout();
+    }
+    const { vg, info } = layout;
+    const written = new Map<number, JournalRecord>();
+    const leased = leasedJournal(writer, alwaysHeld, { vg: vgName, host });
+    const journal: HostJournal = {
+      append: async (record) => {
+        const result = await leased.append(record);
+        written.set(result.seq, record);
+        return result;
+      },
+    };
+    const dm: HostDeviceMapper = {
+      activate: async (name: string, table: readonly DmTableLine[]) => {
+        await kernel.point(proc, 'dm.activate');
+        await deps.dm.activate(name, table);
+      },
+      reload: async (name: string, table: readonly DmTableLine[]) => {
+        await kernel.point(proc, 'dm.reload');
+        await deps.dm.reload(name, table);
+      },
+      deactivate: async (name: string) => {
+        await kernel.point(proc, 'dm.deactivate');
+        await deps.dm.deactivate(name);
+      },
+    };
+    let refreshImpl: () => Promise<void> = async () => undefined;
+    let inFlight: Promise<void> | undefined;
+    const refresh = () => (inFlight ??= refreshImpl().finally(() => (inFlight = undefined)));
+    const allocator = new HostAllocator(
+      {
+        host,
+        vg,
+        freeRanges: freeRangesOf(vg, host),
+        unreplayed,
+        appliedSeq: info.appliedSeq,
+        lastGrantGeneration: state.grantGeneration(),
+        activeLvs: state.listActiveLvs().map((a) => a.lv),
+        outOfSpaceWaitMs: deps.outOfSpaceWaitMs,
+        claimWaitMs: deps.claimWaitMs,
+      },
+      {
+        journal,
+        dm,
+        nowMs: () => kernel.nowMs(),
+        sleepMs: (ms) => kernel.sleep(proc, ms),
+        dmName,
+        refreshMetadata: () => refresh(),
+        onActivityChange: async (activeLvs, changed) => {
+          if (changed.table === null) state.unsetActiveLv(changed.lv);
+          else state.setActiveLv({ lv: changed.lv, tableText: formatDmTable(changed.table), loadedAtMs: kernel.nowMs() });
+          await journal.append({ kind: 'activity', activeLvCount: activeLvs.length });
+        },
+      },
+    );
+    let simHost: SimHost | undefined;
+    const halt = (reason: string) => {
+      allocator.halt(new ThinlvError('HOST_REMOVED', `host ${host}: ${reason}`, { host }));
+      if (simHost !== undefined) simHost.halted ??= reason;
+    };
+    refreshImpl = async () => {
+      const fresh = await readVgReport(deps.lvm, vgName);
+      const freshInfo = readThinlvVg(fresh).hosts.get(host);
+      if (freshInfo === undefined || freshInfo.journalLv.uuid !== journalLocation.ringId) {
+        halt('removed');
+        return;
+      }
+      await allocator.refreshMetadata(fresh, freshInfo.appliedSeq);
+    };
+    if (deps.skipStaleGrants === true) {
+      const applyGrant = allocator.applyGrant.bind(allocator);
+      const appliedSeqOf = () => (allocator as unknown as { appliedSeq: number }).appliedSeq;
+      allocator.applyGrant = (grant) => (grant.kind === 'grant' && grant.appliedSeq < appliedSeqOf() ? false : applyGrant(grant));
+    }
+    await allocator.recover();
+    const grantsReader = await openRingReader(grantsRegion, { ringId: grantsLocation.ringId });
+    const pollGrants = grantFollower({
+      reader: grantsReader,
+      allocator,
+      state,
+      log: silentLog,
+      faults: deps.faults,
+      beforeWrite: async () => undefined,
+      ownerId: `sim-${proc}`,
+      onStop: (reason) => halt(`stop requested: ${reason}`),
+    });
+    await pollGrants();
+    simHost = new SimHost(deps, written, allocator, journalLocation.ringId, pollGrants, refresh);
+    return simHost;
+  }
+}
+
+function freeRangesOf(vg: VgLayout, host: string) {
+  const free = vg.lvs.find((lv) => lv.name === hostLvNames(host).free);
+  return free ? (linearSegments(free) ?? []) : [];
+}

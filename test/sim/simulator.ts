@@ -1,0 +1,814 @@
+// A deterministic simulator in the style of TigerBeetle's VOPR: the real master
+// (runPass, MasterSession, addHost, the thin LV commands) and the real host
+// allocator (HostAllocator, grantFollower, unreplayedRecords, leasedJournal) run
+// over simulated effects (test/sim/simLvm.ts, simDisk.ts, simKernel.ts, the fake
+// device-mapper), and one seed decides every step, every interleaving, every crash,
+// torn write, bit flip and armed fault point. After every step the invariants are
+// checked (checks.ts); a failure names the seed, the step and the last steps.
+//
+//   step:  pick an action by weight (extend, pass, clock, grants poll, activate, ...)
+//          run it; a master operation runs to its end, and at each of its effect
+//          points the simulator may crash it, arm a fault, or run host work in
+//          between (or, rarely, a second master's whole pass)
+//          restart what crashed, when the workload says so
+//          check the invariants; every so often, once quiet, check that passes converge
+
+import { createHash } from 'node:crypto';
+import { isJournalError } from '../../journal/index.js';
+import { FakeDeviceMapper } from '../../src/dm/fakeDeviceMapper.js';
+import { InvariantError, ThinlvError } from '../../src/errors.js';
+import { InjectedFault, type FaultPoints } from '../../src/faults.js';
+import { readThinlvVg } from '../../src/format/thinlvVg.js';
+import { formatVg } from '../../src/master/formatVg.js';
+import { addHost } from '../../src/master/hostMembership.js';
+import { MasterSession, runPass, type MasterDeps, type PassResult } from '../../src/master/replayPass.js';
+import { createThinLv, removeThinLv, setVirtualSize } from '../../src/master/thinLvs.js';
+import { lvExtentCount } from '../../src/metadata/vgModel.js';
+import type { ExtendResult } from '../../src/host/allocator.js';
+import { planReplay } from '../../src/replay/planReplay.js';
+import { hostLvNames } from '../../src/format/thinlvVg.js';
+import { ringLocation } from '../../src/rings/ringRegions.js';
+import { Prng } from './prng.js';
+import { type CheckerReaders, checkAck, checkExtents, checkPools, checkTables, fullLayout, InvariantViolation, readUnreplayed, type Ack } from './checks.js';
+import { SimPv, simRegionOpener, type WritePlan } from './simDisk.js';
+import { SimHost, SimHostStateStore, silentLog } from './simHost.js';
+import { drainMicrotasks, SimCrash, SimKernel, SimProcess } from './simKernel.js';
+import { initialVgMetadata, SimLvm, UnexpectedLvmCall } from './simLvm.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly steps: number;
+  /** Probability that an effect point crashes its process (hosts, master). */
+  readonly hostCrashPerPoint?: number;
+  readonly masterCrashPerPoint?: number;
+  /** Probability that a write is torn (lands part, then its writer dies). */
+  readonly tornWritePerWrite?: number;
+  /** Probability that a fault point fires (throw or kill). */
+  readonly faultPerPoint?: number;
+  /** Bytes of the PV's metadata area (a copy may use half). */
+  readonly metadataAreaBytes?: number;
+  readonly peCount?: number;
+  /** Run the quiet check (passes converge) every this many steps. */
+  readonly quietCheckEvery?: number;
+  /** Called with each trace line (the CLI prints them with --verbose). */
+  readonly onTrace?: (line: string) => void;
+  /** Work around the known stale-grant bug (hosts ignore a grant older than their metadata). */
+  readonly workaroundStaleGrant?: boolean;
+  /** Share of extends that go to any LV (claimed through the master, or refused), not an active one. */
+  readonly oneOffExtendChance?: number;
+  /** Share of clock steps that jump 1 to 6 s (claims and waits time out) rather than 5 to 300 ms. */
+  readonly longClockJumpChance?: number;
+  /** Share of extends larger than a pool quantum (the host journals a demand and waits). */
+  readonly bigExtendChance?: number;
+  readonly quantumExtents?: number;
+  /** Most extends one "extend" step starts (a burst across hosts). */
+  readonly extendBurst?: number;
+  /** Wall-clock budget; the run stops early (reporting how far it got). */
+  readonly maxWallMs?: number;
+}
+
+export interface SimStats {
+  seed: number;
+  steps: number;
+  extendsAcknowledged: number;
+  extentsAcknowledged: number;
+  extendsRefused: Record<string, number>;
+  hostCrashes: number;
+  masterCrashes: number;
+  tornWrites: number;
+  bitFlips: number;
+  faultPointsHit: number;
+  faultsFired: number;
+  passes: number;
+  commits: number;
+  secondMasterPasses: number;
+  hostRestarts: number;
+  lvsCreated: number;
+  lvsRemoved: number;
+  effectPoints: number;
+  simulatedMs: number;
+  wallMs: number;
+  traceHash: string;
+  lvmCalls: Record<string, number>;
+}
+
+export class SimFailure extends Error {
+  constructor(
+    readonly seed: number,
+    readonly step: number,
+    readonly reason: string,
+    readonly trace: readonly string[],
+  ) {
+    super(`simulator failure, seed ${seed}, step ${step}: ${reason}\nreproduce: npm run sim -- --seed ${seed} --steps ${step + 1}\nlast steps:\n${trace.join('\n')}`);
+  }
+}
+
+const VG = 'simvg';
+const PV = '/dev/simpv0';
+const EXTENT_BYTES = 4 * 1024 * 1024;
+const PE_START_BYTES = 1024 * 1024;
+const QUANTUM_EXTENTS = 32;
+const INITIAL_HOSTS = ['h1', 'h2', 'h3'];
+const SPARE_HOST_NAMES = ['h4', 'h5'];
+const MAX_THIN_LVS = 24;
+const TRACE_KEPT = 40;
+
+/** Error codes an operation may legitimately end with; anything else is a bug the simulator reports. */
+const EXPECTED_CODES = new Set([
+  'OUT_OF_SPACE', 'VIRTUAL_SIZE_EXCEEDED', 'LV_OWNED_ELSEWHERE', 'CLAIM_TIMEOUT', 'JOURNAL_FAILED', 'JOURNAL_FULL', 'LV_NOT_FOUND',
+  'LV_IN_USE', 'NOT_THIN_LV', 'HOST_REMOVED', 'SHRINK_REFUSED', 'INSUFFICIENT_EXTENTS', 'STALE_SEQNO', 'LVM_FAILED',
+  'METADATA_AREA_TOO_SMALL', 'POOL_TOO_FRAGMENTED', 'LV_EXISTS', 'HOST_EXISTS', 'INVALID_ARGUMENT', 'OVERCOMMIT_LIMIT', 'CANCELLED',
+  'READBACK_MISMATCH', 'J:SEQ_ALREADY_CONSUMED', 'DM_DEVICE_EXISTS', 'DM_NOT_FOUND', 'HOST_START_FAILED', 'UNKNOWN_HOST', 'J:IO_ERROR',
+]);
+
+class SimMaster {
+  readonly session: MasterSession;
+  readonly deps: MasterDeps;
+  constructor(
+    readonly proc: SimProcess,
+    deps: MasterDeps,
+  ) {
+    this.session = new MasterSession({ keepJournalsOpen: true, intervalMs: 1000 });
+    this.deps = deps;
+  }
+}
+
+interface HostSlot {
+  live: SimHost | undefined;
+  incarnation: number;
+  /** Restart no earlier than this step (a host down for a while). */
+  downUntilStep: number;
+}
+
+export class Simulator {
+  readonly prng: Prng;
+  readonly kernel = new SimKernel();
+  readonly pv: SimPv;
+  readonly pvs: Map<string, SimPv>;
+  readonly lvm: SimLvm;
+  readonly states = new SimHostStateStore();
+  readonly dms = new Map<string, FakeDeviceMapper>();
+  readonly hosts = new Map<string, HostSlot>();
+  master: SimMaster | undefined;
+  private masterIncarnation = 0;
+  private masterDownUntilStep = 0;
+  private secondMaster: SimMaster | undefined;
+  private readonly checker = new SimProcess('checker', 'checker', 0);
+  private readonly checkerRegions;
+  private readonly checkerReaders: CheckerReaders = new Map();
+  private step = 0;
+  private readonly trace: string[] = [];
+  private readonly hash = createHash('sha256');
+  private failure: string | undefined;
+  private inMasterPoint = false;
+  private acks: Ack[] = [];
+  private retired: Ack[] = [];
+  private readonly removalAttempted = new Set<string>();
+  private lvSerial = 0;
+  private readonly unfinishedAdds = new Set<string>();
+  readonly stats: SimStats;
+  private readonly o: Required<Omit<SimOptions, 'onTrace'>> & Pick<SimOptions, 'onTrace'>;
+
+  constructor(options: SimOptions) {
+    this.o = {
+      hostCrashPerPoint: 0.0015,
+      masterCrashPerPoint: 0.002,
+      tornWritePerWrite: 0.002,
+      faultPerPoint: 0.01,
+      metadataAreaBytes: 1024 * 1024,
+      peCount: 6000,
+      quietCheckEvery: 200,
+      workaroundStaleGrant: false,
+      extendBurst: 6,
+      oneOffExtendChance: 0.01,
+      bigExtendChance: 0.03,
+      quantumExtents: QUANTUM_EXTENTS,
+      longClockJumpChance: 0.03,
+      maxWallMs: Number.POSITIVE_INFINITY,
+      ...options,
+    };
+    this.prng = new Prng(options.seed);
+    this.pv = new SimPv(PV, PE_START_BYTES + this.o.peCount * EXTENT_BYTES);
+    this.pvs = new Map([[PV, this.pv]]);
+    this.lvm = new SimLvm(initialVgMetadata({ vgName: VG, device: PV, extentSizeBytes: EXTENT_BYTES, peCount: this.o.peCount, peStartBytes: PE_START_BYTES, metadataAreaBytes: this.o.metadataAreaBytes }), this.o.metadataAreaBytes);
+    this.checkerRegions = simRegionOpener(this.pvs, this.checker, this.kernel, () => undefined);
+    this.kernel.hook = (proc, label) => this.atPoint(proc, label);
+    this.stats = {
+      seed: options.seed, steps: 0, extendsAcknowledged: 0, extentsAcknowledged: 0, extendsRefused: {}, hostCrashes: 0, masterCrashes: 0,
+      tornWrites: 0, bitFlips: 0, faultPointsHit: 0, faultsFired: 0, passes: 0, commits: 0, secondMasterPasses: 0, hostRestarts: 0,
+      lvsCreated: 0, lvsRemoved: 0, effectPoints: 0, simulatedMs: 0, wallMs: 0, traceHash: '', lvmCalls: {},
+    };
+  }
+
+  // ---- trace and failure ----
+
+  private note(line: string): void {
+    const full = `${this.step} t=${this.kernel.nowMs()} ${line}`;
+    this.hash.update(full + '\n');
+    this.trace.push(full);
+    if (this.trace.length > TRACE_KEPT) this.trace.shift();
+    this.o.onTrace?.(full);
+  }
+
+  private fail(reason: string): never {
+    throw new SimFailure(this.o.seed, this.step, reason, [...this.trace]);
+  }
+
+  /** The stable code of an operation's error; a bug (not an operating error) fails the run. */
+  private codeOf(error: unknown, what: string, proc?: SimProcess): string {
+    if (error instanceof SimCrash) return 'CRASH';
+    if (error instanceof UnexpectedLvmCall) this.failure ??= `${what}: ${error.message}`;
+    // Whatever a dead process's work ends with is an echo of its crash.
+    if (proc !== undefined && !proc.alive) return 'AFTER_CRASH';
+    if (error instanceof InjectedFault) return 'INJECTED';
+    if (error instanceof UnexpectedLvmCall) this.failure ??= `${what}: ${error.message}`;
+    if (error instanceof InvariantError) this.failure ??= `${what}: thinlv asserted an invariant: ${error.message}`;
+    if (error instanceof InvariantViolation) this.failure ??= `${what}: ${error.message}`;
+    const code = error instanceof ThinlvError ? error.code : isJournalError(error) ? `J:${error.code}` : undefined;
+    if (code === undefined) {
+      this.failure ??= `${what}: unexpected ${(error as Error)?.constructor?.name ?? typeof error}: ${(error as Error)?.stack ?? String(error)}`;
+      return 'BUG';
+    }
+    if (!EXPECTED_CODES.has(code)) this.failure ??= `${what}: unexpected error ${code}: ${(error as Error).message}`;
+    return code;
+  }
+
+  // ---- processes ----
+
+  private masterDeps(proc: SimProcess): MasterDeps {
+    return {
+      lvm: this.lvm.runner(proc, this.kernel, { readOnly: false }),
+      regions: simRegionOpener(this.pvs, proc, this.kernel, this.writePlan),
+      log: silentLog,
+      faults: this.faultPoints(proc),
+      nowMs: () => this.kernel.nowMs(),
+      sleepMs: (ms) => this.kernel.sleep(proc, ms),
+      observer: {
+        timePass: (pass) => pass(),
+        passDone: (pass) => {
+          // I5: records already applied are never applied again: a plan over the committed
+          // metadata, from the cursors it holds, finds nothing left of what this pass read.
+          const thinlv = readThinlvVg(pass.vg);
+          const left = new Map([...pass.records].map(([host, list]) => [host, list.filter((r) => r.seq > (thinlv.hosts.get(host)?.appliedSeq ?? 0))]));
+          const again = planReplay(pass.vg, thinlv, left);
+          const moved = again.changes.filter((c) => c.kind === 'moveRanges');
+          if (pass.didCommit && moved.length > 0) this.failure ??= `I5: replaying the pass's records again on its own commit would move ${moved.length} more ranges`;
+        },
+      },
+    };
+  }
+
+  private newMaster(name: string): SimMaster {
+    const proc = new SimProcess(name, 'master', ++this.masterIncarnation);
+    return new SimMaster(proc, this.masterDeps(proc));
+  }
+
+  private readonly writePlan: WritePlan = (proc, sectorCount) => {
+    if (proc.kind === 'checker' || !this.prng.chance(this.o.tornWritePerWrite)) return undefined;
+    this.stats.tornWrites += 1;
+    const landed = [...Array(sectorCount).keys()].filter(() => this.prng.chance(0.5));
+    this.countCrash(proc, 'torn write');
+    return landed;
+  };
+
+  private faultPoints(proc: SimProcess): FaultPoints {
+    return {
+      hit: async (point) => {
+        await this.kernel.point(proc, `fault.${point}`);
+        this.stats.faultPointsHit += 1;
+        if (!this.prng.chance(this.o.faultPerPoint)) return;
+        this.stats.faultsFired += 1;
+        if (this.prng.chance(0.5)) {
+          this.note(`fault ${point} throw in ${proc}`);
+          throw new InjectedFault(point);
+        }
+        this.note(`fault ${point} kill ${proc}`);
+        this.countCrash(proc, `fault ${point}`);
+        this.kernel.crash(proc);
+        throw new SimCrash(proc.toString(), point);
+      },
+    };
+  }
+
+  private countCrash(proc: SimProcess, at: string): void {
+    if (proc.kind === 'master') this.stats.masterCrashes += 1;
+    else this.stats.hostCrashes += 1;
+    this.note(`crash ${proc} at ${at}`);
+  }
+
+  /** The simulator's turn at an effect point: crash the process, or run other work in between. */
+  private async atPoint(proc: SimProcess, label: string): Promise<void> {
+    if (proc.kind === 'checker') return;
+    const crashP = proc.kind === 'master' ? this.o.masterCrashPerPoint : this.o.hostCrashPerPoint;
+    if (this.prng.chance(crashP)) {
+      this.countCrash(proc, label);
+      this.kernel.crash(proc);
+      return;
+    }
+    if (proc.kind !== 'master' || this.inMasterPoint || !this.prng.chance(0.12)) return;
+    this.inMasterPoint = true;
+    try {
+      // A second master by mistake, between this one's read and its commit, or after it.
+      if (label.startsWith('fault.master.') && proc.name === 'master' && this.prng.chance(0.08)) {
+        await this.secondMasterPass(`inside ${proc} at ${label}`);
+        return;
+      }
+      const count = this.prng.between(1, 4);
+      for (let i = 0; i < count; i++) {
+        if (this.prng.chance(0.75)) this.startExtend();
+        else this.startPoll();
+      }
+      await drainMicrotasks();
+    } finally {
+      this.inMasterPoint = false;
+    }
+  }
+
+  private liveHosts(): SimHost[] {
+    const out: SimHost[] = [];
+    for (const name of [...this.hosts.keys()].sort()) {
+      const live = this.hosts.get(name)!.live;
+      if (live !== undefined && live.proc.alive) out.push(live);
+    }
+    return out;
+  }
+
+  private dmOf(host: string): FakeDeviceMapper {
+    let dm = this.dms.get(host);
+    if (dm === undefined) {
+      dm = new FakeDeviceMapper();
+      this.dms.set(host, dm);
+    }
+    return dm;
+  }
+
+  private async startHost(name: string): Promise<void> {
+    const slot = this.hosts.get(name) ?? { live: undefined, incarnation: 0, downUntilStep: 0 };
+    this.hosts.set(name, slot);
+    const proc = new SimProcess(name, 'host', ++slot.incarnation);
+    try {
+      slot.live = await SimHost.start({
+        vgName: VG,
+        host: name,
+        proc,
+        kernel: this.kernel,
+        lvm: this.lvm.runner(proc, this.kernel, { readOnly: true }),
+        regions: simRegionOpener(this.pvs, proc, this.kernel, this.writePlan),
+        dm: this.dmOf(name),
+        states: this.states,
+        faults: this.faultPoints(proc),
+        outOfSpaceWaitMs: 2_000,
+        claimWaitMs: 3_000,
+        skipStaleGrants: this.o.workaroundStaleGrant,
+      });
+      this.note(`host ${proc} started`);
+    } catch (error) {
+      slot.live = undefined;
+      const code = this.codeOf(error, `start ${proc}`, proc);
+      // A host add that crashed before initialising the rings: the operator runs it again.
+      if (code === 'HOST_START_FAILED') this.unfinishedAdds.add(name);
+      this.note(`host ${proc} start failed ${code}`);
+    }
+  }
+
+  // ---- host operations (left running; they settle in microtasks or wait on the clock) ----
+
+  private hostOp<T>(host: SimHost, what: string, run: () => Promise<T>, done: (value: T) => string): void {
+    host.pendingOps += 1;
+    run().then(
+      (value) => {
+        host.pendingOps -= 1;
+        this.note(`${what} -> ${done(value)}`);
+      },
+      (error: unknown) => {
+        host.pendingOps -= 1;
+        const code = this.codeOf(error, what, host.proc);
+        if (what.includes(' extend ')) this.stats.extendsRefused[code] = (this.stats.extendsRefused[code] ?? 0) + 1;
+        this.note(`${what} -> ${code}`);
+      },
+    );
+  }
+
+  private thinLvNames(): string[] {
+    return [...readThinlvVg(this.lvm.metadata).thinLvs.keys()];
+  }
+
+  private startExtend(): void {
+    const hosts = this.liveHosts().filter((h) => h.halted === undefined);
+    if (hosts.length === 0) return;
+    const all = this.thinLvNames();
+    if (all.length === 0) return;
+    // A storage manager stops growing an LV at its virtual size (each refused extend costs
+    // the host a metadata read): extend only LVs with room, mostly.
+    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    const roomy = (host: SimHost) =>
+      host.allocator.status().activeLvs.filter((lv) => {
+        const virtualExtents = (thin.get(lv)?.virtualBytes ?? 0) / EXTENT_BYTES;
+        try {
+          return host.allocator.segmentsOf(lv).reduce((sum, seg) => sum + seg.extentCount, 0) + 2 <= virtualExtents;
+        } catch {
+          return false;
+        }
+      });
+    const withActive = hosts.filter((h) => roomy(h).length > 0);
+    if (withActive.length === 0) {
+      if (this.prng.chance(0.5)) this.startActivate();
+      else this.startDeactivate();
+      return;
+    }
+    const oneOff = this.prng.chance(this.o.oneOffExtendChance);
+    const host = this.prng.pick(oneOff ? hosts : withActive);
+    const lv = oneOff ? this.prng.pick(all) : this.prng.pick(roomy(host));
+    const extents = this.prng.chance(1 - this.o.bigExtendChance) ? this.prng.between(1, 2) : this.prng.between(this.o.quantumExtents, 2 * this.o.quantumExtents);
+    const what = `${host.proc} extend ${lv} +${extents}`;
+    const journalRingId = host.journalRingId;
+    this.hostOp(host, what, () => host.allocator.extendBy(lv, extents * EXTENT_BYTES), (result: ExtendResult) => {
+      if (result.seq !== null && result.extentsGranted > 0) this.acknowledge(host, journalRingId, result);
+      return `ok seq ${result.seq} size ${result.sizeBytes / EXTENT_BYTES}`;
+    });
+  }
+
+  private acknowledge(host: SimHost, journalRingId: string, result: ExtendResult): void {
+    const record = host.written.get(result.seq!);
+    if (record === undefined || record.kind !== 'allocate' || record.lv !== result.lv) {
+      this.failure ??= `${host.proc} acknowledged extend seq ${result.seq} of ${result.lv}, but its journal write of that seq was ${record?.kind ?? 'none'}`;
+      return;
+    }
+    const byUuid = new Map(this.lvm.metadata.pvs.map((pv) => [pv.uuid, pv.device]));
+    this.acks.push({
+      host: host.deps.host,
+      journalRingId,
+      seq: result.seq!,
+      lv: record.lv,
+      lvUuid: record.lvUuid,
+      ranges: record.ranges.map((r) => ({ pv: byUuid.get(r.pvUuid)!, firstExtent: r.firstExtent, extentCount: r.extentCount })),
+      extentCountAfter: record.extentCountAfter,
+    });
+    this.stats.extendsAcknowledged += 1;
+    this.stats.extentsAcknowledged += result.extentsGranted;
+  }
+
+  private startPoll(): void {
+    const hosts = this.liveHosts();
+    if (hosts.length === 0) return;
+    const host = this.prng.pick(hosts);
+    this.hostOp(host, `${host.proc} poll grants`, () => host.pollGrants(), () => `pool ${host.allocator.status().poolExtentCount} gen ${host.allocator.status().lastGrantGeneration}`);
+  }
+
+  private startActivate(): void {
+    const hosts = this.liveHosts().filter((h) => h.halted === undefined);
+    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    if (hosts.length === 0 || thin.size === 0) return;
+    const host = this.prng.pick(hosts);
+    const free = [...thin].filter(([, t]) => t.owner === undefined).map(([name]) => name);
+    const lv = free.length > 0 && this.prng.chance(0.9) ? this.prng.pick(free) : this.prng.pick([...thin.keys()]);
+    this.hostOp(host, `${host.proc} activate ${lv}`, () => host.allocator.activate(lv), (table) => `ok ${table.length} lines`);
+  }
+
+  private startDeactivate(): void {
+    const hosts = this.liveHosts().filter((h) => h.allocator.status().activeLvs.length > 0);
+    if (hosts.length === 0) return;
+    const host = this.prng.pick(hosts);
+    // Mostly the LV with least room left: it is done growing, and its space can be reclaimed.
+    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    const room = (name: string) => { const t = thin.get(name); return t === undefined ? 0 : t.virtualBytes / EXTENT_BYTES - lvExtentCount(t.lv); };
+    const active = [...host.allocator.status().activeLvs].sort((a, b) => room(a) - room(b));
+    const lv = this.prng.chance(0.7) ? active[0]! : this.prng.pick(active);
+    this.hostOp(host, `${host.proc} deactivate ${lv}`, () => host.allocator.deactivate(lv), () => 'ok');
+  }
+
+  private startRefresh(): void {
+    const hosts = this.liveHosts();
+    if (hosts.length === 0) return;
+    const host = this.prng.pick(hosts);
+    this.hostOp(host, `${host.proc} refresh`, () => host.refresh(), () => 'ok');
+  }
+
+  // ---- master operations (each runs to its end) ----
+
+  private async masterOp<T>(what: string, run: (m: SimMaster) => Promise<T>, done: (value: T) => string): Promise<void> {
+    const master = this.master;
+    if (master === undefined || !master.proc.alive) return;
+    try {
+      const value = await run(master);
+      this.note(`${master.proc} ${what} -> ${done(value)}`);
+    } catch (error) {
+      this.note(`${master.proc} ${what} -> ${this.codeOf(error, `${master.proc} ${what}`, master.proc)}`);
+    }
+  }
+
+  private async pass(): Promise<void> {
+    await this.masterOp('pass', async (m) => {
+      this.stats.passes += 1;
+      const result = await runPass(m.deps, m.session, VG);
+      if (result.committed) this.stats.commits += 1;
+      return result;
+    }, passText);
+  }
+
+  private async secondMasterPass(where: string): Promise<void> {
+    if (this.secondMaster === undefined || !this.secondMaster.proc.alive) this.secondMaster = this.newMaster('master2');
+    const second = this.secondMaster;
+    this.stats.secondMasterPasses += 1;
+    try {
+      const result = await runPass(second.deps, second.session, VG);
+      if (result.committed) this.stats.commits += 1;
+      this.note(`${second.proc} pass ${where} -> ${passText(result)}`);
+    } catch (error) {
+      this.note(`${second.proc} pass ${where} -> ${this.codeOf(error, `${second.proc} pass`, second.proc)}`);
+    }
+  }
+
+  private async createLv(): Promise<void> {
+    if (this.thinLvNames().length >= MAX_THIN_LVS) return;
+    const name = `lv${++this.lvSerial}`;
+    const virtualBytes = this.prng.between(100, 800) * EXTENT_BYTES;
+    await this.masterOp(`lvcreate ${name}`, async (m) => {
+      const summary = await createThinLv(m.deps.lvm, VG, name, virtualBytes, 0, true);
+      this.stats.lvsCreated += 1;
+      return summary;
+    }, () => 'ok');
+  }
+
+  private async removeLv(): Promise<void> {
+    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    if (thin.size === 0) return;
+    // Mostly the biggest LV nobody holds; sometimes any (a held one must be refused).
+    const unowned = [...thin].filter(([, t]) => t.owner === undefined).sort(([, a], [, b]) => lvExtentCount(b.lv) - lvExtentCount(a.lv));
+    const name = unowned.length > 0 && this.prng.chance(0.85) ? unowned[0]![0] : this.prng.pick([...thin.keys()]);
+    const uuid = thin.get(name)!.lv.uuid;
+    this.removalAttempted.add(uuid);
+    await this.masterOp(`lvremove ${name}`, async (m) => {
+      const result = await removeThinLv(m.deps.lvm, VG, name);
+      this.stats.lvsRemoved += 1;
+      return result;
+    }, () => 'ok');
+  }
+
+  private async resizeLv(): Promise<void> {
+    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    if (thin.size === 0) return;
+    // Mostly the LV nearest its virtual size (what a storage manager grows next).
+    const byHeadroom = [...thin].sort(([, a], [, b]) => a.virtualBytes / EXTENT_BYTES - lvExtentCount(a.lv) - (b.virtualBytes / EXTENT_BYTES - lvExtentCount(b.lv)));
+    const name = this.prng.chance(0.7) ? byHeadroom[0]![0] : this.prng.pick([...thin.keys()]);
+    const current = thin.get(name)!;
+    const extents = Math.max(1, Math.round((current.virtualBytes / EXTENT_BYTES) * (this.prng.chance(0.8) ? 1.5 : 0.7)));
+    await this.masterOp(`lvresize -V ${name} ${extents}`, (m) => setVirtualSize(m.deps.lvm, VG, name, extents * EXTENT_BYTES, true), () => 'ok');
+  }
+
+  private async addSpareHost(): Promise<void> {
+    const members = readThinlvVg(this.lvm.metadata).hosts;
+    const name = [...this.unfinishedAdds].sort()[0] ?? SPARE_HOST_NAMES.find((h) => !members.has(h));
+    this.unfinishedAdds.delete(name ?? '');
+    if (name === undefined) return;
+    await this.masterOp(`host add ${name}`, (m) => addHost(m.deps, VG, name), () => 'ok');
+    if (readThinlvVg(this.lvm.metadata).hosts.has(name) && !this.hosts.has(name)) this.hosts.set(name, { live: undefined, incarnation: 0, downUntilStep: this.step + 1 });
+  }
+
+  private bitFlip(): void {
+    // Grants rings only: a flipped bit in an acknowledged, unreplayed journal record is data
+    // loss no design can undo; in a grants ring it must cost at most a skipped or re-sent grant.
+    const hosts = [...readThinlvVg(this.lvm.metadata).hosts.keys()];
+    if (hosts.length === 0) return;
+    const host = this.prng.pick(hosts);
+    const location = ringLocation(this.lvm.metadata, hostLvNames(host).grants);
+    if (this.pv.flipBit(this.prng, location.offsetBytes, location.lengthBytes)) {
+      this.stats.bitFlips += 1;
+      this.note(`bit flip in ${host}'s grants ring`);
+    }
+  }
+
+  // ---- the run ----
+
+  async setUp(): Promise<void> {
+    this.master = this.newMaster('master');
+    const boot = this.master;
+    // Set-up runs without faults: it is the VG an operator prepared.
+    const saved = { ...this.o };
+    Object.assign(this.o, { hostCrashPerPoint: 0, masterCrashPerPoint: 0, tornWritePerWrite: 0, faultPerPoint: 0 });
+    try {
+      await formatVg(boot.deps.lvm, VG, { quantumExtents: this.o.quantumExtents, lowWaterExtents: Math.max(1, Math.floor(this.o.quantumExtents / 2)), reservePermille: 50, expectedLvCount: 100 });
+      for (const host of INITIAL_HOSTS) await addHost(boot.deps, VG, host);
+      for (let i = 0; i < 6; i++) await createThinLv(boot.deps.lvm, VG, `lv${++this.lvSerial}`, 200 * EXTENT_BYTES, 0, true);
+      await runPass(boot.deps, boot.session, VG);
+      for (const host of INITIAL_HOSTS) await this.startHost(host);
+    } finally {
+      Object.assign(this.o, saved);
+    }
+    this.note('set up');
+  }
+
+  private async oneStep(): Promise<void> {
+    const masterUp = this.master !== undefined && this.master.proc.alive;
+    const action = this.prng.weighted({
+      extend: 40,
+      pass: masterUp ? 9 : 0,
+      clock: 10,
+      poll: 10,
+      refresh: 2,
+      activate: 5,
+      deactivate: 3,
+      lvcreate: masterUp ? 2.5 : 0,
+      lvremove: masterUp ? 2 : 0,
+      lvresize: masterUp ? 3 : 0,
+      hostCrash: 0.4,
+      masterCrash: masterUp ? 0.2 : 0,
+      masterDown: masterUp ? 0.05 : 0,
+      secondMaster: 0.2,
+      hostAdd: masterUp ? (this.unfinishedAdds.size > 0 ? 2 : 0.05) : 0,
+      bitFlip: 0.1,
+    });
+    switch (action) {
+      case 'extend': {
+        const count = this.prng.between(1, this.o.extendBurst);
+        for (let i = 0; i < count; i++) this.startExtend();
+        break;
+      }
+      case 'pass':
+        await this.pass();
+        break;
+      case 'clock':
+        await this.kernel.advance(this.prng.chance(1 - this.o.longClockJumpChance) ? this.prng.between(5, 300) : this.prng.between(1_000, 6_000));
+        break;
+      case 'poll':
+        this.startPoll();
+        break;
+      case 'refresh':
+        this.startRefresh();
+        break;
+      case 'activate':
+        this.startActivate();
+        break;
+      case 'deactivate':
+        this.startDeactivate();
+        break;
+      case 'lvcreate':
+        await this.createLv();
+        break;
+      case 'lvremove':
+        await this.removeLv();
+        break;
+      case 'lvresize':
+        await this.resizeLv();
+        break;
+      case 'hostCrash': {
+        const hosts = this.liveHosts();
+        if (hosts.length === 0) break;
+        const host = this.prng.pick(hosts);
+        this.countCrash(host.proc, 'workload');
+        this.kernel.crash(host.proc);
+        break;
+      }
+      case 'masterCrash':
+        this.countCrash(this.master!.proc, 'workload');
+        this.kernel.crash(this.master!.proc);
+        break;
+      case 'masterDown':
+        this.masterDownUntilStep = this.step + this.prng.between(50, 400);
+        this.countCrash(this.master!.proc, `workload (down until step ${this.masterDownUntilStep})`);
+        this.kernel.crash(this.master!.proc);
+        break;
+      case 'secondMaster':
+        await this.secondMasterPass('alongside');
+        break;
+      case 'hostAdd':
+        await this.addSpareHost();
+        break;
+      case 'bitFlip':
+        this.bitFlip();
+        break;
+    }
+    await drainMicrotasks();
+    await this.restartWhatCrashed();
+  }
+
+  private async restartWhatCrashed(): Promise<void> {
+    if ((this.master === undefined || !this.master.proc.alive) && this.step >= this.masterDownUntilStep && this.prng.chance(0.3)) {
+      this.master = this.newMaster('master');
+      this.note(`${this.master.proc} started (new MasterSession)`);
+    }
+    for (const name of [...this.hosts.keys()].sort()) {
+      const slot = this.hosts.get(name)!;
+      if (slot.live !== undefined && !slot.live.proc.alive) {
+        slot.live = undefined;
+        slot.downUntilStep = this.step + this.prng.between(0, 20);
+      }
+      if (slot.live === undefined && this.step >= slot.downUntilStep && this.prng.chance(0.3)) {
+        this.stats.hostRestarts += 1;
+        await this.startHost(name);
+      }
+    }
+  }
+
+  /** I1, I2, I3, I4, I6 on the world as it stands. */
+  async check(full: boolean): Promise<void> {
+    const vg = this.lvm.metadata;
+    const unreplayed = await readUnreplayed(vg, this.checkerRegions, this.checkerReaders);
+    checkExtents(vg, unreplayed);
+    const live = this.liveHosts();
+    checkPools(vg, unreplayed, live);
+    for (const host of live) {
+      if (host.pendingOps === 0 && host.halted === undefined) checkTables(vg, unreplayed, host, this.dmOf(host.deps.host));
+    }
+    const keep: Ack[] = [];
+    const lvByUuid = new Map(vg.lvs.map((lv) => [lv.uuid, lv]));
+    for (const ack of this.acks) {
+      const onDisk = unreplayed.get(ack.host);
+      const replayed = onDisk !== undefined && onDisk.journalRingId === ack.journalRingId && ack.seq <= onDisk.appliedSeq;
+      if (!lvByUuid.has(ack.lvUuid)) {
+        if (this.removalAttempted.has(ack.lvUuid) && replayed) continue;
+        this.fail(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv} is lost: the LV is gone${replayed ? '' : ' and the record was never replayed'}`);
+      }
+      if (onDisk === undefined || onDisk.journalRingId !== ack.journalRingId) this.fail(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv}: its host's journal is gone before the record was replayed`);
+      checkAck(ack, fullLayout(vg, unreplayed, ack.lvUuid)!);
+      if (replayed) this.retired.push(ack);
+      else keep.push(ack);
+    }
+    this.acks = keep;
+    if (full) {
+      const kept: Ack[] = [];
+      for (const ack of this.retired) {
+        if (!lvByUuid.has(ack.lvUuid)) {
+          if (this.removalAttempted.has(ack.lvUuid)) continue;
+          this.fail(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv} is lost: the LV is gone`);
+        }
+        checkAck(ack, fullLayout(vg, unreplayed, ack.lvUuid)!);
+        kept.push(ack);
+      }
+      this.retired = kept;
+    }
+  }
+
+  /** Once quiet: passes converge, and one more pass changes nothing. */
+  private async quietCheck(): Promise<void> {
+    if (this.master === undefined || !this.master.proc.alive) return;
+    if (this.liveHosts().some((h) => h.pendingOps > 0)) return;
+    const saved = { ...this.o };
+    Object.assign(this.o, { hostCrashPerPoint: 0, masterCrashPerPoint: 0, tornWritePerWrite: 0, faultPerPoint: 0 });
+    const quietMaster = this.master;
+    const savedInPoint = this.inMasterPoint;
+    this.inMasterPoint = true; // no interleaving: the world is quiet
+    try {
+      let last: PassResult | undefined;
+      for (let i = 0; i < 8; i++) {
+        last = await runPass(quietMaster.deps, quietMaster.session, VG);
+        if (!last.committed && !last.moreWaiting) break;
+      }
+      const seqno = this.lvm.metadata.seqno;
+      const again = await runPass(quietMaster.deps, quietMaster.session, VG);
+      if (again.committed || this.lvm.metadata.seqno !== seqno) this.fail(`quiet: a further master pass still changed the VG (${passText(again)}) after ${passText(last!)}`);
+      this.note(`quiet check ok at seqno ${seqno}`);
+    } catch (error) {
+      if (error instanceof SimFailure) throw error;
+      this.note(`quiet check skipped: ${this.codeOf(error, 'quiet check')}`);
+    } finally {
+      this.inMasterPoint = savedInPoint;
+      Object.assign(this.o, saved);
+    }
+  }
+
+  async run(): Promise<SimStats> {
+    const started = Date.now();
+    const onUnhandled = (reason: unknown) => {
+      this.failure ??= `unhandled rejection: ${(reason as Error)?.stack ?? String(reason)}`;
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await this.setUp();
+      await this.check(true);
+      for (this.step = 1; this.step <= this.o.steps; this.step++) {
+        try {
+          await this.oneStep();
+          if (this.failure !== undefined) this.fail(this.failure);
+          await this.check(this.step % this.o.quietCheckEvery === 0);
+          if (this.step % this.o.quietCheckEvery === 0) await this.quietCheck();
+        } catch (error) {
+          if (error instanceof SimFailure) throw error;
+          this.fail(error instanceof InvariantViolation ? error.message : `the simulator itself failed: ${(error as Error).stack ?? String(error)}`);
+        }
+        this.stats.steps = this.step;
+        if (Date.now() - started > this.o.maxWallMs) break;
+      }
+      this.step = this.stats.steps;
+      await this.check(true);
+      if (this.failure !== undefined) this.fail(this.failure);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      this.stats.wallMs = Date.now() - started;
+      this.stats.simulatedMs = this.kernel.nowMs();
+      this.stats.effectPoints = this.kernel.pointCount;
+      this.stats.lvmCalls = Object.fromEntries(this.lvm.calls);
+      this.stats.traceHash = this.hash.copy().digest('hex').slice(0, 16);
+    }
+    return this.stats;
+  }
+}
+
+function passText(result: PassResult): string {
+  return `${result.committed ? 'committed' : 'no commit'} ${result.seqnoBefore}->${result.seqnoAfter} replayed ${result.replayedRecordCount} rejected ${result.rejectedRecordCount} granted [${result.grantedHosts.join(',')}]${result.moreWaiting ? ' more' : ''}`;
+}
+
+export async function runSimulation(options: SimOptions): Promise<SimStats> {
+  return new Simulator(options).run();
+}
+
