@@ -152,7 +152,7 @@ export function createDeviceMapper(commands: DmCommands): DeviceMapper {
   }
 
   /** Resumes after a failed suspend or load, then throws what the caller must know. */
-  async function resumeAfterFailure(name: string, step: 'suspend' | 'load', failure: unknown, options: DmCallOptions): Promise<never> {
+  async function resumeAfterFailure(name: string, step: 'suspend' | 'load' | 'resume', failure: unknown, options: DmCallOptions): Promise<never> {
     let clearFailure: unknown;
     try {
       await commands.clear(name, withoutSignal(options));
@@ -226,6 +226,9 @@ export function createDeviceMapper(commands: DmCommands): DeviceMapper {
           await commands.resume(name, withoutSignal(options));
         } catch (failure) {
           if (hasCode(failure, DmErrorCode.notFound)) throw failure;
+          // The kernel refused the new table at resume (seen on real dm): drop it and resume
+          // the old one rather than leave the device suspended.
+          if (hasCode(failure, DmErrorCode.invalidTable)) await resumeAfterFailure(name, 'resume', failure, options);
           throw new DmError(
             DmErrorCode.leftSuspended,
             `reload of ${name}: the new table was loaded but the resume failed (${messageOf(failure)}); ` +

@@ -133,8 +133,17 @@ const STDERR_CLASSES: readonly {
     hint: 'the name is in use, or the device is held open (a running VM, a mount, a holder in `dmsetup ls --tree`)',
   },
   {
-    pattern: /Invalid argument|Invalid format on line|Unknown target type/,
+    // ENODEV: a device the table names cannot be opened (seen on real dm: "reload ioctl on
+    // NAME  failed: No such device"); ENXIO above is the dm device itself missing.
+    pattern: /failed: No such device$/m,
     code: (command) => (command === 'create' || command === 'load' ? DmErrorCode.invalidTable : DmErrorCode.failed),
+    hint: 'a device the table names is not there on this host; rescan the LUN',
+  },
+  {
+    // A resume refuses a loaded table that reaches past its device's end ("too small for
+    // target" in dmesg), as a host that has not rescanned a grown LUN would see.
+    pattern: /Invalid argument|Invalid format on line|Unknown target type/,
+    code: (command) => (command === 'create' || command === 'load' || command === 'resume' ? DmErrorCode.invalidTable : DmErrorCode.failed),
     hint: 'the kernel refused the table; `dmesg` names the bad line',
   },
 ];

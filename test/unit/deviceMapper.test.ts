@@ -307,6 +307,17 @@ function describeDeviceMapperContract(label: string, make: () => Promise<Contrac
       expect(await dm.table(NAME)).toEqual(withDeviceNumbers(TABLE_B, DEVICE_NUMBERS));
     });
 
+    test('a new table the kernel refuses at resume (past the end of a device not rescanned) is dropped: DM_INVALID_TABLE, the old table live, nothing suspended', async () => {
+      const { dm, failNext, suspended } = await make();
+      await dm.activate(NAME, TABLE_A);
+      await failNext('resume', 'invalid-table');
+      const error = await errorOf(dm.reload(NAME, TABLE_B));
+      expect(error.code).toBe(DmErrorCode.invalidTable);
+      expect(error.data).toMatchObject({ name: NAME, step: 'resume' });
+      expect(await suspended()).toEqual([]);
+      expect(await dm.table(NAME)).toEqual(withDeviceNumbers(TABLE_A, DEVICE_NUMBERS));
+    });
+
     test('a table left loaded by a reload whose resume failed never becomes live through a later failed reload', async () => {
       const { dm, failNext, suspended } = await make();
       await dm.activate(NAME, TABLE_A);
@@ -510,6 +521,15 @@ describe('createDmsetupDeviceMapper runs dmsetup', () => {
     expect(await dmsetup.suspended()).toEqual([]);
   });
 
+  test('ENODEV, a device named in the table that cannot be opened, is DM_INVALID_TABLE for create and load (real dm text), not DM_NOT_FOUND', () => {
+    for (const command of ['create', 'load'] as const) {
+      const error = classifyDmsetupFailure(command, [command, NAME], 1, `device-mapper: ${command === 'load' ? 'reload' : 'create'} ioctl on ${NAME}  failed: No such device\nCommand failed.\n`);
+      expect(error.code, command).toBe(DmErrorCode.invalidTable);
+    }
+    expect(classifyDmsetupFailure('table', ['table', NAME], 1, `device-mapper: table ioctl on ${NAME}  failed: No such device or address\nCommand failed.\n`).code).toBe(DmErrorCode.notFound);
+    expect(classifyDmsetupFailure('load', ['load', NAME], 1, NO_KERNEL_DM_STDERR).code).toBe(DmErrorCode.unavailable);
+  });
+
   test('a load refused with "No such device or address" on a device that exists is DM_INVALID_TABLE (a PV in the table is gone)', async () => {
     await fresh();
     await dm.activate(NAME, TABLE_A);
@@ -651,7 +671,8 @@ describe('classifyDmsetupFailure', () => {
     ['a device held open', 'remove', `device-mapper: remove ioctl on ${NAME}  failed: Device or resource busy\n`, DmErrorCode.deviceBusy],
     ['a refused table', 'load', `device-mapper: reload ioctl on ${NAME}  failed: Invalid argument\n`, DmErrorCode.invalidTable],
     ['an unreadable table', 'create', 'Invalid format on line 1 of table on stdin.\n', DmErrorCode.invalidTable],
-    ['EINVAL outside a table', 'resume', `device-mapper: resume ioctl on ${NAME}  failed: Invalid argument\n`, DmErrorCode.failed],
+    ['EINVAL at resume: the loaded table refused (seen on real dm)', 'resume', `device-mapper: resume ioctl on ${NAME}  failed: Invalid argument\n`, DmErrorCode.invalidTable],
+    ['EINVAL outside a table', 'clear', `device-mapper: clear ioctl on ${NAME}  failed: Invalid argument\n`, DmErrorCode.failed],
   ])('%s is classified by its stderr, quoting the line that says so', (_what, command, stderr, code) => {
     const error = classifyDmsetupFailure(command, [command, NAME], 1, stderr);
     expect(error).toBeInstanceOf(DmError);
