@@ -11,12 +11,34 @@
 //        replay chooses alike
 //
 // The result, in order, is what appendSegments() takes: the first range continues the tail.
+//
+// Where a new segment starts in its run (`newSegments`):
+//   'start'   at the run's first extent (above): VG free space, where the master places
+//             new LVs and grants, each grant continuing its pool's last run
+//   'spread'  in the middle of the run, the free extents split evenly before and after it:
+//             a host's pool, which many LVs grow from at once. Taken from the start, the
+//             next LV's new segment lands right after this one's, and every later grow of
+//             either LV starts a segment of its own (LVs interleave extent by extent);
+//             from the middle, each LV keeps about half a run of room after its tail, and
+//             the run before it keeps room for the LV in front (a buddy split, as XFS and
+//             ext4 spread new files). With k LVs growing in a pool of P extents, each has
+//             about P/2k extents to grow into before it needs a new segment.
+//     pool pv0: [0 ............................. 99]     LV a grows by 4, then LV b by 4:
+//       'start'    a 0..3, b 4..7; a's next grow starts a segment at 8
+//       'spread'   a 48..51, b 22..25 (middle of 0..47); a's next grow continues at 52
 
 import { assertNonNegativeSafeInteger, comparePvNames } from './argumentChecks.js';
 import { ExtentArgumentError, ExtentInvariantError } from './extentErrors.js';
 import { ExtentSet } from './extentSet.js';
 import { ValidSegments } from './segments.js';
 import type { LinearSegment, PhysicalRange } from './types.js';
+
+export type NewSegmentPlacement = 'start' | 'spread';
+
+export interface ChooseExtentsOptions {
+  /** Where a range that does not continue the LV's tail starts in its run (see the top of this file); default 'start'. */
+  readonly newSegments?: NewSegmentPlacement;
+}
 
 /**
  * The outcome of chooseExtents. Running short is an ordinary operating condition (the
@@ -41,8 +63,14 @@ export function chooseExtents(
   pool: ExtentSet,
   lv: readonly LinearSegment[] | ValidSegments,
   extentCount: number,
+  options: ChooseExtentsOptions = {},
 ): ChooseExtentsResult {
   assertNonNegativeSafeInteger(extentCount, 'extentCount');
+  const placement = options.newSegments ?? 'start';
+  if (placement !== 'start' && placement !== 'spread') {
+    throw new ExtentArgumentError('EXTENT_INVALID_ARGUMENT', `newSegments must be 'start' or 'spread', got ${String(placement)}`, { newSegments: placement });
+  }
+  const spread = placement === 'spread';
   const valid = lv instanceof ValidSegments ? lv : ValidSegments.of(lv, 'lvSegments');
   const lvSegments = valid.segments;
   if (pool.overlaps(valid.extents)) {
@@ -78,7 +106,9 @@ export function chooseExtents(
     for (const run of runs) {
       if (remainingExtentCount === 0) break;
       const takenExtentCount = Math.min(run.extentCount, remainingExtentCount);
-      chosen.push({ pv: run.pv, firstExtent: run.firstExtent, extentCount: takenExtentCount });
+      // Only a run taken in part has room to split; a whole run starts where it starts.
+      const offset = spread ? Math.floor((run.extentCount - takenExtentCount) / 2) : 0;
+      chosen.push({ pv: run.pv, firstExtent: run.firstExtent + offset, extentCount: takenExtentCount });
       remainingExtentCount -= takenExtentCount;
     }
   }

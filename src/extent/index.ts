@@ -6,7 +6,7 @@ export { ExtentArgumentError, ExtentError, ExtentInvariantError, type ExtentErro
 export { comparePhysicalRanges, comparePvNames, describeRange } from './argumentChecks.js';
 export { ExtentSet } from './extentSet.js';
 export { findOverlaps, type ExtentOverlap, type OwnedRange } from './findOverlaps.js';
-export { chooseExtents, type ChooseExtentsResult } from './chooseExtents.js';
+export { chooseExtents, type ChooseExtentsOptions, type ChooseExtentsResult, type NewSegmentPlacement } from './chooseExtents.js';
 export {
   appendSegments,
   assertValidSegments,

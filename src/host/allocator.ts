@@ -533,7 +533,8 @@ export class HostAllocator {
    */
   private chooseAndTake(lvName: string, needed: number): PhysicalRange[] | undefined {
     this.throwIfStopped();
-    const chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed);
+    // Many LVs grow from one pool at once: new segments spread out, so each keeps room to grow contiguously.
+    const chosen = chooseExtents(this.pool, this.layoutOf(lvName), needed, { newSegments: 'spread' });
     if (!chosen.ok) return undefined;
     if (chosen.ranges.length > MAX_RANGES_PER_RECORD) {
       // One record cannot name more ranges; refused here, before anything is taken or written.
