@@ -3,8 +3,7 @@
 // code on unchanged: lvm's own parser, errors and layout, byte for byte.
 
 import { createCommandContext } from '../cli/context.js';
-import { DEFAULT_LVM_TIMEOUT_MS } from '../lvm/runLvm.js';
-import { reportCompatError, runStock } from './stockLvm.js';
+import { COMPAT_LVM_TIMEOUT_MS, reportCompatError, runStock } from './stockLvm.js';
 
 /** Whether `args` already ask for --readonly (lvm refuses it twice), abbreviations included. */
 function asksReadonly(args: readonly string[]): boolean {
@@ -15,7 +14,7 @@ function asksReadonly(args: readonly string[]): boolean {
 export async function runUnchanged(command: string, args: readonly string[]): Promise<number> {
   try {
     // The caller's --devices and --config stay on the command line, where lvm reads them.
-    const context = await createCommandContext({ devices: undefined, logLevel: 'silent', json: false, lvmPath: 'lvm', lvmTimeoutMs: DEFAULT_LVM_TIMEOUT_MS, lvmConfig: undefined });
+    const context = await createCommandContext({ devices: undefined, logLevel: 'silent', json: false, lvmPath: 'lvm', lvmTimeoutMs: COMPAT_LVM_TIMEOUT_MS, lvmConfig: undefined });
     const stock = await runStock(context, command, [...(asksReadonly(args) ? [] : ['--readonly']), ...args]);
     process.stdout.write(stock.stdout);
     process.stderr.write(stock.stderr);
