@@ -56,6 +56,7 @@ import { fileRegionOpener, type RegionOpener } from '../src/rings/ringRegions.js
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG, type LoopVg } from '../test/fixtures/loopVg.js';
 import { percentile, round1 } from './benchStats.js';
 import { ScaleHost } from './scaleHosts.js';
+import { seededRandom as random } from '../test/fixtures/seededRandom.js';
 
 const GIB = 1024 ** 3;
 const TIB = 1024 * GIB;
@@ -108,17 +109,6 @@ function parseOptions(argv: readonly string[]): Options {
   return { lvs, hosts: values.get('--hosts') ?? 64, days: values.get('--days') ?? 30, sizeBytes, metadataMiB: values.get('--metadata-mib') ?? 128, seed: values.get('--seed') ?? 14, passEveryDays: values.get('--pass-every-days') ?? 1 };
 }
 
-/** mulberry32: a small seeded PRNG, so a run can be repeated. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const log = (message: string): void => console.error(`bench:scale ${new Date().toISOString().slice(11, 19)} ${message}`);
 

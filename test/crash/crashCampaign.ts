@@ -24,6 +24,7 @@ import { DEFAULT_LOCAL_LOCK_DIR } from '../../src/ownership/localHostLock.js';
 import { createLoopVg, TEST_LVM_CONFIG, type LoopVg } from '../fixtures/loopVg.js';
 import { checkIndependently, type AcknowledgedExtend } from '../independent/independentChecker.js';
 import { HostProcess, ManagedProcess, sleep } from './processes.js';
+import { seededRandom } from '../fixtures/seededRandom.js';
 
 export interface CampaignOptions {
   readonly minutes: number;
@@ -99,17 +100,6 @@ const REMOVE_FAULTS = ['host.remove.afterReplay', 'host.remove.afterLease', 'hos
 /** Chance that a step adds an extra host, or removes the extra one it added. */
 const MEMBERSHIP_PROBABILITY = 0.08;
 
-/** mulberry32: small, seedable, good enough to choose operations. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The repository root (holds package.json), from this file in test/crash or dist/test/crash. */
 function repositoryRoot(): string {

@@ -16,6 +16,7 @@ import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
 import { pooled } from '../fixtures/pooled.js';
 import { runCli } from '../fixtures/runCli.js';
 import { createThinlvTestVg, fillWithOrdinaryLv, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
+import { seededRandom as random } from '../fixtures/seededRandom.js';
 
 const skipReason = realLvmUnavailableReason();
 const EXTENT_BYTES = 4 * 1024 * 1024;
@@ -48,17 +49,6 @@ async function fillVg(t: ThinlvTestVg, leave: number): Promise<void> {
   await fillWithOrdinaryLv(t, 'filler', (vg) => reserveExtentCount(vg, readThinlvVg(vg).settings.reservePermille) + leave);
 }
 
-/** A small deterministic generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe.skipIf(skipReason !== undefined)('demand-driven grants across hosts', () => {
   test('three hosts each extend 100 LVs in parallel by random sizes up to 2 GiB: every extend succeeds and every acknowledged size is in metadata once', async () => {

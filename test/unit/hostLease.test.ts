@@ -14,6 +14,7 @@ import { ThinlvError } from '../../src/errors.js';
 import { acquireLease, leaseTiming, probeLease, type HeldLease, type LeaseEffects } from '../../src/ownership/hostLease.js';
 import { LEASE_BLOCK_BYTES, decodeLeaseBlock, encodeLeaseBlock } from '../../src/ownership/leaseBlock.js';
 import { DEFAULT_LOCAL_LOCK_DIR, acquireLocalHostLock } from '../../src/ownership/localHostLock.js';
+import { seededRandom } from '../fixtures/seededRandom.js';
 
 const R = 100;
 const TIMING = leaseTiming(R);
@@ -92,17 +93,6 @@ class Scheduler {
   }
 }
 
-/** mulberry32: a seeded PRNG, so a failing run replays from its seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------- simulated disk handles
 
