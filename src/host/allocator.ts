@@ -46,6 +46,12 @@ export const MAX_EXTEND_EXTENTS = 1 << 20;
 export const DEFAULT_CLAIM_WAIT_MS = 15_000;
 /** How often a waiting claim re-reads metadata; each read is one `lvm fullreport --readonly`. */
 export const CLAIM_POLL_MS = 100;
+/**
+ * An extend past the virtual size re-reads metadata (the size may have been raised) at most
+ * this often: a guest retrying at its limit must not run an lvm report per request
+ * (found by the simulator: thousands of refused extends, a metadata read each).
+ */
+export const VIRTUAL_SIZE_RECHECK_MS = 1_000;
 
 export interface HostJournal {
   /**
@@ -149,6 +155,8 @@ export class HostAllocator {
   private readonly outOfSpaceWaitMs: number;
   /** Extends waiting for a grant now (status() reports it). */
   private waitingExtendCount = 0;
+  /** When refreshMetadata last took metadata in (the start's metadata counts as never: recheck at once). */
+  private metadataReadAtMs = Number.NEGATIVE_INFINITY;
   /**
    * Extents taken for records whose write failed: the write may have reached the disk,
    * so they stay out of every pool until a restart rebuilds it from the journal.
@@ -497,7 +505,7 @@ export class HostAllocator {
         extentSizeBytes: this.extentSizeBytes(),
       });
     let found = problem();
-    if (found?.code === 'VIRTUAL_SIZE_EXCEEDED') {
+    if (found?.code === 'VIRTUAL_SIZE_EXCEEDED' && this.effects.nowMs() - this.metadataReadAtMs >= VIRTUAL_SIZE_RECHECK_MS) {
       await this.effects.refreshMetadata();
       found = problem();
     }
@@ -641,6 +649,7 @@ export class HostAllocator {
    */
   async refreshMetadata(vg: VgLayout, appliedSeq: number): Promise<void> {
     const before = new Map([...this.active].map((lv) => [lv, JSON.stringify(this.tableOf(lv))]));
+    this.metadataReadAtMs = this.effects.nowMs();
     this.vg = vg;
     this.thinlv = readThinlvVg(vg);
     this.appliedSeq = appliedSeq;

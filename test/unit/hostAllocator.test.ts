@@ -8,7 +8,7 @@ import { describe, expect } from 'vitest';
 import { ExtentSet } from '../../src/extent/extentSet.js';
 import type { DmTableLine } from '../../src/extent/dmTable.js';
 import type { PhysicalRange } from '../../src/extent/types.js';
-import { HostAllocator, type HostDeviceMapper, type HostJournal, type UnreplayedRecord } from '../../src/host/allocator.js';
+import { HostAllocator, VIRTUAL_SIZE_RECHECK_MS, type HostDeviceMapper, type HostJournal, type UnreplayedRecord } from '../../src/host/allocator.js';
 import type { LvLayout, VgLayout } from '../../src/metadata/vgModel.js';
 import { MAX_RANGES_PER_RECORD, type JournalRecord } from '../../src/records/records.js';
 import { DmError } from '../../src/errors.js';
@@ -32,6 +32,8 @@ class World {
   failNextAppend = false;
   /** After a reboot dm devices are gone, and a reload of one fails as dmsetup's does. */
   rebooted = false;
+  /** Every thin LV's virtual size (thinlv_virtual_bytes). */
+  virtualBytes = PE_COUNT * EXTENT_BYTES;
   dmTables = new Map<string, readonly DmTableLine[]>();
   /** Who holds each LV (thinlv_owner): h1 at first; claims and releases move it as replay applies them. */
   owners = new Map<string, string | undefined>(LVS.map((lv) => [lv, 'h1']));
@@ -42,7 +44,7 @@ class World {
       return {
         name,
         uuid: `uuid-${name}`,
-        tags: [`thinlv_virtual_bytes=${PE_COUNT * EXTENT_BYTES}`, ...(this.owners.get(name) === undefined ? [] : [`thinlv_owner=${this.owners.get(name)}`])],
+        tags: [`thinlv_virtual_bytes=${this.virtualBytes}`, ...(this.owners.get(name) === undefined ? [] : [`thinlv_owner=${this.owners.get(name)}`])],
         activationSkip: true,
         segments: this.metadata.get(name)!.map((r) => {
           const segment = { logicalStart, extentCount: r.extentCount, type: 'striped', stripes: [{ pv: r.pv, firstExtent: r.firstExtent }] };
@@ -403,6 +405,26 @@ describe('host allocator: a grant older than the metadata it knows', () => {
     expect(allocator.poolExtents().overlaps(lv0), 'the pool holds extents of lv0 (I1)').toBe(false);
     // Everything the free LV holds is the host's to use.
     expect(allocator.poolExtents().equals(world.freeLv)).toBe(true);
+  });
+});
+
+describe('host allocator: extends past the virtual size', () => {
+  test('re-read metadata at most once a second, so a guest retrying at its limit does not run an lvm report each time; a raised size is seen then', async () => {
+    const world = new World();
+    world.virtualBytes = 2 * EXTENT_BYTES;
+    let now = 0;
+    let reads = 0;
+    const allocator: HostAllocator = new HostAllocator(
+      { host: 'h1', vg: world.layout(), freeRanges: [], unreplayed: [], appliedSeq: 0, lastGrantGeneration: 0, outOfSpaceWaitMs: 0 },
+      { journal: world.journalEffect(), dm: world.dmEffect(), nowMs: () => now, sleepMs: async () => undefined, dmName: (vg, lv) => `${vg}-${lv}`, refreshMetadata: async () => (reads++, world.refreshInto(allocator)) },
+    );
+    allocator.applyGrant(world.grant(10));
+    for (let i = 0; i < 5; i++) await expect(allocator.extend('lv0', 3 * EXTENT_BYTES)).rejects.toMatchObject({ code: 'VIRTUAL_SIZE_EXCEEDED' });
+    expect(reads).toBe(1);
+    now += VIRTUAL_SIZE_RECHECK_MS;
+    world.virtualBytes = 4 * EXTENT_BYTES;
+    expect(await allocator.extend('lv0', 3 * EXTENT_BYTES)).toMatchObject({ extentsGranted: 2 });
+    expect(reads).toBe(2);
   });
 });
 
