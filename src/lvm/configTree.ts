@@ -13,6 +13,7 @@
 // LVM writes them only as human hints ("# 4 Megabytes").
 
 import { ErrorCode, ThinlvError } from '../errors.js';
+import { isWordChar, MAX_SECTION_DEPTH, numberKind, parseConfigLines } from './configLines.js';
 
 export type ConfigScalar =
   | { readonly kind: 'int'; readonly text: string }
@@ -25,8 +26,7 @@ export type ConfigEntry =
   | { readonly kind: 'assign'; readonly key: string; readonly value: ConfigValue }
   | { readonly kind: 'section'; readonly name: string; readonly entries: readonly ConfigEntry[] };
 
-/** Bound on nesting, so hostile input cannot blow the stack. LVM metadata nests 5 deep. */
-export const MAX_SECTION_DEPTH = 32;
+export { MAX_SECTION_DEPTH };
 
 const IDENTIFIER = /^[A-Za-z0-9_.+\-]+$/;
 // The tokenizer reads "1.5" as a float, which cannot be a key; integers can.
@@ -45,78 +45,99 @@ type Token =
   | { kind: 'string'; value: string; line: number }
   | { kind: 'punct'; text: '{' | '}' | '[' | ']' | '=' | ','; line: number };
 
-function tokenize(text: string): Token[] {
-  const tokens: Token[] = [];
-  let line = 1;
-  let i = 0;
-  while (i < text.length) {
-    const ch = text[i]!;
-    if (ch === '\n') {
-      line++;
+/** A quoted string starting at the quote at `start`: its value (\x is x) and the index after the closing quote. */
+function readString(text: string, start: number, line: number): { value: string; end: number; newlines: number } {
+  let value = '';
+  let newlines = 0;
+  let chunk = start + 1;
+  for (let i = chunk; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 34 /* " */) return { value: value + text.slice(chunk, i), end: i + 1, newlines };
+    if (code === 10) newlines++;
+    if (code === 92 /* \ */) {
+      if (i + 1 >= text.length) break;
+      value += text.slice(chunk, i) + text[i + 1]!;
+      chunk = i + 2;
       i++;
-    } else if (ch === ' ' || ch === '\t' || ch === '\r') {
-      i++;
-    } else if (ch === '#') {
-      while (i < text.length && text[i] !== '\n') i++;
-    } else if ('{}[]=,'.includes(ch)) {
-      tokens.push({ kind: 'punct', text: ch as '{', line });
-      i++;
-    } else if (ch === '"') {
-      let value = '';
-      const startLine = line;
-      i++;
-      for (;;) {
-        if (i >= text.length) throw new ConfigParseError('unterminated string', startLine);
-        const c = text[i]!;
-        if (c === '"') {
-          i++;
-          break;
-        }
-        if (c === '\\') {
-          const next = text[i + 1];
-          if (next === undefined) throw new ConfigParseError('unterminated string', startLine);
-          value += next;
-          i += 2;
-          continue;
-        }
-        if (c === '\n') line++;
-        value += c;
-        i++;
-      }
-      tokens.push({ kind: 'string', value, line: startLine });
-    } else {
-      let j = i;
-      while (j < text.length && /[A-Za-z0-9_.+\-]/.test(text[j]!)) j++;
-      if (j === i) throw new ConfigParseError(`unexpected character ${JSON.stringify(ch)}`, line);
-      const word = text.slice(i, j);
-      if (/^-?[0-9]+$/.test(word)) tokens.push({ kind: 'int', text: word, line });
-      else if (/^-?[0-9]+\.[0-9]+$/.test(word)) tokens.push({ kind: 'float', text: word, line });
-      else tokens.push({ kind: 'ident', text: word, line });
-      i = j;
     }
   }
-  return tokens;
+  throw new ConfigParseError('unterminated string', line);
+}
+
+// A metadata text of 10,000 LVs is megabytes, read on every host start and every commit:
+// tokens are made one at a time as the parser asks (no array of them all to collect), and
+// the lexer walks char codes and slices, never building strings a character at a time.
+class Lexer {
+  private at = 0;
+  private line = 1;
+  /** The line of the last token read: where an error at the end of the text is reported. */
+  lastLine = 1;
+  private ahead: Token | undefined;
+
+  constructor(private readonly text: string) {}
+
+  peek(): Token | undefined {
+    this.ahead ??= this.scan();
+    return this.ahead;
+  }
+
+  next(): Token | undefined {
+    const token = this.peek();
+    this.ahead = undefined;
+    if (token !== undefined) this.lastLine = token.line;
+    return token;
+  }
+
+  private scan(): Token | undefined {
+    const text = this.text;
+    while (this.at < text.length) {
+      const code = text.charCodeAt(this.at);
+      if (code === 10) {
+        this.line++;
+        this.at++;
+      } else if (code === 32 || code === 9 || code === 13) {
+        this.at++;
+      } else if (code === 35 /* # */) {
+        const end = text.indexOf('\n', this.at);
+        this.at = end < 0 ? text.length : end;
+      } else if (code === 123 || code === 125 || code === 91 || code === 93 || code === 61 || code === 44) {
+        return { kind: 'punct', text: text[this.at++] as '{', line: this.line };
+      } else if (code === 34) {
+        const line = this.line;
+        const string = readString(text, this.at, line);
+        this.line += string.newlines;
+        this.at = string.end;
+        return { kind: 'string', value: string.value, line };
+      } else {
+        return this.word();
+      }
+    }
+    return undefined;
+  }
+
+  private word(): Token {
+    const start = this.at;
+    while (this.at < this.text.length && isWordChar(this.text.charCodeAt(this.at))) this.at++;
+    if (this.at === start) throw new ConfigParseError(`unexpected character ${JSON.stringify(this.text[start])}`, this.line);
+    const word = this.text.slice(start, this.at);
+    return { kind: numberKind(word) ?? 'ident', text: word, line: this.line };
+  }
 }
 
 /** Parses LVM config text into an ordered tree; throws ConfigParseError with a line number. */
 export function parseConfig(text: string): ConfigEntry[] {
-  const tokens = tokenize(text);
-  let position = 0;
-  const lastLine = tokens.length > 0 ? tokens[tokens.length - 1]!.line : 1;
+  return parseConfigLines(text) ?? parseConfigTokens(text);
+}
 
-  const peek = (): Token | undefined => tokens[position];
+/** The general parser: any layout, and the errors with their line. Exported for the tests that compare the two. */
+export function parseConfigTokens(text: string): ConfigEntry[] {
+  const lexer = new Lexer(text);
+  const peek = (): Token | undefined => lexer.peek();
   const next = (what: string): Token => {
-    const token = tokens[position++];
-    if (token === undefined) throw new ConfigParseError(`unexpected end of text, expected ${what}`, lastLine);
+    const token = lexer.next();
+    if (token === undefined) throw new ConfigParseError(`unexpected end of text, expected ${what}`, lexer.lastLine);
     return token;
   };
-  const expectPunct = (text: string): void => {
-    const token = next(`"${text}"`);
-    if (token.kind !== 'punct' || token.text !== text) {
-      throw new ConfigParseError(`expected "${text}"`, token.line);
-    }
-  };
-
   const parseScalar = (token: Token): ConfigScalar => {
     if (token.kind === 'int') return { kind: 'int', text: token.text };
     if (token.kind === 'float') return { kind: 'float', text: token.text };
@@ -130,7 +151,7 @@ export function parseConfig(text: string): ConfigEntry[] {
       const items: ConfigScalar[] = [];
       const first = peek();
       if (first?.kind === 'punct' && first.text === ']') {
-        position++;
+        lexer.next();
         return { kind: 'array', items };
       }
       for (;;) {
@@ -148,24 +169,24 @@ export function parseConfig(text: string): ConfigEntry[] {
 
   const parseEntries = (depth: number, closeOnBrace: boolean): ConfigEntry[] => {
     if (depth > MAX_SECTION_DEPTH) {
-      throw new ConfigParseError(`sections nested deeper than ${MAX_SECTION_DEPTH}`, peek()?.line ?? lastLine);
+      throw new ConfigParseError(`sections nested deeper than ${MAX_SECTION_DEPTH}`, peek()?.line ?? lexer.lastLine);
     }
     const entries: ConfigEntry[] = [];
     for (;;) {
       const token = peek();
       if (token === undefined) {
-        if (closeOnBrace) throw new ConfigParseError('missing "}"', lastLine);
+        if (closeOnBrace) throw new ConfigParseError('missing "}"', lexer.lastLine);
         return entries;
       }
       if (token.kind === 'punct' && token.text === '}') {
         if (!closeOnBrace) throw new ConfigParseError('unexpected "}"', token.line);
-        position++;
+        lexer.next();
         return entries;
       }
       if (token.kind !== 'ident' && token.kind !== 'int') {
         throw new ConfigParseError('expected a key or a section name', token.line);
       }
-      position++;
+      lexer.next();
       const key = token.text;
       const after = next('"=" or "{"');
       if (after.kind === 'punct' && after.text === '=') {
