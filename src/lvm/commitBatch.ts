@@ -3,12 +3,16 @@
 //   caller's model (read at seqno S) + changes
 //     1. plan on the caller's model            -> INVALID_BATCH, before any lvm call
 //     2. take lvm's local VG lock (flock V_<vg>): no lvm command here can slip in
-//     3. vgcfgbackup --nolocking               -> current text; seqno must still be S
+//     3. read the current text                 -> seqno must still be S
 //                                                 (else STALE_SEQNO: someone else wrote)
 //     4. plan again on what was read           -> the text to write, carrying seqno S
 //     5. vgcfgrestore --nolocking --yes        -> LVM writes seqno S + 1
-//     6. vgcfgbackup --nolocking               -> must equal the plan, at seqno S + 1
+//     6. read it again                         -> must equal the plan, at seqno S + 1
 //     7. release the lock
+//
+// Steps 3 and 6 read the PVs directly when lvm is restricted to known devices (see
+// readVgMetadata), else run `vgcfgbackup --nolocking`: so a commit is one lvm call, the
+// restore, where it was three.
 //
 // Why the text carries S and not S + 1: vgcfgrestore writes the file's seqno + 1,
 // even when that is lower than the VG's (measured: it rolled a VG back from 25
@@ -31,6 +35,7 @@ import { CommitError, ErrorCode } from '../errors.js';
 import { applyChanges, type MetadataChange, type NewLvIdentity } from '../metadata/applyChanges.js';
 import type { VgMetadata } from '../metadata/vgModel.js';
 import { noFaults, type FaultPoints } from '../faults.js';
+import { DiskMetadataMiss, readVgMetadataFromDisk } from './diskMetadata.js';
 import { parseVgMetadata, printVgMetadata } from './metadataText.js';
 import type { LvmCallOptions, LvmRunner } from './runLvm.js';
 import { withVgLock, type VgLockOptions } from './vgLock.js';
@@ -61,8 +66,19 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-/** Reads the VG's metadata text with vgcfgbackup (one lvm call). */
-export async function readVgMetadata(lvm: LvmRunner, vgName: string, options: LvmCallOptions & { noLocking?: boolean } = {}): Promise<VgMetadata> {
+/**
+ * The VG's metadata text: read from its PVs when lvm is restricted to known devices
+ * (diskMetadata.ts: the bytes vgcfgbackup would read, checked as lvm checks them, without
+ * an lvm process), else, or when the PVs cannot vouch for it, with vgcfgbackup (one lvm call).
+ */
+export async function readVgMetadata(lvm: LvmRunner, vgName: string, options: LvmCallOptions & { noLocking?: boolean; via?: 'lvm' } = {}): Promise<VgMetadata> {
+  if (lvm.devices !== undefined && options.via !== 'lvm') {
+    try {
+      return await readVgMetadataFromDisk(lvm.devices, vgName);
+    } catch (error) {
+      if (!(error instanceof DiskMetadataMiss)) throw error;
+    }
+  }
   return withTempDir(async (dir) => {
     const file = join(dir, 'vg.txt');
     const lockArgs = options.noLocking ? ['--nolocking'] : [];

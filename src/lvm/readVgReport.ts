@@ -7,6 +7,7 @@ import { ErrorCode, LvmError } from '../errors.js';
 import type { PhysicalRange } from '../extent/types.js';
 import type { LvLayout, PvLayout, Segment, StripeArea, VgReport } from '../metadata/vgModel.js';
 import { SECTOR_BYTES } from '../metadata/vgModel.js';
+import { DiskMetadataMiss, readVgFromDisk } from './diskMetadata.js';
 import type { LvmCallOptions, LvmRunner } from './runLvm.js';
 
 const VG_FIELDS = 'vg_name,vg_uuid,vg_seqno,vg_extent_size,vg_extent_count,vg_free_count,vg_mda_size,vg_mda_free,vg_tags';
@@ -161,13 +162,34 @@ export function parseFullReport(json: string, vgName: string): VgReport {
   };
 }
 
+export interface ReadVgOptions extends LvmCallOptions {
+  /** 'lvm': ask lvm even when the PVs could be read directly (`thinlv check` wants lvm's own view). */
+  readonly via?: 'lvm';
+}
+
+/**
+ * The VG as lvm fullreport gives it. When lvm is restricted to known devices, their PVs
+ * are read directly instead (diskMetadata.ts: the same bytes and checks, without an lvm
+ * process, which costs seconds on a large VG); whatever that cannot vouch for goes to lvm.
+ */
+export async function readVgReport(lvm: LvmRunner, vgName: string, options: ReadVgOptions = {}): Promise<VgReport> {
+  if (lvm.devices !== undefined && options.via !== 'lvm') {
+    try {
+      return await readVgFromDisk(lvm.devices, vgName);
+    } catch (error) {
+      if (!(error instanceof DiskMetadataMiss)) throw error;
+    }
+  }
+  return readVgReportWithLvm(lvm, vgName, options);
+}
+
 /**
  * Always with lvm's --readonly: a report must never write. Measured here: a plain
  * `lvm fullreport` of a VG whose metadata LVM found wanting rewrote it (an archive
  * "created before executing fullreport" appeared), which on a shared VG means a
  * host, or an operator's `thinlv check`, writing metadata the master owns.
  */
-export async function readVgReport(lvm: LvmRunner, vgName: string, options?: LvmCallOptions): Promise<VgReport> {
+async function readVgReportWithLvm(lvm: LvmRunner, vgName: string, options: LvmCallOptions): Promise<VgReport> {
   const { stdout } = await lvm.run('fullreport', [...FULLREPORT_ARGS, '--readonly', vgName], options);
   return parseFullReport(stdout, vgName);
 }

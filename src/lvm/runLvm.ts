@@ -39,6 +39,8 @@ export interface LvmResult {
 
 /** Runs one lvm command (e.g. "fullreport") with the runner's common options. */
 export interface LvmRunner {
+  /** The devices lvm is restricted to (`--devices`), when it is: where a VG's PVs can be read directly (diskMetadata.ts). */
+  readonly devices?: readonly string[];
   run(command: string, args: readonly string[], options?: LvmCallOptions): Promise<LvmResult>;
 }
 
@@ -115,6 +117,7 @@ export function createLvmRunner(config: LvmRunnerConfig): LvmRunner {
   if (config.extraConfig !== undefined) commonArgs.push('--config', config.extraConfig);
 
   return {
+    ...(config.devices !== undefined && config.devices.length > 0 ? { devices: config.devices } : {}),
     async run(command, args, options = {}) {
       const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
       const fullArgs = [command, ...commonArgs, ...args];

@@ -25,7 +25,8 @@ export async function runCheck(context: CommandContext, vgName: string): Promise
   let result: VgCheckResult;
   let seqno: number | null = null;
   try {
-    const report = await readVgReport(context.lvm, vgName);
+    // lvm's own view, not the PVs read directly: check compares lvm's free space with the segments.
+    const report = await readVgReport(context.lvm, vgName, { via: 'lvm' });
     seqno = report.seqno;
     const base = checkVgReport(report);
     const findings = [...base.findings, ...checkThinlv(report)];
