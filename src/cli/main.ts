@@ -12,8 +12,8 @@
 // lvextend per grow). So this file imports statically only what every command needs;
 // yargs, each command's module and the libraries under it (pino, SQLite, the
 // journal) are imported where they are used. The lvm-compatible commands skip yargs
-// altogether (bottom of this file), and so do the usual `lvextend` command lines
-// (lvextendArgv.ts). npm run bench:cli measures it.
+// altogether (bottom of this file), and so do the usual command lines of `lvextend` and
+// of the read-only reports, and `--version` (fastArgv.ts). npm run bench:cli measures it.
 
 import type { Argv } from 'yargs';
 import type { LevelWithSilent } from 'pino';
@@ -22,7 +22,7 @@ import { EXIT_CODE_OF, exitClassOf } from '../errorCatalogue.js';
 import { DEFAULT_LVM_TIMEOUT_MS } from '../lvm/lvmDefaults.js';
 import { LOG_LEVELS } from '../log.js';
 import type { CommandContext, GlobalOptions } from './context.js';
-import { readLvextendArgv } from './lvextendArgv.js';
+import { lvextendArgsOf, readFastArgv, type FastInvocation } from './fastArgv.js';
 import { exitQuietlyOnClosedPipe } from './output.js';
 import { lvmCompatInvocation, runLvmCompat } from '../lvmcompat/dispatch.js';
 
@@ -87,6 +87,44 @@ async function reportError(error: unknown, json: boolean): Promise<number> {
   return exitCode;
 }
 
+type ReportCommand = Exclude<FastInvocation['command'], 'lvextend'>;
+
+/** The read-only reports, as both yargs' handlers below and the fast path run them. */
+async function runReport(command: ReportCommand, argv: RawGlobals, vg: string, flags: { check?: boolean; watch?: string | undefined } = {}): Promise<number> {
+  const context = await contextFor(argv);
+  const check = flags.check ?? false;
+  switch (command) {
+    case 'inspect':
+      return (await import('./commands/inspect.js')).runInspect(context, vg);
+    case 'check':
+      return (await import('./commands/check.js')).runCheck(context, vg);
+    case 'free':
+      return (await import('./commands/free.js')).runFree(context, { vg, check, watchSeconds: flags.watch });
+    case 'status':
+      return (await import('./commands/status.js')).runStatus(context, { vg, check });
+    case 'hosts':
+      return (await import('./commands/status.js')).runHosts(context, vg);
+  }
+}
+
+/** A command line fastArgv.ts read: yargs' defaults added, then what its handler below does. */
+async function runFast(fast: FastInvocation): Promise<number> {
+  const raw: RawGlobals = { 'log-level': 'warn', 'lvm-path': 'lvm', 'lvm-timeout-ms': DEFAULT_LVM_TIMEOUT_MS, ...fast.globals };
+  if (fast.command !== 'lvextend') return runReport(fast.command, raw, fast.positional, { check: fast.booleans.has('--check'), watch: fast.values.get('watch') });
+  const { runLvextend } = await import('./commands/lvextend.js');
+  return runLvextend({ options: globalsFrom(raw) }, lvextendArgsOf(fast));
+}
+
+/** This package's version, as yargs' --version prints it: from the package.json above this file. */
+async function packageVersion(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    const text = await readFile(new URL('package.json', dir), 'utf8').catch(() => undefined);
+    if (text !== undefined) return String((JSON.parse(text) as { version?: unknown }).version);
+    if (dir.pathname === '/') throw new InvariantError('no package.json above the thinlv program', {});
+  }
+}
+
 function withVgPositional(y: Argv<RawGlobals>): Argv<RawGlobals & { vg: string }> {
   return y.positional('vg', { type: 'string', describe: 'volume group name', demandOption: true }) as Argv<RawGlobals & { vg: string }>;
 }
@@ -96,13 +134,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   const wantsJson = argv.includes('--json') || argv.find((arg) => !arg.startsWith('-')) === 'vdi';
   let exitCode: number = EXIT.ok;
   try {
-    const lvextend = readLvextendArgv(argv);
-    if (lvextend !== undefined) {
-      // Exactly what the lvextend command below does, without loading yargs.
-      const { runLvextend } = await import('./commands/lvextend.js');
-      const options = globalsFrom({ 'log-level': 'warn', 'lvm-path': 'lvm', 'lvm-timeout-ms': DEFAULT_LVM_TIMEOUT_MS, ...lvextend.globals });
-      return await runLvextend({ options }, lvextend.args);
+    if (argv.length === 1 && argv[0] === '--version') {
+      process.stdout.write(`${await packageVersion()}\n`);
+      return EXIT.ok;
     }
+    const fast = readFastArgv(argv);
+    // Exactly what the commands below do, without loading yargs.
+    if (fast !== undefined) return await runFast(fast);
     const { default: yargs } = await import('yargs');
     await yargs([...argv])
       .scriptName('thinlv')
@@ -122,9 +160,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         'show the VG as thinlv sees it: PVs, extents, metadata area, LVs with segments and tags, free ranges',
         withVgPositional,
         async (args) => {
-          const context = await contextFor(args);
-          const { runInspect } = await import('./commands/inspect.js');
-          exitCode = await runInspect(context, args.vg);
+          exitCode = await runReport('inspect', args, args.vg);
         },
       )
       .command(
@@ -132,9 +168,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         'check the VG metadata: no extent in two LVs, free plus allocated equals total, segments inside PVs, metadata area use',
         withVgPositional,
         async (args) => {
-          const context = await contextFor(args);
-          const { runCheck } = await import('./commands/check.js');
-          exitCode = await runCheck(context, args.vg);
+          exitCode = await runReport('check', args, args.vg);
         },
       )
       .command(
@@ -155,9 +189,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             });
         },
         async (args) => {
-          const context = await contextFor(args);
-          const { runFree } = await import('./commands/free.js');
-          exitCode = await runFree(context, { vg: args.vg, check: args.check, watchSeconds: args.watch });
+          exitCode = await runReport('free', args, args.vg, { check: args.check, watch: args.watch });
         },
       )
       .command(
@@ -165,9 +197,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         "is the master passing, where, and how each host stands (daemon, pool, records not yet replayed, demand), with each problem and what to do; read-only, on any host",
         (y) => withVgPositional(y).option('check', { type: 'boolean', default: false, describe: 'exit 0, 1 or 2 when the worst problem is none, a warning or critical (Nagios-style)' }),
         async (args) => {
-          const context = await contextFor(args);
-          const { runStatus } = await import('./commands/status.js');
-          exitCode = await runStatus(context, { vg: args.vg, check: args.check });
+          exitCode = await runReport('status', args, args.vg, { check: args.check });
         },
       )
       .command(
@@ -175,9 +205,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         'the hosts of the VG, one line each: daemon, pool, low-water, grant generation, records not yet replayed (read now), active LVs, demand; read-only, on any host',
         withVgPositional,
         async (args) => {
-          const context = await contextFor(args);
-          const { runHosts } = await import('./commands/status.js');
-          exitCode = await runHosts(context, args.vg);
+          exitCode = await runReport('hosts', args, args.vg);
         },
       )
       .command(
