@@ -37,6 +37,7 @@ export async function createCommandContext(options: GlobalOptions, probe: 'quick
     defaultTimeoutMs: options.lvmTimeoutMs,
     ...(options.devices && options.devices.length > 0 ? { devices: options.devices } : {}),
     ...(options.lvmConfig !== undefined ? { extraConfig: options.lvmConfig } : {}),
+    rememberPvDevices: true,
   });
   return { options, log, lvm, deviceMapper };
 }

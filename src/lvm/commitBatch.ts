@@ -37,6 +37,7 @@ import type { VgMetadata } from '../metadata/vgModel.js';
 import { noFaults, type FaultPoints } from '../faults.js';
 import { DiskMetadataMiss, readVgMetadataFromDisk } from './diskMetadata.js';
 import { parseVgMetadata, printVgMetadata } from './metadataText.js';
+import { devicesToRead, noteDevices } from './readVgReport.js';
 import type { LvmCallOptions, LvmRunner } from './runLvm.js';
 import { withVgLock, type VgLockOptions } from './vgLock.js';
 
@@ -67,24 +68,27 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 }
 
 /**
- * The VG's metadata text: read from its PVs when lvm is restricted to known devices
- * (diskMetadata.ts: the bytes vgcfgbackup would read, checked as lvm checks them, without
+ * The VG's metadata text: read from its PVs when thinlv knows where they are (devicesToRead;
+ * diskMetadata.ts: the bytes vgcfgbackup would read, checked as lvm checks them, without
  * an lvm process), else, or when the PVs cannot vouch for it, with vgcfgbackup (one lvm call).
  */
 export async function readVgMetadata(lvm: LvmRunner, vgName: string, options: LvmCallOptions & { noLocking?: boolean; via?: 'lvm' } = {}): Promise<VgMetadata> {
-  if (lvm.devices !== undefined && options.via !== 'lvm') {
+  const devices = options.via === 'lvm' ? undefined : await devicesToRead(lvm, vgName);
+  if (devices !== undefined) {
     try {
-      return await readVgMetadataFromDisk(lvm.devices, vgName);
+      return await readVgMetadataFromDisk(devices, vgName);
     } catch (error) {
       if (!(error instanceof DiskMetadataMiss)) throw error;
     }
   }
-  return withTempDir(async (dir) => {
+  const metadata = await withTempDir(async (dir) => {
     const file = join(dir, 'vg.txt');
     const lockArgs = options.noLocking ? ['--nolocking'] : [];
     await lvm.run('vgcfgbackup', [...lockArgs, '-f', file, vgName], options);
     return parseVgMetadata(await readFile(file, 'utf8'));
   });
+  await noteDevices(lvm, vgName, metadata.pvs.map((pv) => pv.device));
+  return metadata;
 }
 
 /** The parts of two models that must agree after a commit: everything but the header and the seqno. */

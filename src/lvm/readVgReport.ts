@@ -8,6 +8,7 @@ import type { PhysicalRange } from '../extent/types.js';
 import type { LvLayout, PvLayout, Segment, StripeArea, VgReport } from '../metadata/vgModel.js';
 import { SECTOR_BYTES } from '../metadata/vgModel.js';
 import { DiskMetadataMiss, readVgFromDisk } from './diskMetadata.js';
+import { rememberDevices, rememberedDevices } from './vgReportCache.js';
 import type { LvmCallOptions, LvmRunner } from './runLvm.js';
 
 const VG_FIELDS = 'vg_name,vg_uuid,vg_seqno,vg_extent_size,vg_extent_count,vg_free_count,vg_mda_size,vg_mda_free,vg_tags';
@@ -167,20 +168,33 @@ export interface ReadVgOptions extends LvmCallOptions {
   readonly via?: 'lvm';
 }
 
+/** Where to read the VG's PVs directly: the devices lvm is restricted to, else where lvm last found them. */
+export async function devicesToRead(lvm: LvmRunner, vgName: string): Promise<readonly string[] | undefined> {
+  return lvm.devices ?? (lvm.rememberPvDevices === true ? await rememberedDevices(vgName) : undefined);
+}
+
+/** After lvm read the VG: where its PVs are, for the next reader without --devices. */
+export async function noteDevices(lvm: LvmRunner, vgName: string, devices: readonly string[]): Promise<void> {
+  if (lvm.devices === undefined && lvm.rememberPvDevices === true) await rememberDevices(vgName, devices);
+}
+
 /**
- * The VG as lvm fullreport gives it. When lvm is restricted to known devices, their PVs
- * are read directly instead (diskMetadata.ts: the same bytes and checks, without an lvm
- * process, which costs seconds on a large VG); whatever that cannot vouch for goes to lvm.
+ * The VG as lvm fullreport gives it. Its PVs are read directly instead when thinlv knows
+ * where they are (devicesToRead; diskMetadata.ts: the same bytes and checks, without an
+ * lvm process, which costs seconds on a large VG); whatever that cannot vouch for goes to lvm.
  */
 export async function readVgReport(lvm: LvmRunner, vgName: string, options: ReadVgOptions = {}): Promise<VgReport> {
-  if (lvm.devices !== undefined && options.via !== 'lvm') {
+  const devices = options.via === 'lvm' ? undefined : await devicesToRead(lvm, vgName);
+  if (devices !== undefined) {
     try {
-      return await readVgFromDisk(lvm.devices, vgName);
+      return await readVgFromDisk(devices, vgName);
     } catch (error) {
       if (!(error instanceof DiskMetadataMiss)) throw error;
     }
   }
-  return readVgReportWithLvm(lvm, vgName, options);
+  const report = await readVgReportWithLvm(lvm, vgName, options);
+  await noteDevices(lvm, vgName, report.pvs.map((pv) => pv.device));
+  return report;
 }
 
 /**

@@ -41,6 +41,8 @@ export interface LvmResult {
 export interface LvmRunner {
   /** The devices lvm is restricted to (`--devices`), when it is: where a VG's PVs can be read directly (diskMetadata.ts). */
   readonly devices?: readonly string[];
+  /** Without `devices`: remember where lvm finds a VG's PVs, and read them directly next time (readVgReport.ts). */
+  readonly rememberPvDevices?: boolean;
   run(command: string, args: readonly string[], options?: LvmCallOptions): Promise<LvmResult>;
 }
 
@@ -53,6 +55,8 @@ export interface LvmRunnerConfig {
   readonly defaultTimeoutMs?: number;
   /** lvm.conf settings for every call, as `--config` takes them (tests turn off /etc/lvm archives). */
   readonly extraConfig?: string;
+  /** See LvmRunner.rememberPvDevices: the command line's runner sets it, tests and fakes do not. */
+  readonly rememberPvDevices?: boolean;
 }
 
 // Recognised stderr texts (LVM 2.03), most specific first.
@@ -117,7 +121,7 @@ export function createLvmRunner(config: LvmRunnerConfig): LvmRunner {
   if (config.extraConfig !== undefined) commonArgs.push('--config', config.extraConfig);
 
   return {
-    ...(config.devices !== undefined && config.devices.length > 0 ? { devices: config.devices } : {}),
+    ...(config.devices !== undefined && config.devices.length > 0 ? { devices: config.devices } : { rememberPvDevices: config.rememberPvDevices === true }),
     async run(command, args, options = {}) {
       const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
       const fullArgs = [command, ...commonArgs, ...args];

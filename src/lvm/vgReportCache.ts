@@ -13,6 +13,10 @@
 //
 // One file per VG under /run/thinlv/vg-cache (tmpfs: gone at reboot), written aside and
 // renamed into place. A file that is missing, unreadable or for another key is a miss.
+//
+// Beside it, where lvm last found the VG's PVs: a command run without --devices reads
+// those devices directly next time (what is on them is checked as always; a PV moved or
+// gone is a miss, and lvm answers and says where they are now).
 
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,7 +38,19 @@ export function cacheKeyOf(pvs: readonly DevicePv[]): string {
   return JSON.stringify(parts);
 }
 
-const fileOf = (dir: string, vgName: string): string => join(dir, `${vgName}.json`);
+const fileOf = (dir: string, vgName: string, kind = 'json'): string => join(dir, `${vgName}.${kind}`);
+
+/** Writes `content` as `file`, aside then renamed; best effort (see above). */
+async function writeAside(dir: string, file: string, content: string): Promise<void> {
+  const aside = `${file}.${process.pid}.tmp`;
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(aside, content, { mode: 0o600 });
+    await rename(aside, file);
+  } catch {
+    // A cache that cannot be written costs the next command an lvm call or a parse, nothing else.
+  }
+}
 
 export async function readCachedReport(vgName: string, key: string, dir = VG_CACHE_DIR): Promise<VgReport | undefined> {
   try {
@@ -45,15 +61,20 @@ export async function readCachedReport(vgName: string, key: string, dir = VG_CAC
   }
 }
 
-/** Best effort: a cache that cannot be written costs the next command a parse, nothing else. */
-export async function writeCachedReport(vgName: string, key: string, report: VgReport, dir = VG_CACHE_DIR): Promise<void> {
-  const file = fileOf(dir, vgName);
-  const aside = `${file}.${process.pid}.tmp`;
+export function writeCachedReport(vgName: string, key: string, report: VgReport, dir = VG_CACHE_DIR): Promise<void> {
+  return writeAside(dir, fileOf(dir, vgName), JSON.stringify({ key, report }));
+}
+
+/** The devices lvm last named as the VG's PVs, or undefined. */
+export async function rememberedDevices(vgName: string, dir = VG_CACHE_DIR): Promise<string[] | undefined> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeFile(aside, JSON.stringify({ key, report }), { mode: 0o600 });
-    await rename(aside, file);
+    const devices = JSON.parse(await readFile(fileOf(dir, vgName, 'devices'), 'utf8')) as unknown;
+    return Array.isArray(devices) && devices.length > 0 && devices.every((d) => typeof d === 'string' && d.startsWith('/dev/')) ? devices : undefined;
   } catch {
-    // Nothing to do: see above.
+    return undefined;
   }
+}
+
+export function rememberDevices(vgName: string, devices: readonly string[], dir = VG_CACHE_DIR): Promise<void> {
+  return writeAside(dir, fileOf(dir, vgName, 'devices'), JSON.stringify(devices));
 }

@@ -3,11 +3,14 @@
 // the metadata text wraps round its circular buffer, and a miss (never a wrong answer)
 // when the bytes are not what lvm would trust.
 
-import { openSync, writeSync, closeSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DiskMetadataMiss, readDevicePv, readVgFromDisk, readVgMetadataFromDisk } from '../../src/lvm/diskMetadata.js';
 import { textPieces } from '../../src/lvm/pvLabel.js';
 import { readVgReport } from '../../src/lvm/readVgReport.js';
+import type { LvmRunner } from '../../src/lvm/runLvm.js';
+import { VG_CACHE_DIR } from '../../src/lvm/vgReportCache.js';
 import { commitBatch, readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { computeFreeExtents } from '../../src/metadata/checkLayout.js';
 import { createLoopVg, realLvmUnavailableReason, type LoopVg } from '../fixtures/loopVg.js';
@@ -72,6 +75,29 @@ describe.skipIf(skip)('a VG read from its PVs equals lvm fullreport', () => {
     const { header: _h1, ...fromDisk } = await readVgMetadataFromDisk([t.vg.device], t.vg.vgName);
     const { header: _h2, ...expected } = fromLvm;
     expect(fromDisk).toEqual(expected);
+  });
+
+  test('a command without --devices reads the PVs where lvm last found them, and asks lvm again when they are not there', async () => {
+    const calls: string[] = [];
+    const lvm: LvmRunner = {
+      rememberPvDevices: true,
+      run: (command, args, options) => {
+        calls.push(command);
+        return t.vg.lvm.run(command, args, options);
+      },
+    };
+    const devicesFile = join(VG_CACHE_DIR, `${t.vg.vgName}.devices`);
+    rmSync(devicesFile, { force: true });
+    const first = await readVgReport(lvm, t.vg.vgName);
+    expect(calls).toEqual(['fullreport']);
+    expect(JSON.parse(readFileSync(devicesFile, 'utf8'))).toEqual([t.vg.device]);
+    expect(await readVgReport(lvm, t.vg.vgName)).toEqual(first);
+    expect(calls).toEqual(['fullreport']);
+    writeFileSync(devicesFile, JSON.stringify(['/dev/null']));
+    expect(await readVgReport(lvm, t.vg.vgName)).toEqual(first);
+    expect(calls).toEqual(['fullreport', 'fullreport']);
+    expect(JSON.parse(readFileSync(devicesFile, 'utf8'))).toEqual([t.vg.device]);
+    rmSync(devicesFile, { force: true });
   });
 
   test('a VG name that is not on the device, and a device that is not a PV, are misses', async () => {
