@@ -44,6 +44,7 @@ import { createThinlvTestVg, type ThinlvTestVg } from '../test/fixtures/thinlvVg
 import { percentile, round1 } from './benchStats.js';
 
 const QUICK = process.env['THINLV_BENCH_QUICK'] === '1';
+const MAX_RUNS = 1000;
 const RUNS = benchRuns(process.env['THINLV_BENCH_RUNS'], QUICK ? 3 : 10);
 /** A pool in service: hundreds of VM disks over several hosts, each grown a few times while others grew too. */
 const FILL_HOSTS = QUICK ? 2 : 4;
@@ -53,7 +54,6 @@ const SMALL_THIN_LVS = 4;
 /** One command may take this long before the run is abandoned. */
 const COMMAND_TIMEOUT_MS = 60_000;
 const DAEMON_START_TIMEOUT_MS = 60_000;
-const MAX_RUNS = 1000;
 
 const BUNDLE_PATH = fileURLToPath(new URL('../bundle/thinlv.js', import.meta.url));
 const UNBUNDLED_PATH = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
