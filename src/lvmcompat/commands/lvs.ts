@@ -22,7 +22,9 @@ import { COMMON_OPTIONS, hasOption, lastValue, LVM_EXIT, LvmUsageError, lvmArgsF
 import { CELL_SEPARATOR, HIDDEN_FIELDS, parseStockReport, patchReport, printReport, ReportFormatError, type ReportLayout, type StockReport } from '../reportColumns.js';
 import { isUnitLetter, type SizeFormat } from '../sizeUnits.js';
 import { compatContext, readonlyUnlessGiven, reportCompatError, RUNNER_OPTIONS, runStock } from '../stockLvm.js';
-import { readThinView, type ThinView } from '../thinSizes.js';
+import type { readThinView as ReadThinViewFn, ThinView } from '../thinSizes.js';
+
+type ReadThinView = typeof ReadThinViewFn;
 
 const COMMAND = 'lvs';
 const OPTIONS = [...REPORT_OPTIONS, ...COMMON_OPTIONS];
@@ -98,10 +100,13 @@ function stockArgs(parsed: ParsedLvmArgs, layout: ReportLayout): string[] {
 
 async function report(context: CommandContext, parsed: ParsedLvmArgs): Promise<number> {
   const layout = layoutOf(parsed);
+  // lvm first: it is the longest step, and the thin view's modules load while it runs.
+  let stockRun = runStock(context, COMMAND, stockArgs(parsed, layout));
+  const { readThinView } = await import('../thinSizes.js');
   // Started at once for the VGs the command names; a VG that is not thinlv's, or not there, costs one read.
   let early = new Map(vgNamesIn(parsed.positionals).map((vg) => [vg, readThinView(context, vg).catch(() => undefined)]));
   for (let read = 1; ; read++) {
-    const stock = await runStock(context, COMMAND, stockArgs(parsed, layout));
+    const stock = await stockRun;
     let parsedReport: StockReport;
     try {
       parsedReport = parseStockReport(stock.stdout);
@@ -109,10 +114,11 @@ async function report(context: CommandContext, parsed: ParsedLvmArgs): Promise<n
       if (!(error instanceof ReportFormatError)) throw error;
       throw new ThinlvError('LVM_OUTPUT_INVALID', `cannot read lvm's report: ${error.message}`);
     }
-    const views = await thinViews(context, parsedReport, early);
+    const views = await thinViews(context, parsedReport, early, readThinView);
     const stale = [...views.values()].some((view) => parsedReport.rows.some((row) => row.vgName === view.vg.name && row.seqno !== view.vg.seqno));
     if (stale && read < MAX_READS) {
       early = new Map();
+      stockRun = runStock(context, COMMAND, stockArgs(parsed, layout));
       continue;
     }
     if (stale) throw new ThinlvError('LVM_FAILED', `the VG's metadata changed during each of ${MAX_READS} reads (the master is committing); run ${COMMAND} again`);
@@ -124,7 +130,7 @@ async function report(context: CommandContext, parsed: ParsedLvmArgs): Promise<n
 }
 
 /** The thin view of every thinlv VG the report shows, reusing the reads started early. */
-async function thinViews(context: CommandContext, stock: StockReport, early: ReadonlyMap<string, Promise<ThinView | undefined>>): Promise<Map<string, ThinView>> {
+async function thinViews(context: CommandContext, stock: StockReport, early: ReadonlyMap<string, Promise<ThinView | undefined>>, readThinView: ReadThinView): Promise<Map<string, ThinView>> {
   const thinVgs = new Set(stock.rows.filter((row) => row.vgTags.some((tag) => tag.startsWith(FORMAT_TAG))).map((row) => row.vgName));
   const views = new Map<string, ThinView>();
   for (const vg of thinVgs) {
