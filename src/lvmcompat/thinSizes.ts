@@ -1,7 +1,7 @@
 // Thin LVs as stock lvm will show them once the master has replayed every host's journal:
 // their metadata segments, then the allocations hosts have journaled but the master has
 // not replayed yet, placed exactly where replay will put them. The read is `thinlv free`'s
-// (src/cli/commands/free.ts readSnapshot: `lvm fullreport --readonly`, then each host's
+// (src/report/journalSnapshot.ts readSnapshot: `lvm fullreport --readonly`, then each host's
 // journal through a read-only descriptor, re-read if the master replays meanwhile), and
 // the placement is the master's own plan (src/replay/planReplay.ts), so a record replay
 // would refuse adds nothing here either.
@@ -81,11 +81,11 @@ export function thinViewOf(vg: VgReport, journals: ReadonlyMap<string, HostJourn
  * are thrown for the caller to report as lvm would.
  */
 export async function readThinView(context: CommandContext, vgName: string): Promise<ThinView | undefined> {
-  // The metadata read starts first: it is the longest step, and loading the free command's
+  // The metadata read starts first: it is the longest step, and loading the snapshot's
   // module (here, not at the top: only a thinlv VG needs it) overlaps with it.
   const firstRead = readVgReport(context.lvm, vgName);
   firstRead.catch(() => undefined);
-  const { readSnapshot } = await import('../cli/commands/free.js');
+  const { readSnapshot } = await import('../report/journalSnapshot.js');
   try {
     const { vg, journals } = await readSnapshot(context, vgName, firstRead);
     return thinViewOf(vg, journals);

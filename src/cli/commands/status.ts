@@ -10,7 +10,7 @@ import { computeStatus, type HostReport, type StatusReport } from '../../report/
 import type { CommandContext } from '../context.js';
 import { formatBytes, formatDuration, formatTable } from '../format.js';
 import { validateVgName } from '../validate.js';
-import { readOnlyRegionOpener, readSnapshot } from './free.js';
+import { readOnlyRegionOpener, readSnapshot } from '../../report/journalSnapshot.js';
 
 /** `--check`: Nagios-style exit codes. */
 const CHECK_EXIT = { ok: 0, warning: 1, critical: 2 } as const;
