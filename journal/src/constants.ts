@@ -60,3 +60,10 @@ export const MAX_RECORDS_PER_READ = 4096;
 
 /** How much a reader or the open-time survey reads per I/O. */
 export const READ_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * Chunks the open-time survey reads ahead of the one it scans, so that the device works
+ * while the survey decodes (a writer's open reads the whole ring: 16 MiB at host
+ * start-up). Bounds the survey's memory to (1 + this) chunks.
+ */
+export const SURVEY_READS_AHEAD = 3;

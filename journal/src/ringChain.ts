@@ -9,7 +9,7 @@
 // (to find its tail) and the reader (to return records) stop at the first record
 // that fails; nothing after it is ever looked at.
 
-import { BLOCK_BYTES, RECORD_HEADER_BYTES, CONSUMER_BLOCK_OFFSET_BYTES, HEADER_BLOCK_OFFSET_BYTES, MAX_RING_BYTES, MIN_RING_BYTES, READ_CHUNK_BYTES, RING_ID_PATTERN, MAX_RING_ID_BYTES } from './constants.js';
+import { BLOCK_BYTES, RECORD_HEADER_BYTES, CONSUMER_BLOCK_OFFSET_BYTES, HEADER_BLOCK_OFFSET_BYTES, MAX_RING_BYTES, MIN_RING_BYTES, READ_CHUNK_BYTES, RING_ID_PATTERN, MAX_RING_ID_BYTES, SURVEY_READS_AHEAD } from './constants.js';
 import { JournalError, RingIdentityError, assert } from './errors.js';
 import {
   decodeConsumerBlock,
@@ -85,15 +85,20 @@ export async function readConsumerState(region: BlockRegion, header: RingHeader)
  * Blocks of the data area read in large chunks; records are re-read only when they cross
  * a chunk end. The first read after creation or forget() fetches only what was asked, so
  * a reader polling a ring where nothing new was written reads one block, not a chunk.
+ * With `readsAhead` (the survey, which reads every chunk in order), that many following
+ * chunks are read while the current one is scanned.
  */
 class ChunkedReader {
   private chunkStart = -1;
   private chunk: Uint8Array = new Uint8Array(0);
   private firstRead = true;
+  /** Chunk reads in flight ahead of the scan, by start offset. */
+  private readonly ahead = new Map<number, Promise<Uint8Array>>();
 
   constructor(
     private readonly region: BlockRegion,
     private readonly header: RingHeader,
+    private readonly readsAhead = 0,
   ) {}
 
   /** Bytes [offset, offset + length), never past the end of the ring. */
@@ -102,11 +107,51 @@ class ChunkedReader {
     if (this.chunkStart < 0 || offsetBytes < this.chunkStart || offsetBytes + lengthBytes > this.chunkStart + this.chunk.length) {
       const chunkBytes = this.firstRead ? lengthBytes : Math.min(Math.max(READ_CHUNK_BYTES, lengthBytes), this.header.ringBytes - offsetBytes);
       this.firstRead = false;
-      this.chunk = await this.region.read(offsetBytes, chunkBytes);
+      this.chunk = (await this.fromReadsAhead(offsetBytes, lengthBytes)) ?? (await this.region.read(offsetBytes, chunkBytes));
       this.chunkStart = offsetBytes;
+      this.readAhead(offsetBytes + this.chunk.length);
     }
     const start = offsetBytes - this.chunkStart;
     return this.chunk.subarray(start, start + lengthBytes);
+  }
+
+  /**
+   * [offset, offset + length) from the read ahead that starts at offset, or, for a record
+   * crossing the current chunk's end, from the rest of the current chunk joined to the read
+   * ahead that follows it: either way the reads ahead stay in use.
+   */
+  private async fromReadsAhead(offsetBytes: number, lengthBytes: number): Promise<Uint8Array | undefined> {
+    const chunkEndBytes = this.chunkStart + this.chunk.length;
+    const crossing = this.chunkStart >= 0 && offsetBytes >= this.chunkStart && offsetBytes < chunkEndBytes;
+    const key = crossing ? chunkEndBytes : offsetBytes;
+    const pending = this.ahead.get(key);
+    if (pending === undefined) return undefined;
+    this.ahead.delete(key);
+    const next = await pending;
+    if (!crossing) return next.length >= lengthBytes ? next : undefined;
+    const rest = this.chunk.subarray(offsetBytes - this.chunkStart);
+    if (rest.length + next.length < lengthBytes) return undefined;
+    const joined = new Uint8Array(rest.length + next.length);
+    joined.set(rest, 0);
+    joined.set(next, rest.length);
+    return joined;
+  }
+
+  private readAhead(fromBytes: number): void {
+    for (let i = 0, start = fromBytes; i < this.readsAhead && start < this.header.ringBytes; i++, start += READ_CHUNK_BYTES) {
+      if (this.ahead.has(start)) continue;
+      const read = this.region.read(start, Math.min(READ_CHUNK_BYTES, this.header.ringBytes - start));
+      // Awaited when the scan gets there (which rethrows a failure), or by settle().
+      read.catch(() => undefined);
+      this.ahead.set(start, read);
+    }
+  }
+
+  /** Waits for reads ahead the scan never used (a record crossed a chunk end), so none outlives it. */
+  async settle(): Promise<void> {
+    const pending = [...this.ahead.values()];
+    this.ahead.clear();
+    await Promise.allSettled(pending);
   }
 
   forget(): void {
@@ -238,10 +283,18 @@ export interface RingSurvey {
  * every record on disk, ghosts included.
  */
 export async function surveyDataArea(region: BlockRegion, header: RingHeader, consumer?: ConsumerState): Promise<RingSurvey> {
+  const chunks = new ChunkedReader(region, header, SURVEY_READS_AHEAD);
+  try {
+    return await surveyChunks(chunks, header, consumer);
+  } finally {
+    await chunks.settle();
+  }
+}
+
+async function surveyChunks(chunks: ChunkedReader, header: RingHeader, consumer: ConsumerState | undefined): Promise<RingSurvey> {
   let maxSeq = 0;
   let maxEpoch = 0;
   let anchorOffsetBytes: number | undefined;
-  const chunks = new ChunkedReader(region, header);
   for (let offset = header.dataOffsetBytes; offset < header.ringBytes; offset += BLOCK_BYTES) {
     const decoded = decodeRecordHeader(header, await chunks.bytes(offset, BLOCK_BYTES));
     if (decoded.kind !== 'ok') continue;
@@ -260,6 +313,85 @@ export async function surveyDataArea(region: BlockRegion, header: RingHeader, co
     }
   }
   return anchorOffsetBytes === undefined ? { maxSeq, maxEpoch } : { maxSeq, maxEpoch, anchorOffsetBytes };
+}
+
+/**
+ * The CONSUMER_AHEAD check of a consuming reader's open, without reading the whole ring
+ * when it can be avoided. The survey refuses a consumer block exactly when no intact
+ * record of this ring has a seq >= consumedSeq. A healthy ring keeps the last consumed
+ * record (FORMAT.md, "The kept record"), and it ends where the consumer block says the
+ * next record starts, so it lies in a window of at most two record lengths before that
+ * position (or before the ring end, when that position wrapped to the data start). One
+ * intact record with seq >= consumedSeq in that window is the proof the survey would
+ * find, so the outcome is the survey's; only when the window holds none (a ring written
+ * before the kept-record rule, or a consumer block that is really ahead) does the
+ * whole data area get read.
+ */
+export async function checkConsumerNotAhead(region: BlockRegion, header: RingHeader, consumer: ConsumerState): Promise<void> {
+  if (consumer.consumedSeq === 0) return;
+  if (await consumedRecordNearby(region, header, consumer)) return;
+  const survey = await surveyDataArea(region, header, consumer);
+  if (consumer.consumedSeq > survey.maxSeq) throw consumerAheadError(header, consumer, survey);
+}
+
+/** Whether the window where record consumedSeq must end holds an intact record with seq >= consumedSeq. */
+async function consumedRecordNearby(region: BlockRegion, header: RingHeader, consumer: ConsumerState): Promise<boolean> {
+  const { startBytes, endBytes } = consumedRecordWindow(header, consumer.nextRecordOffsetBytes);
+  if (endBytes <= startBytes) return false;
+  const window = await region.read(startBytes, endBytes - startBytes);
+  for (let offset = 0; offset < window.length; offset += BLOCK_BYTES) {
+    const decoded = decodeRecordHeader(header, window.subarray(offset, offset + BLOCK_BYTES));
+    if (decoded.kind !== 'ok' || decoded.header.seq < consumer.consumedSeq) continue;
+    const recordBytes = decoded.header.recordBlocks * BLOCK_BYTES;
+    // A record running past the window is left to the survey (it reads whole records).
+    if (offset + recordBytes > window.length) continue;
+    if (recordCrcMatches(window.subarray(offset, offset + recordBytes), decoded.header.payloadBytes)) return true;
+  }
+  return false;
+}
+
+/**
+ * The last consumed record (the kept record: seq consumedSeq, epoch consumedEpoch, its
+ * end with the wrap rule applied at nextRecordOffsetBytes), when it is still on disk,
+ * read from the window it must lie in. The writer never overwrites it, so it is missing
+ * only on a ring written before the kept-record rule or with nothing consumed.
+ */
+export async function findConsumedRecord(region: BlockRegion, header: RingHeader, consumer: ConsumerState): Promise<ChainRecord | undefined> {
+  if (consumer.consumedSeq === 0) return undefined;
+  const { startBytes, endBytes } = consumedRecordWindow(header, consumer.nextRecordOffsetBytes);
+  if (endBytes <= startBytes) return undefined;
+  const window = await region.read(startBytes, endBytes - startBytes);
+  for (let offset = 0; offset < window.length; offset += BLOCK_BYTES) {
+    const decoded = decodeRecordHeader(header, window.subarray(offset, offset + BLOCK_BYTES));
+    if (decoded.kind !== 'ok' || decoded.header.seq !== consumer.consumedSeq || decoded.header.epoch !== consumer.consumedEpoch) continue;
+    const recordBytes = decoded.header.recordBlocks * BLOCK_BYTES;
+    if (offset + recordBytes > window.length || recordStartAt(header, startBytes + offset + recordBytes) !== consumer.nextRecordOffsetBytes) continue;
+    const bytes = window.subarray(offset, offset + recordBytes);
+    if (!recordCrcMatches(bytes, decoded.header.payloadBytes)) continue;
+    return {
+      seq: decoded.header.seq,
+      epoch: decoded.header.epoch,
+      offsetBytes: startBytes + offset,
+      recordBlocks: decoded.header.recordBlocks,
+      payload: bytes.slice(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + decoded.header.payloadBytes),
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Where the last consumed record can lie, given the position after it. A record ending
+ * at e is followed at e when at least maxRecordBytes remain, else at the data start; so
+ * a position past the data start means the record ended right there, and the data
+ * start means it ended in the last maxRecordBytes of the ring (a record never ends at
+ * the data start itself). It is at most maxRecordBytes long.
+ */
+export function consumedRecordWindow(header: RingHeader, nextRecordOffsetBytes: number): { startBytes: number; endBytes: number } {
+  const wrapped = nextRecordOffsetBytes === header.dataOffsetBytes;
+  const endBytes = wrapped ? header.ringBytes : nextRecordOffsetBytes;
+  // Wrapped: it ended after ringBytes - maxRecordBytes, so it started after ringBytes - 2 maxRecordBytes.
+  const earliestStartBytes = wrapped ? header.ringBytes - 2 * header.maxRecordBytes : nextRecordOffsetBytes - header.maxRecordBytes;
+  return { startBytes: Math.max(header.dataOffsetBytes, earliestStartBytes), endBytes };
 }
 
 /**

@@ -6,7 +6,8 @@ import { JournalError, assert } from './errors.js';
 import { encodeConsumerBlock, type ConsumerState, type RingHeader } from './layout.js';
 import {
   ChainReader,
-  openRingState,
+  checkConsumerNotAhead,
+  findConsumedRecord,
   positionAfter,
   positionOfConsumer,
   readConsumerState,
@@ -20,10 +21,12 @@ export interface RingReaderOptions {
   readonly ringId: string;
   readonly logger?: JournalLogger;
   /**
-   * false skips the survey of the whole data area that checks the consumer block against
-   * every record on disk (CONSUMER_AHEAD). For read-only reports, which read from the
-   * consumer position on and never consume: opening costs two block reads instead of a
-   * read of the whole ring. The consumer (the master) and the writer keep the survey.
+   * false skips the check that the consumer block claims no record that was never
+   * written (CONSUMER_AHEAD). For read-only reports, which read from the consumer
+   * position on and never consume: opening costs two block reads. A consumer (the
+   * master, a host's grants) keeps the check, which usually costs one read of at most
+   * two records' length before the consumer position (checkConsumerNotAhead) and falls
+   * back to a read of the whole ring only when that window does not settle it.
    */
   readonly survey?: boolean;
 }
@@ -75,7 +78,8 @@ export class RingReader {
 
   static async open(region: BlockRegion, options: RingReaderOptions): Promise<RingReader> {
     const logger = options.logger ?? silentLogger;
-    const { header, consumer } = options.survey === false ? await openWithoutSurvey(region, options.ringId) : await openRingState(region, options.ringId);
+    const { header, consumer } = await openWithoutSurvey(region, options.ringId);
+    if (options.survey !== false) await checkConsumerNotAhead(region, header, consumer);
     logger('info', `ring reader open on ${region.description}`, { ringId: header.ringId, consumedSeq: consumer.consumedSeq });
     return new RingReader(region, header, consumer);
   }
@@ -162,6 +166,18 @@ export class RingReader {
     await this.region.write(CONSUMER_BLOCK_OFFSET_BYTES, block);
     this.consumer = next;
     this.seen = this.seen.slice(index + 1);
+  }
+
+  /**
+   * The last consumed record (seq consumedSeq), if it is still on disk: the writer keeps
+   * it (FORMAT.md, "The kept record"), so it usually is. One read of at most two records'
+   * length. For a producer that wants to know what its consumer last took in (the master
+   * checks whether a host already has its current grant); undefined when nothing was
+   * consumed or the record is not where the consumer block says it ends.
+   */
+  async readConsumedRecord(): Promise<RingRecord | undefined> {
+    const found = await findConsumedRecord(this.region, this.header, this.consumer);
+    return found === undefined ? undefined : { seq: found.seq, payload: found.payload };
   }
 
   /** Re-reads the consumer block, e.g. after another process consumed. Mostly for tools. */
