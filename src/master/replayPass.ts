@@ -21,7 +21,7 @@
 // A second master elsewhere cannot double-apply: its commit from a stale seqno
 // is refused, and it re-reads (and then sees the advanced cursors) before retrying.
 
-import { openRingReader, openRingWriter, type BlockRegion, type RingReader } from '../../journal/index.js';
+import { openRingReader, openRingWriter, type BlockRegion, type ReadResult, type RingReader } from '../../journal/index.js';
 import { CommitError, ErrorCode } from '../errors.js';
 import type { FaultPoints } from '../faults.js';
 import { hostLvNames, readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
@@ -33,7 +33,7 @@ import { computeFreeExtents } from '../metadata/checkLayout.js';
 import type { VgMetadata } from '../metadata/vgModel.js';
 import { planRefill, type RefillPlan } from '../pool/planRefill.js';
 import { MasterSession } from './masterSession.js';
-import { MAX_RANGES_PER_RECORD, encodeGrantRecord, type PvExtentRange } from '../records/records.js';
+import { MAX_RANGES_PER_RECORD, decodeGrantRecord, encodeGrantRecord, type PvExtentRange } from '../records/records.js';
 import { planReplay, poolOf, toUuidRanges, type JournalRecordBytes, type ReplayPlan } from '../replay/planReplay.js';
 import { ringLocation, type RegionOpener, type RingLocation } from '../rings/ringRegions.js';
 
@@ -106,43 +106,90 @@ interface OpenJournals {
 }
 
 /**
- * Reads each host's records after its applied seq. `regions` are the ones this pass
- * opened and must close; readers the session keeps are not among them.
+ * Journals a pass reads at once. When nothing is new each is one small direct read, so
+ * an idle pass costs about hosts / this many device round trips instead of one per host.
+ * Bounded so that 64 hosts opening fresh readers (a new session) do not hold 64 reads of
+ * a record window each in flight, nor 64 file descriptors opening at once.
+ */
+export const MAX_PARALLEL_JOURNAL_READS = 16;
+
+/** One host's journal as a pass read it, or why it could not. */
+type HostJournalRead =
+  | { readonly ok: true; readonly host: string; readonly reader: RingReader; readonly ownRegion: BlockRegion | undefined; readonly result: ReadResult }
+  | { readonly ok: false; readonly host: string; readonly error: unknown };
+
+/**
+ * Reads each host's records after its applied seq, several hosts at a time. `regions`
+ * are the ones this pass opened and must close; readers the session keeps are not
+ * among them. Reading is side-effect free on disk, so the order of the reads does not
+ * matter; the maps are filled in host order all the same, so that a pass plans the same
+ * way whatever order the reads completed in.
  */
 async function readJournals(deps: MasterDeps, session: MasterSession, vg: VgMetadata, thinlv: ThinlvVg): Promise<OpenJournals> {
+  await session.keepOnly(new Set(thinlv.hosts.keys()));
+  const hosts = [...thinlv.hosts.values()];
+  const reads = await mapBounded(hosts, MAX_PARALLEL_JOURNAL_READS, (host) => readHostJournal(deps, session, vg, host.host, host.appliedSeq));
   const readers = new Map<string, RingReader>();
   const regions: BlockRegion[] = [];
   const records = new Map<string, JournalRecordBytes[]>();
   let moreWaiting = false;
-  await session.keepOnly(new Set(thinlv.hosts.keys()));
-  for (const host of thinlv.hosts.values()) {
-    const name = hostLvNames(host.host).journal;
-    const location = ringLocation(vg, name);
-    try {
-      let reader = await session.keptJournal(host.host, location);
-      if (reader === undefined) {
-        const region = await deps.regions.open(location);
-        try {
-          reader = await openRingReader(region, { ringId: location.ringId });
-        } catch (error) {
-          await region.close();
-          throw error;
-        }
-        if (session.keepsJournals) session.keepJournal(host.host, location, region, reader);
-        else regions.push(region);
-      }
-      const result = await reader.read({ fromSeq: host.appliedSeq + 1, maxRecords: MAX_RECORDS_PER_HOST_PER_PASS });
-      readers.set(host.host, reader);
-      session.noteSeen(host.host, result.lastSeq);
-      if (result.records.length > 0) records.set(host.host, result.records);
-      if (result.stopReason === 'max-records') moreWaiting = true;
-    } catch (error) {
-      await session.forget(host.host);
-      await closeRegions(regions);
-      throw error;
+  let failure: { error: unknown } | undefined;
+  for (const read of reads) {
+    if (!read.ok) {
+      await session.forget(read.host);
+      failure ??= { error: read.error };
+      continue;
     }
+    if (read.ownRegion !== undefined) regions.push(read.ownRegion);
+    readers.set(read.host, read.reader);
+    session.noteSeen(read.host, read.result.lastSeq);
+    if (read.result.records.length > 0) records.set(read.host, read.result.records);
+    if (read.result.stopReason === 'max-records') moreWaiting = true;
+  }
+  if (failure !== undefined) {
+    await closeRegions(regions);
+    throw failure.error;
   }
   return { readers, regions, records, moreWaiting };
+}
+
+/** Opens (or takes the session's kept) reader of one host's journal and reads past its applied seq. */
+async function readHostJournal(deps: MasterDeps, session: MasterSession, vg: VgMetadata, host: string, appliedSeq: number): Promise<HostJournalRead> {
+  let ownRegion: BlockRegion | undefined;
+  try {
+    const location = ringLocation(vg, hostLvNames(host).journal);
+    let reader = await session.keptJournal(host, location);
+    if (reader === undefined) {
+      const region = await deps.regions.open(location);
+      try {
+        reader = await openRingReader(region, { ringId: location.ringId });
+      } catch (error) {
+        await region.close();
+        throw error;
+      }
+      if (session.keepsJournals) session.keepJournal(host, location, region, reader);
+      else ownRegion = region;
+    }
+    const result = await reader.read({ fromSeq: appliedSeq + 1, maxRecords: MAX_RECORDS_PER_HOST_PER_PASS });
+    return { ok: true, host, reader, ownRegion, result };
+  } catch (error) {
+    await ownRegion?.close().catch(() => undefined);
+    return { ok: false, host, error };
+  }
+}
+
+/** `work` over `items`, at most `limit` at a time; results in the order of `items`. */
+async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 async function closeRegions(regions: readonly BlockRegion[]): Promise<void> {
@@ -184,6 +231,34 @@ async function writeGrant(deps: MasterDeps, vg: VgMetadata, thinlv: ThinlvVg, ho
   await appendToGrantsRing(deps, vg, host, encodeGrantRecord({ kind: 'grant', generation: info.grantGeneration, appliedSeq: info.appliedSeq, freeRanges }));
 }
 
+/**
+ * Whether the host's grants ring already holds its grant of `generation` (or a later
+ * one) where the host sees it: in a record not yet consumed (it will apply it), or as the
+ * last consumed record (it applied it before consuming). A master session re-sends every
+ * host's grant on its first pass, in case an earlier master died between a commit and
+ * its grant write; when the grant is there, the re-send would change nothing for the
+ * host (it ignores a generation it has) and costs a writer's open of the ring (a read of
+ * the whole ring, and a write of up to 1 MiB to clear a torn span). This costs a few
+ * block reads. Anything it cannot tell (a consumed record of another kind, an older
+ * ring) answers false, and the grant is written as before.
+ */
+async function grantOnRing(deps: MasterDeps, vg: VgMetadata, host: string, generation: number): Promise<boolean> {
+  const location = ringLocation(vg, hostLvNames(host).grants);
+  const region = await deps.regions.open(location);
+  try {
+    // A reader that only looks (it never consumes: the host does), so no survey.
+    const reader = await openRingReader(region, { ringId: location.ringId, survey: false });
+    const unconsumed = (await reader.read({ fromSeq: reader.consumedSeq + 1 })).records;
+    const consumed = await reader.readConsumedRecord();
+    return [...(consumed === undefined ? [] : [consumed]), ...unconsumed].some((record) => {
+      const decoded = decodeGrantRecord(record.payload);
+      return decoded.ok && decoded.record.kind === 'grant' && decoded.record.generation >= generation;
+    });
+  } finally {
+    await region.close();
+  }
+}
+
 async function writeReturnRequest(deps: MasterDeps, vg: VgMetadata, thinlv: ThinlvVg, host: string, extentCount: number): Promise<void> {
   const info = thinlv.hosts.get(host);
   if (info === undefined) return;
@@ -215,10 +290,13 @@ async function answerDemands(deps: MasterDeps, session: MasterSession, vg: VgMet
 async function sendToHosts(deps: MasterDeps, session: MasterSession, committed: VgMetadata, replay: ReplayPlan, refill: RefillPlan): Promise<void> {
   const committedThinlv = readThinlvVg(committed);
   const grantsDue = session.hostsNeedingGrant(committedThinlv);
-  for (const grant of refill.grants) grantsDue.add(grant.host);
+  const newGrants = new Set(refill.grants.map((grant) => grant.host));
+  for (const host of newGrants) grantsDue.add(host);
   for (const host of [...grantsDue]) {
     try {
-      await writeGrant(deps, committed, committedThinlv, host);
+      const generation = committedThinlv.hosts.get(host)?.grantGeneration ?? 0;
+      const onRing = !newGrants.has(host) && generation > 0 && (await grantOnRing(deps, committed, host, generation));
+      if (!onRing) await writeGrant(deps, committed, committedThinlv, host);
       grantsDue.delete(host);
       await deps.faults.hit('master.afterGrant');
     } catch (error) {
@@ -266,6 +344,18 @@ export function lvGrowth(replay: ReplayPlan): { lv: string; extentCount: number 
   return [...gained].filter(([, extentCount]) => extentCount > 0).map(([lv, extentCount]) => ({ lv, extentCount }));
 }
 
+/**
+ * What a pass's journal reads depend on: each host's journal ring (identity and place)
+ * and its applied seq. Undefined when a ring cannot be located (the read reports why).
+ */
+function journalReadKey(vg: VgMetadata, thinlv: ThinlvVg): string | undefined {
+  try {
+    return JSON.stringify([...thinlv.hosts.values()].map((host) => [host.host, host.appliedSeq, ringLocation(vg, hostLvNames(host.host).journal)]));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs one pass. Operating errors (lvm, rings) propagate; the daemon logs them and tries again next interval. */
 export function runPass(deps: MasterDeps, session: MasterSession, vgName: string): Promise<PassResult> {
   const pass = () => replayAndRefill(deps, session, vgName);
@@ -273,6 +363,7 @@ export function runPass(deps: MasterDeps, session: MasterSession, vgName: string
 }
 
 async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName: string): Promise<PassResult> {
+  let readOnCachedVg: { readonly key: string; readonly journals: OpenJournals } | undefined;
   for (let attempt = 0; ; attempt++) {
     // A pass right after this session's own commit starts from what that commit read back
     // (one lvm call less): if anyone wrote since, the commit's seqno check refuses it and
@@ -281,7 +372,12 @@ async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName:
     const vg = cached ?? (await readVgMetadata(deps.lvm, vgName));
     const thinlv = readThinlvVg(vg);
     await deps.faults.hit('master.afterRead');
-    const { readers, regions, records, moreWaiting } = await readJournals(deps, session, vg, thinlv);
+    // After that re-read, the journals read on the cached metadata still hold if the VG
+    // names the same rings and applied seqs: a journal read depends on nothing else.
+    const key = journalReadKey(vg, thinlv);
+    const reused = key !== undefined && readOnCachedVg?.key === key ? readOnCachedVg.journals : undefined;
+    readOnCachedVg = undefined;
+    const { readers, regions, records, moreWaiting } = reused ?? (await readJournals(deps, session, vg, thinlv));
     let passFailed = true;
     try {
       const replay: ReplayPlan = planReplay(vg, thinlv, records);
@@ -301,6 +397,8 @@ async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName:
       if (changes.length === 0 && cached !== undefined) {
         // No commit will check the cached metadata, and grants are written from it: read the VG.
         passFailed = false;
+        // Kept readers only: regions this attempt opened are closed below.
+        if (key !== undefined && regions.length === 0) readOnCachedVg = { key, journals: { readers, regions, records, moreWaiting } };
         continue;
       }
       let committed = vg;
