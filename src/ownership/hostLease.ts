@@ -152,7 +152,7 @@ interface ReadResult {
   readonly block: DecodedLeaseBlock;
 }
 
-/** Takes the lease: watch (unless free or forced), claim, settle. See the top of this file. */
+/** Takes the lease: watch (unless free or forced), claim, settle (a free block claimed quickly: a short confirm, see confirmQuickClaim). See the top of this file. */
 export async function acquireLease(effects: LeaseEffects, identity: LeaseIdentity, options: { renewIntervalMs: number; force?: boolean }): Promise<HeldLease> {
   const timing = leaseTiming(options.renewIntervalMs);
   checkIdentity(identity);
@@ -172,8 +172,9 @@ export async function acquireLease(effects: LeaseEffects, identity: LeaseIdentit
   const previousCounter = current.block.kind === 'lease' ? current.block.counter : 0;
   const claim: LeaseBlock = { state: 'held', ownerId: drawOwnerId(effects), counter: previousCounter + 1, leaseId: identity.leaseId, holder: identity.holder };
   await writeOrThrow(clock, claim);
-  const lastVerifyStartMs = await settleClaim(clock, timing, claim);
-  log(effects, 'info', 'lease acquired', { leaseId: claim.leaseId, holder: claim.holder, counter: claim.counter });
+  const quick = isFree(previous, identity.leaseId) && clock.nowMs() - current.readStartMs <= quickClaimWindowMs(timing);
+  const lastVerifyStartMs = quick ? await confirmQuickClaim(clock, timing, claim) : await settleClaim(clock, timing, claim);
+  log(effects, 'info', 'lease acquired', { leaseId: claim.leaseId, holder: claim.holder, counter: claim.counter, quickClaim: quick });
   return new HostLease(clock, timing, claim, lastVerifyStartMs);
 }
 
@@ -303,6 +304,47 @@ async function settleClaim(effects: LeaseEffects, timing: LeaseTiming, claim: Le
   const change = await watchForChange(effects, claim.leaseId, expected, effects.nowMs(), timing.settleMs, timing.renewIntervalMs);
   if (change.kind === 'unchanged') return change.lastReadStartMs;
   throw leaseHeldError(claim.leaseId, change.block, timing, 'another daemon wrote its block while this one was settling its claim');
+}
+
+/** A quick claim's read-to-claim bound is the smaller of this and a quarter of the renew interval. */
+export const MAX_QUICK_CLAIM_WINDOW_MS = 100;
+
+/** How long a quick claim may take from its first read to its claim write returning: Q. */
+export function quickClaimWindowMs(timing: LeaseTiming): number {
+  return Math.min(MAX_QUICK_CLAIM_WINDOW_MS, timing.renewIntervalMs / 4);
+}
+
+/** A block nobody holds: never written, or released by its last holder (who then writes nothing more). */
+function isFree(block: DecodedLeaseBlock, leaseId: string): boolean {
+  return block.kind === 'absent' || (block.kind === 'lease' && block.leaseId === leaseId && block.state === 'released');
+}
+
+/**
+ * The claim of a free lease, made quickly (read at r, claim write returned at w, w - r
+ * <= Q): wait 2Q, then one verify read that must still show our claim. Why that is
+ * enough, where a claim of a held or unknown block settles for SETTLE:
+ *   1. Nobody holds the lease now. A released block is its holder's last write (it
+ *      stops its journal writes and its renewals before, see release()); an absent one
+ *      was never held. A holder H1 after r must have claimed after r too.
+ *   2. A claimer K that also found the block free read it before our claim landed
+ *      (else it would have seen our claim, which is held), so r_K < w; if it claimed
+ *      quickly, its claim landed by w_K <= r_K + Q < w + Q. We verify after w + 2Q
+ *      (2Q: clock rates may differ a little, by up to 2x): every such claim has landed,
+ *      so of all quick claimers only the one whose claim landed last sees its own
+ *      claim, and the others get LEASE_HELD. K does the same, so exactly one holds.
+ *   3. A claimer that settles (it found the block held, corrupt or another lease's, or
+ *      found it free too slowly) re-reads for SETTLE = 4R >= 4Q after its claim: if
+ *      ours landed after its claim, it landed within Q of its claim (its claim landed
+ *      after our read r, ours by r + Q), so its settle sees ours and it gives up; if
+ *      its claim landed after our verify read, we are a holder it takes over from by
+ *      the argument at the top of this file, with s = our verify read's start.
+ * A claim slower than Q (a stalled process, a slow LUN) settles as before.
+ */
+async function confirmQuickClaim(effects: LeaseEffects, timing: LeaseTiming, claim: LeaseBlock): Promise<number> {
+  await effects.sleepMs(Math.ceil(2 * quickClaimWindowMs(timing)));
+  const verify = await readOrThrow(effects, claim.leaseId);
+  if (sameBlock(verify.block, { kind: 'lease', ...claim })) return verify.readStartMs;
+  throw leaseHeldError(claim.leaseId, verify.block, timing, 'another daemon claimed the free lease at the same time');
 }
 
 function leaseHeldError(leaseId: string, found: DecodedLeaseBlock, timing: LeaseTiming, why: string): ThinlvError {

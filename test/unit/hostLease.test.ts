@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MemoryDisk, type BlockRegion, type MemoryRegion } from '../../journal/index.js';
 import { ThinlvError } from '../../src/errors.js';
-import { acquireLease, leaseTiming, probeLease, type HeldLease, type LeaseEffects } from '../../src/ownership/hostLease.js';
+import { acquireLease, leaseTiming, probeLease, quickClaimWindowMs, type HeldLease, type LeaseEffects } from '../../src/ownership/hostLease.js';
 import { LEASE_BLOCK_BYTES, decodeLeaseBlock, encodeLeaseBlock } from '../../src/ownership/leaseBlock.js';
 import { DEFAULT_LOCAL_LOCK_DIR, acquireLocalHostLock } from '../../src/ownership/localHostLock.js';
 import { seededRandom } from '../fixtures/seededRandom.js';
 
 const R = 100;
 const TIMING = leaseTiming(R);
+const QUICK_MS = quickClaimWindowMs(TIMING);
 const LEASE_ID = 'Xj3k9-journal-lv-uuid';
 
 // ---------------------------------------------------------------- virtual time
@@ -187,7 +188,7 @@ interface Actor {
   readonly name: string;
   readonly region: SimRegion;
   readonly effects: LeaseEffects;
-  readonly logs: { level: string; message: string }[];
+  readonly logs: { level: string; message: string; data?: Record<string, unknown> }[];
 }
 
 function makeActor(scheduler: Scheduler, disk: MemoryDisk, name: string, options: ActorOptions = {}): Actor {
@@ -195,12 +196,12 @@ function makeActor(scheduler: Scheduler, disk: MemoryDisk, name: string, options
   const offsetMs = options.clockOffsetMs ?? 0;
   const random = options.random ?? Math.random;
   const region = new SimRegion(scheduler, disk.open(), options.io ?? INSTANT_IO, name);
-  const logs: { level: string; message: string }[] = [];
+  const logs: { level: string; message: string; data?: Record<string, unknown> }[] = [];
   const effects: LeaseEffects = {
     region,
     nowMs: () => offsetMs + scheduler.nowMs * rate,
     sleepMs: (ms) => scheduler.sleep(ms / rate + (options.stallMs?.() ?? 0)),
-    log: (level, message) => logs.push({ level, message }),
+    log: (level, message, data) => logs.push({ level, message, data }),
     newOwnerId: () => Array.from({ length: 16 }, () => Math.floor(random() * 16).toString(16)).join(''),
   };
   return { name, region, effects, logs };
@@ -231,12 +232,12 @@ describe('host lease timing', () => {
 });
 
 describe('acquiring a host lease', () => {
-  test('a fresh block is acquired after the settle, with counter 1', async () => {
+  test('a fresh block is acquired after a short confirm (2Q), not the settle, with counter 1', async () => {
     const { scheduler, disk } = world();
     const hostA = makeActor(scheduler, disk, 'hostA pid 1');
     const lease = await scheduler.value(acquire(hostA));
-    expect(scheduler.nowMs).toBeGreaterThanOrEqual(TIMING.settleMs);
-    expect(scheduler.nowMs).toBeLessThan(TIMING.settleMs + R);
+    expect(scheduler.nowMs).toBeGreaterThanOrEqual(2 * QUICK_MS);
+    expect(scheduler.nowMs).toBeLessThan(TIMING.settleMs);
     expect(lease.isLost).toBe(false);
     expect(onDisk(disk)).toMatchObject({ kind: 'lease', state: 'held', counter: 1, leaseId: LEASE_ID, holder: 'hostA pid 1' });
   });
@@ -305,9 +306,45 @@ describe('acquiring a host lease', () => {
     expect(released).toMatchObject({ kind: 'lease', state: 'released', holder: 'hostA pid 1' });
     const startedMs = scheduler.nowMs;
     await scheduler.value(acquire(hostB));
-    expect(scheduler.nowMs - startedMs).toBeLessThan(TIMING.watchMs);
+    // A released block is free: a quick claim, neither the watch nor the settle.
+    expect(scheduler.nowMs - startedMs).toBeLessThan(TIMING.settleMs);
     expect(onDisk(disk)).toMatchObject({ kind: 'lease', state: 'held', holder: 'hostB pid 2', counter: released.kind === 'lease' ? released.counter + 1 : -1 });
     expect((await scheduler.error(leaseA.ensureHeld())).code).toBe('LEASE_RELEASED');
+  });
+
+  test('a free block whose read-to-claim took longer than the quick window settles for SETTLE as before', async () => {
+    const { scheduler, disk } = world();
+    const slowRead: IoPlan = { ...INSTANT_IO, readAfterMs: () => QUICK_MS + 1 };
+    const hostA = makeActor(scheduler, disk, 'hostA pid 1', { io: slowRead });
+    await scheduler.value(acquire(hostA));
+    expect(scheduler.nowMs).toBeGreaterThanOrEqual(TIMING.settleMs);
+    expect(hostA.logs.find((entry) => entry.message === 'lease acquired')?.data).toMatchObject({ quickClaim: false });
+  });
+
+  test('two quick claims of a free block landing Q apart: the first claimer verifies after the second landed and gives up', async () => {
+    const { scheduler, disk } = world();
+    disk.bytes.set(encodeLeaseBlock({ state: 'released', counter: 4, ownerId: '0123456789abcdef', leaseId: LEASE_ID, holder: 'old' }));
+    const hostA = makeActor(scheduler, disk, 'hostA pid 1');
+    // B reads at once but its claim lands (and returns) just inside the quick window.
+    const hostB = makeActor(scheduler, disk, 'hostB pid 2', { io: { ...INSTANT_IO, writeLandMs: () => QUICK_MS - 1 } });
+    const [a, b] = await scheduler.value(Promise.all([acquire(hostA), acquire(hostB)].map((attempt) => attempt.then((lease) => ({ lease }), (error: unknown) => ({ error })))));
+    expect(a).toMatchObject({ error: expect.objectContaining({ code: 'LEASE_HELD' }) });
+    expect(b).toHaveProperty('lease');
+    expect(hostB.logs.find((entry) => entry.message === 'lease acquired')?.data).toMatchObject({ quickClaim: true });
+    expect(onDisk(disk)).toMatchObject({ kind: 'lease', state: 'held', counter: 5, holder: 'hostB pid 2' });
+  });
+
+  test('a daemon that finds the block free while another quick claim is in flight never holds alongside it (the second daemon for a running host)', async () => {
+    const { scheduler, disk } = world();
+    const hostA = makeActor(scheduler, disk, 'hostA pid 1');
+    const leaseA = await scheduler.value(acquire(hostA));
+    leaseA.startRenewing();
+    await scheduler.runFor(5 * R);
+    // The first daemon runs and renews: a second one for the same host reads it held and waits, then gives up.
+    const hostB = makeActor(scheduler, disk, 'hostB pid 2');
+    expect((await scheduler.error(acquire(hostB))).code).toBe('LEASE_HELD');
+    expect(hostB.region.writesLanded).toBe(0);
+    expect(leaseA.isLost).toBe(false);
   });
 
   test('force skips the watch: it takes a live lease after the settle alone, and the old holder finds it lost', async () => {
@@ -538,6 +575,7 @@ describe('probing a host lease', () => {
 
 describe('host lease races', () => {
   test('two acquirers racing on a released or absent block: exactly one succeeds, the other gets LEASE_HELD', async () => {
+    const claims = { quick: 0, settled: 0 };
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.boolean(), fc.integer({ min: 0, max: 3 * R }), async (seed, released, startGapMs) => {
         const random = seededRandom(seed);
@@ -561,16 +599,51 @@ describe('host lease races', () => {
         expect(winners, context).toHaveLength(1);
         expect(winners[0]!.isLost, context).toBe(false);
         expect(losers.map((error) => (error as ThinlvError).code), context).toEqual(['LEASE_HELD']);
+        for (const actor of actors) {
+          const acquired = actor.logs.find((entry) => entry.message === 'lease acquired');
+          if (acquired !== undefined) claims[acquired.data?.['quickClaim'] === true ? 'quick' : 'settled'] += 1;
+        }
       }),
       { numRuns: 60 },
+    );
+    // Winners came by both paths: quick claims (free block, fast I/O) and settled ones (I/O slower than Q).
+    expect(claims.quick).toBeGreaterThan(5);
+    expect(claims.settled).toBeGreaterThan(5);
+  });
+
+  test('three acquirers on a free block, with I/O delays around the quick window and drifting clocks: exactly one holds', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.boolean(), async (seed, released) => {
+        const random = seededRandom(seed);
+        // Each step of a claim takes up to Q, so read-to-claim falls on both sides of the quick window.
+        const upToQ = () => random() * QUICK_MS;
+        const io: IoPlan = { ...INSTANT_IO, readBeforeMs: upToQ, readAfterMs: upToQ, writeLandMs: upToQ, writeAckMs: upToQ };
+        const { scheduler, disk } = world();
+        if (released) disk.bytes.set(encodeLeaseBlock({ state: 'released', counter: 3, ownerId: '0123456789abcdef', leaseId: LEASE_ID, holder: 'old' }));
+        const actors = ['hostA', 'hostB', 'hostC'].map((name) => makeActor(scheduler, disk, name, { io, random, clockRate: 0.9 + random() * 0.2, clockOffsetMs: random() * 1e6 }));
+        const attempts = actors.map(async (actor) => {
+          await scheduler.sleep(random() * 2 * QUICK_MS);
+          const lease = await acquire(actor);
+          lease.startRenewing();
+          return lease;
+        });
+        const results = await scheduler.value(Promise.all(attempts.map((attempt) => attempt.then((lease) => ({ lease }), (error: unknown) => ({ error })))));
+        await scheduler.runFor(10 * R);
+        const holders = results.flatMap((result) => ('lease' in result && !result.lease.isLost ? [result.lease] : []));
+        expect(holders, `seed ${seed}, released ${released}`).toHaveLength(1);
+        expect(results.filter((result) => 'lease' in result), `seed ${seed}, released ${released}`).toHaveLength(1);
+      }),
+      { numRuns: 100 },
     );
   });
 
   test('the safety property: with random stalls, clock drift and I/O faults, no two holders ever write the journal at overlapping times', async () => {
-    const stats = { sessions: 0, takeovers: 0, holderWrites: 0 };
+    const stats = { sessions: 0, takeovers: 0, holderWrites: 0, quickClaims: 0 };
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 - 1 }), async (seed) => {
-        const sessions = await simulateTwoDaemons(seed, 150 * R);
+        const actors: Actor[] = [];
+        const sessions = await simulateTwoDaemons(seed, 150 * R, actors);
+        stats.quickClaims += actors.flatMap((actor) => actor.logs).filter((entry) => entry.message === 'lease acquired' && entry.data?.['quickClaim'] === true).length;
         stats.sessions += sessions.length;
         stats.takeovers += Math.max(0, sessions.length - 1);
         stats.holderWrites += sessions.reduce((sum, session) => sum + session.writes.length, 0);
@@ -581,6 +654,7 @@ describe('host lease races', () => {
     // The runs must actually exercise takeovers, or the property proves nothing.
     expect(stats.takeovers).toBeGreaterThan(10);
     expect(stats.holderWrites).toBeGreaterThan(100);
+    expect(stats.quickClaims).toBeGreaterThan(2);
   });
 });
 
@@ -663,7 +737,7 @@ function expectCode(error: unknown, codes: readonly string[]): string {
 }
 
 /** Two daemons fight over one lease with stalls, drift and faults; returns every session. */
-async function simulateTwoDaemons(seed: number, durationMs: number): Promise<Session[]> {
+async function simulateTwoDaemons(seed: number, durationMs: number, actors: Actor[] = []): Promise<Session[]> {
   const random = seededRandom(seed);
   const { scheduler, disk } = world();
   const sometimesLong = (shortMs: number, longMs: number, longChance: number) => () => (random() < longChance ? random() * longMs : random() * shortMs);
@@ -685,6 +759,7 @@ async function simulateTwoDaemons(seed: number, durationMs: number): Promise<Ses
       clockOffsetMs: random() * 1e6,
       stallMs: sometimesLong(0.1 * R, 8 * R, 0.05),
     });
+    actors.push(actor);
     await scheduler.sleep(random() * 10 * R);
     await daemonLife(scheduler, actor, random, durationMs, sessions);
   });
