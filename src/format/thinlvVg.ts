@@ -47,6 +47,12 @@ export const TAG = {
   rejectedLast: 'thinlv_rejected_last=',
   activeLvCount: 'thinlv_active_lvs=',
   grantGeneration: 'thinlv_grant_gen=',
+  /**
+   * On a host's journal LV (a whole tag, no value) from `host add`'s commit until both its
+   * rings are initialised: until then the host is incomplete, and the master, which could
+   * not read its journal, leaves it out rather than fail every pass.
+   */
+  hostPending: 'thinlv_host_pending',
   virtualBytes: 'thinlv_virtual_bytes=',
   /** The host that alone may extend this thin LV; set and cleared only by replaying that host's claim and release records. */
   owner: 'thinlv_owner=',
@@ -138,7 +144,7 @@ export interface ThinlvVg {
   readonly settings: ThinlvSettings;
   readonly hosts: ReadonlyMap<string, ThinlvHost>;
   readonly thinLvs: ReadonlyMap<string, ThinLv>;
-  /** Host LVs missing a partner (e.g. a journal without grants): a host add that crashed half-way. */
+  /** Host LVs missing a partner (e.g. a journal without grants), or whose rings a `host add` has not finished initialising: a host add that crashed half-way. */
   readonly incompleteHosts: readonly string[];
   /** The master's status LV, once a master has created it. */
   readonly statusLv: LvLayout | undefined;
@@ -208,7 +214,7 @@ export function readThinlvVg(vg: VgLayout): ThinlvVg {
   const hosts = new Map<string, ThinlvHost>();
   const incompleteHosts: string[] = [];
   for (const [host, entry] of parts) {
-    if (entry.journal === undefined || entry.grants === undefined) {
+    if (entry.journal === undefined || entry.grants === undefined || entry.journal.tags.includes(TAG.hostPending)) {
       incompleteHosts.push(host);
       continue;
     }

@@ -111,8 +111,8 @@ export async function addHost(deps: MasterDeps, vgName: string, host: string): P
         throw new ThinlvError(ErrorCode.insufficientExtents, `VG ${vgName} has no run of ${extentCount} free contiguous extents for ${name}; free space first`, { vg: vgName, lv: name, extentCount });
       }
       free = free.difference(ExtentSet.fromRanges([run]));
-      const tag = name === names.journal ? `${TAG.appliedSeq}0` : `${TAG.grantGeneration}0`;
-      changes.push({ kind: 'createLv', name, ranges: [run], tags: [tag], activationSkip: true });
+      const tags = name === names.journal ? [`${TAG.appliedSeq}0`, TAG.hostPending] : [`${TAG.grantGeneration}0`];
+      changes.push({ kind: 'createLv', name, ranges: [run], tags, activationSkip: true });
       createdLvs.push(name);
     }
     vg = (await commitBatch(deps.lvm, vg, changes)).metadata;
@@ -125,11 +125,22 @@ export async function addHost(deps: MasterDeps, vgName: string, host: string): P
   if (await ensureRing(deps, vg, names.journal)) initialisedRings.push(names.journal);
   await deps.faults.hit('host.add.afterJournalRing');
   if (await ensureRing(deps, vg, names.grants)) initialisedRings.push(names.grants);
+  const completed = await markComplete(deps, vg, names.journal);
 
-  if (createdLvs.length === 0 && initialisedRings.length === 0) {
+  if (createdLvs.length === 0 && initialisedRings.length === 0 && !completed) {
     throw hostError('HOST_EXISTS', `host ${host} is already a member of ${vgName}; nothing was changed`, { vg: vgName, host });
   }
   return { host, createdLvs, initialisedRings };
+}
+
+/**
+ * Removes the journal's pending tag once both rings are initialised: from then on the master
+ * reads the host's journal. Returns whether there was a tag to remove.
+ */
+async function markComplete(deps: MasterDeps, vg: VgMetadata, journalLv: string): Promise<boolean> {
+  if (!vg.lvs.find((lv) => lv.name === journalLv)?.tags.includes(TAG.hostPending)) return false;
+  await commitBatch(deps.lvm, vg, [{ kind: 'removeTag', lv: journalLv, tag: TAG.hostPending }]);
+  return true;
 }
 
 export interface RemoveHostResult {

@@ -217,7 +217,7 @@ function incompleteHosts({ thinlv, free }: StatusInput): Problem[] {
     severity: 'warning' as const,
     code: 'HOST_INCOMPLETE',
     host,
-    message: `host ${host} is half added or half removed (its journal or grants LV is missing)`,
+    message: `host ${host} is half added or half removed (its journal or grants LV is missing, or its rings are not initialised yet)`,
     action: `finish it on the master machine: thinlv host add ${free.vg} ${host}, or thinlv host remove ${free.vg} ${host}`,
   }));
 }
