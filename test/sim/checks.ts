@@ -6,7 +6,8 @@
 //   I4  a host allocates only from its own free LV (records on disk, and the live
 //       allocators' pools, lie inside it)
 //   I3  every acknowledged extend is in metadata plus unreplayed records exactly
-//       once, at the logical position the host used
+//       once, at the logical position the host used (per extent here; ackLedger.ts
+//       keeps the acknowledgements)
 //   I6  an active LV's dm table equals its metadata segments plus its unreplayed ones
 //   and the master consumes a journal only through what metadata says is applied.
 
@@ -17,7 +18,8 @@ import type { FakeDeviceMapper } from '../../src/dm/fakeDeviceMapper.js';
 import { formatDmTable, linearTable } from '../../src/extent/dmTable.js';
 import { ExtentSet } from '../../src/extent/extentSet.js';
 import type { LinearSegment, PhysicalRange } from '../../src/extent/types.js';
-import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
+import { hostLvNames, readThinlvVg, type ThinlvVg } from '../../src/format/thinlvVg.js';
+import { computeFreeExtents } from '../../src/metadata/checkLayout.js';
 import { linearSegments, type VgMetadata } from '../../src/metadata/vgModel.js';
 import { decodeJournalRecord, type JournalRecord } from '../../src/records/records.js';
 import { toDeviceRanges } from '../../src/replay/planReplay.js';
@@ -25,6 +27,33 @@ import { ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js'
 import type { SimHost } from './simHost.js';
 
 export class InvariantViolation extends Error {}
+
+// Metadata changes only at a commit while the checker runs after every step: what it
+// derives from metadata alone is computed once per version (the VgMetadata object LVM
+// holds, replaced at each restore) and kept beside it.
+const thinlvByVersion = new WeakMap<VgMetadata, ThinlvVg>();
+const extentsByVersion = new WeakMap<VgMetadata, Map<string, ExtentSet>>();
+const freeByVersion = new WeakMap<VgMetadata, number>();
+
+/** Extents of `vg` in no LV, once per metadata version. */
+export function freeExtentCountOf(vg: VgMetadata): number {
+  let free = freeByVersion.get(vg);
+  if (free === undefined) {
+    free = computeFreeExtents(vg).extentCount;
+    freeByVersion.set(vg, free);
+  }
+  return free;
+}
+
+/** readThinlvVg of `vg`, once per metadata version (the result is only read). */
+export function thinlvOf(vg: VgMetadata): ThinlvVg {
+  let thinlv = thinlvByVersion.get(vg);
+  if (thinlv === undefined) {
+    thinlv = readThinlvVg(vg);
+    thinlvByVersion.set(vg, thinlv);
+  }
+  return thinlv;
+}
 
 const violated = (message: string): never => {
   throw new InvariantViolation(message);
@@ -57,8 +86,9 @@ const CHECKER_READER_SPAN = 4096;
 /** Each member host's records after its applied seq, read from its ring as the master would. */
 export async function readUnreplayed(vg: VgMetadata, regions: RegionOpener, readers: CheckerReaders): Promise<Map<string, UnreplayedOnDisk>> {
   const out = new Map<string, UnreplayedOnDisk>();
-  const members = readThinlvVg(vg).hosts;
-  for (const ringId of [...readers.keys()]) if (![...members.values()].some((h) => h.journalLv.uuid === ringId)) readers.delete(ringId);
+  const members = thinlvOf(vg).hosts;
+  const ringIds = new Set([...members.values()].map((h) => h.journalLv.uuid));
+  for (const ringId of [...readers.keys()]) if (!ringIds.has(ringId)) readers.delete(ringId);
   for (const info of members.values()) {
     const location = ringLocation(vg, hostLvNames(info.host).journal);
     let kept = readers.get(location.ringId);
@@ -96,13 +126,11 @@ export async function readUnreplayed(vg: VgMetadata, regions: RegionOpener, read
   return out;
 }
 
+/** Each LV's extents, by name; I1 and I2 on metadata alone are checked when a version is first seen. */
 function lvExtents(vg: VgMetadata): Map<string, ExtentSet> {
-  return new Map(vg.lvs.map((lv) => [lv.name, ExtentSet.fromRanges(linearSegments(lv) ?? violated(`LV ${lv.name} is not linear`))]));
-}
-
-/** I1, I2, I4 on metadata plus the rings. */
-export function checkExtents(vg: VgMetadata, unreplayed: ReadonlyMap<string, UnreplayedOnDisk>): void {
-  const byLv = lvExtents(vg);
+  let byLv = extentsByVersion.get(vg);
+  if (byLv !== undefined) return byLv;
+  byLv = new Map(vg.lvs.map((lv) => [lv.name, ExtentSet.fromRanges(linearSegments(lv) ?? violated(`LV ${lv.name} is not linear`))]));
   let all = ExtentSet.empty();
   let sum = 0;
   for (const [name, extents] of byLv) {
@@ -112,6 +140,13 @@ export function checkExtents(vg: VgMetadata, unreplayed: ReadonlyMap<string, Unr
   }
   const pvTotal = vg.pvs.reduce((s, pv) => s + pv.peCount, 0);
   if (sum > pvTotal) violated(`I2: LVs hold ${sum} extents, the PVs ${pvTotal}`);
+  extentsByVersion.set(vg, byLv);
+  return byLv;
+}
+
+/** I1, I2, I4 on metadata plus the rings. */
+export function checkExtents(vg: VgMetadata, unreplayed: ReadonlyMap<string, UnreplayedOnDisk>): void {
+  const byLv = lvExtents(vg);
   let journaled = ExtentSet.empty();
   for (const host of unreplayed.values()) {
     const free = byLv.get(hostLvNames(host.host).free) ?? ExtentSet.empty();
@@ -142,51 +177,87 @@ export function checkPools(vg: VgMetadata, unreplayed: ReadonlyMap<string, Unrep
   }
 }
 
-/** The LV's segments (by uuid) as metadata plus every unreplayed allocation of it. */
-export function fullLayout(vg: VgMetadata, unreplayed: ReadonlyMap<string, UnreplayedOnDisk>, lvUuid: string): LinearSegment[] | undefined {
-  const lv = vg.lvs.find((l) => l.uuid === lvUuid);
-  if (lv === undefined) return undefined;
-  const segments = [...(linearSegments(lv) ?? [])];
-  let next = segments.reduce((s, seg) => s + seg.extentCount, 0);
-  for (const host of [...unreplayed.values()].sort((a, b) => (a.host < b.host ? -1 : 1))) {
-    for (const entry of host.records) {
-      if (entry.record.kind !== 'allocate' || entry.record.lvUuid !== lvUuid) continue;
-      for (const r of entry.ranges) {
-        segments.push({ ...r, logicalStart: next });
-        next += r.extentCount;
+/**
+ * Each LV's segments (by uuid) as metadata plus every unreplayed allocation of it, for one
+ * check of one world: built per LV on first use, since many acknowledged extends and
+ * active LVs ask for the same few LVs.
+ */
+export class Layouts {
+  private readonly lvByUuid: Map<string, VgMetadata['lvs'][number]>;
+  /** Unreplayed allocations by LV uuid, hosts in name order, records in seq order. */
+  private readonly allocations = new Map<string, PhysicalRange[]>();
+  private readonly built = new Map<string, LinearSegment[]>();
+
+  constructor(vg: VgMetadata, unreplayed: ReadonlyMap<string, UnreplayedOnDisk>) {
+    this.lvByUuid = new Map(vg.lvs.map((lv) => [lv.uuid, lv]));
+    for (const host of [...unreplayed.values()].sort((a, b) => (a.host < b.host ? -1 : 1))) {
+      for (const entry of host.records) {
+        if (entry.record.kind !== 'allocate') continue;
+        const list = this.allocations.get(entry.record.lvUuid) ?? [];
+        list.push(...entry.ranges);
+        this.allocations.set(entry.record.lvUuid, list);
       }
     }
   }
-  return segments;
+
+  has(lvUuid: string): boolean {
+    return this.lvByUuid.has(lvUuid);
+  }
+
+  /** Segments in logical order; undefined when the LV is not in metadata. */
+  of(lvUuid: string): LinearSegment[] | undefined {
+    const lv = this.lvByUuid.get(lvUuid);
+    if (lv === undefined) return undefined;
+    let segments = this.built.get(lvUuid);
+    if (segments !== undefined) return segments;
+    segments = [...(linearSegments(lv) ?? [])];
+    let next = segments.reduce((s, seg) => s + seg.extentCount, 0);
+    for (const r of this.allocations.get(lvUuid) ?? []) {
+      segments.push({ ...r, logicalStart: next });
+      next += r.extentCount;
+    }
+    this.built.set(lvUuid, segments);
+    return segments;
+  }
 }
 
-function physicalAt(segments: readonly LinearSegment[], logical: number): string | undefined {
-  for (const s of segments) {
-    if (logical >= s.logicalStart && logical < s.logicalStart + s.extentCount) return `${s.pv}:${s.firstExtent + logical - s.logicalStart}`;
+/** "pv:pe" at logical extent `logical` of segments in logical order (binary search), or undefined. */
+export function physicalAt(segments: readonly LinearSegment[], logical: number): string | undefined {
+  let low = 0;
+  let high = segments.length - 1;
+  while (low <= high) {
+    const middle = (low + high) >> 1;
+    const s = segments[middle]!;
+    if (logical < s.logicalStart) high = middle - 1;
+    else if (logical >= s.logicalStart + s.extentCount) low = middle + 1;
+    else return `${s.pv}:${s.firstExtent + logical - s.logicalStart}`;
   }
   return undefined;
 }
 
-/** I3 for one acknowledged extend: its extents sit at the logical position the host used. */
-export function checkAck(ack: Ack, layout: readonly LinearSegment[]): void {
-  const count = ack.ranges.reduce((s, r) => s + r.extentCount, 0);
-  let logical = ack.extentCountAfter - count;
+/** Each extent an acknowledged extend gave: its logical position and "pv:pe". */
+export function ackExtents(ack: Ack): { logical: number; want: string }[] {
+  const out: { logical: number; want: string }[] = [];
+  let logical = ack.extentCountAfter - ack.ranges.reduce((s, r) => s + r.extentCount, 0);
   for (const r of ack.ranges) {
-    for (let i = 0; i < r.extentCount; i++, logical++) {
-      const found = physicalAt(layout, logical);
-      const want = `${r.pv}:${r.firstExtent + i}`;
-      if (found !== want) violated(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv}: logical extent ${logical} is ${found ?? 'missing'}, the host gave it ${want}`);
-    }
+    for (let i = 0; i < r.extentCount; i++, logical++) out.push({ logical, want: `${r.pv}:${r.firstExtent + i}` });
   }
+  return out;
+}
+
+/** I3 for one extent of an acknowledged extend: it sits at the logical position the host used. */
+export function checkAckExtent(ack: Ack, layout: readonly LinearSegment[], logical: number, want: string): void {
+  const found = physicalAt(layout, logical);
+  if (found !== want) violated(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv}: logical extent ${logical} is ${found ?? 'missing'}, the host gave it ${want}`);
 }
 
 /** I6 for one live host: each active LV's kernel table is metadata plus unreplayed segments. */
-export function checkTables(vg: VgMetadata, unreplayed: ReadonlyMap<string, UnreplayedOnDisk>, host: SimHost, dm: FakeDeviceMapper): void {
+export function checkTables(vg: VgMetadata, layouts: Layouts, host: SimHost, dm: FakeDeviceMapper): void {
   const pvs = new Map(vg.pvs.map((pv) => [pv.device, { devicePath: pv.device, peStartSectors: pv.peStartSectors }]));
   for (const lvName of host.allocator.status().activeLvs) {
-    const lv = vg.lvs.find((l) => l.name === lvName);
+    const lv = thinlvOf(vg).thinLvs.get(lvName)?.lv ?? vg.lvs.find((l) => l.name === lvName);
     if (lv === undefined) continue;
-    const layout = fullLayout(vg, unreplayed, lv.uuid)!;
+    const layout = layouts.of(lv.uuid)!;
     const expected = formatDmTable(linearTable(layout, pvs, vg.extentSizeSectors));
     const live = dm.liveTableText(dmName(vg.name, lvName));
     if (live !== expected) violated(`I6: ${host.deps.host}'s table of ${lvName} is\n${live ?? '(none)'}\nbut metadata plus unreplayed records give\n${expected}`);

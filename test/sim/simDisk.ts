@@ -56,7 +56,8 @@ export class SimPv {
     return out;
   }
 
-  private landSector(absolute: number, sector: Uint8Array): void {
+  /** Lands `bytes` at `absolute`; they must lie inside one page. */
+  private land(absolute: number, bytes: Uint8Array): void {
     const index = Math.floor(absolute / PAGE_BYTES);
     let page = this.pages.get(index);
     if (page === undefined) {
@@ -66,17 +67,23 @@ export class SimPv {
       page = page.slice();
       this.pages.set(index, page);
     }
-    page.set(sector, absolute - index * PAGE_BYTES);
+    page.set(bytes, absolute - index * PAGE_BYTES);
   }
 
   /** Writes whole sectors; `sectors` (indexes into `data`) limits which land. */
   write(offsetBytes: number, data: Uint8Array, sectors?: readonly number[]): void {
     this.writeCount += 1;
     if (sectors === undefined) {
-      for (let at = 0; at < data.length; at += SECTOR) this.landSector(offsetBytes + at, data.subarray(at, at + SECTOR));
+      // A write that lands whole is copied a page at a time (sectors are page-aligned: pages are 1 MiB).
+      for (let at = 0; at < data.length; ) {
+        const absolute = offsetBytes + at;
+        const take = Math.min(PAGE_BYTES - (absolute % PAGE_BYTES), data.length - at);
+        this.land(absolute, data.subarray(at, at + take));
+        at += take;
+      }
     } else {
       this.tornWriteCount += 1;
-      for (const sector of sectors) this.landSector(offsetBytes + sector * SECTOR, data.subarray(sector * SECTOR, (sector + 1) * SECTOR));
+      for (const sector of sectors) this.land(offsetBytes + sector * SECTOR, data.subarray(sector * SECTOR, (sector + 1) * SECTOR));
     }
   }
 

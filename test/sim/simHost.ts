@@ -18,13 +18,13 @@ import { grantFollower } from '../../src/host/grantFollower.js';
 import { leasedJournal } from '../../src/host/leasedJournal.js';
 import { unreplayedRecords } from '../../src/host/unreplayedRecords.js';
 import { createLogger } from '../../src/log.js';
-import { readVgReport } from '../../src/lvm/readVgReport.js';
 import type { LvmRunner } from '../../src/lvm/runLvm.js';
 import { linearSegments, type VgLayout } from '../../src/metadata/vgModel.js';
 import type { HeldLease } from '../../src/ownership/index.js';
 import type { JournalRecord } from '../../src/records/records.js';
 import { ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js';
 import type { ActiveLv, HostState } from '../../src/state/hostState.js';
+import type { SharedReports } from './sharedReports.js';
 import type { SimKernel, SimProcess } from './simKernel.js';
 
 export const silentLog = createLogger('silent');
@@ -71,6 +71,8 @@ export interface SimHostDeps {
   readonly proc: SimProcess;
   readonly kernel: SimKernel;
   readonly lvm: LvmRunner;
+  /** Reads metadata through `lvm` (see sharedReports.ts). */
+  readonly reports: SharedReports;
   readonly regions: RegionOpener;
   /** This host machine's kernel device-mapper: outlives the daemon. */
   readonly dm: FakeDeviceMapper;
@@ -90,6 +92,8 @@ const MAX_START_METADATA_READS = 10;
 
 export class SimHost {
   pendingOps = 0;
+  /** Operations started on each LV and not yet settled (the simulator bounds the queue per LV). */
+  readonly pendingByLv = new Map<string, number>();
   halted: string | undefined;
 
   private constructor(
@@ -119,7 +123,7 @@ export class SimHost {
   private static async open(deps: SimHostDeps): Promise<SimHost> {
     const { vgName, host, kernel, proc } = deps;
     const readLayout = async () => {
-      const vg = await readVgReport(deps.lvm, vgName);
+      const vg = await deps.reports.read(deps.lvm, vgName);
       const info = readThinlvVg(vg).hosts.get(host);
       if (info === undefined) throw new ThinlvError('UNKNOWN_HOST', `host ${host} is not a member of ${vgName}`, { host });
       return { vg, info };
@@ -203,7 +207,7 @@ export class SimHost {
       if (simHost !== undefined) simHost.halted ??= reason;
     };
     refreshImpl = async () => {
-      const fresh = await readVgReport(deps.lvm, vgName);
+      const fresh = await deps.reports.read(deps.lvm, vgName);
       const freshInfo = readThinlvVg(fresh).hosts.get(host);
       if (freshInfo === undefined || freshInfo.journalLv.uuid !== journalLocation.ringId) {
         halt('removed');

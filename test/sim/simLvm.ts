@@ -77,7 +77,10 @@ const segmentRanges = (lv: LvMetadata) => lv.segments.flatMap((s) => s.stripes.m
 
 export class SimLvm {
   private vg: VgMetadata;
+  /** The VG's text as LVM holds it (what vgcfgbackup writes), and its fullreport output: both change only at a restore. */
+  private text: string;
   private textBytes: number;
+  private reportJson: string | undefined;
   /** lvm commands run, by command name. */
   readonly calls = new Map<string, number>();
 
@@ -87,7 +90,8 @@ export class SimLvm {
     readonly metadataAreaBytes: number,
   ) {
     this.vg = initial;
-    this.textBytes = Buffer.byteLength(printVgMetadata(initial));
+    this.text = printVgMetadata(initial);
+    this.textBytes = Buffer.byteLength(this.text);
   }
 
   /** The VG as LVM holds it now (for the checker: it reads what LVM holds, not what thinlv thinks). */
@@ -138,7 +142,9 @@ export class SimLvm {
       throw new UnexpectedLvmCall(`unexpected fullreport arguments (a report must be read-only, with FULLREPORT_ARGS): ${args.join(' ')}`);
     }
     this.vgNameArg('fullreport', args);
-    return { stdout: JSON.stringify(this.report()), stderr: '', exitCode: 0 };
+    // Hosts read far more often than the master commits: one report per metadata version.
+    this.reportJson ??= JSON.stringify(this.report());
+    return { stdout: this.reportJson, stderr: '', exitCode: 0 };
   }
 
   private report(): unknown {
@@ -205,7 +211,7 @@ export class SimLvm {
 
   private vgcfgbackup(args: readonly string[]): LvmResult {
     const file = this.fileArg('vgcfgbackup', args, [['--nolocking', '-f', '*', '*'], ['-f', '*', '*']]);
-    writeFileSync(file, printVgMetadata(this.vg), { mode: 0o600 });
+    writeFileSync(file, this.text, { mode: 0o600 });
     return { stdout: `  Volume group "${this.vg.name}" successfully backed up.\n`, stderr: '', exitCode: 0 };
   }
 
@@ -226,8 +232,12 @@ export class SimLvm {
     if (bytes > this.metadataAreaBytes / 2) {
       this.fail('vgcfgrestore', args, `  VG ${next.name} ${next.seqno} metadata on ${next.pvs[0]!.device} (${bytes} bytes) too large for circular buffer (${this.metadataAreaBytes / 2} bytes with ${this.textBytes} used)\n  Failed to write VG ${next.name}.\n  Restore failed.\n`);
     }
+    // What LVM holds is what it reads back from the text it wrote (parsed again, not the
+    // parsed file with a new seqno), so a text that does not print back as it parsed shows.
     this.vg = parseVgMetadata(nextText);
+    this.text = nextText;
     this.textBytes = bytes;
+    this.reportJson = undefined;
     return { stdout: `  Restored volume group ${next.name}.\n`, stderr: '', exitCode: 0 };
   }
 
@@ -242,9 +252,10 @@ export class SimLvm {
     for (const tag of next.tags) if (invalidTagReason(tag)) return `Invalid tag ${tag} on VG ${next.name}`;
     const names = new Set<string>();
     const uuids = new Set<string>();
-    const owner = new Map<string, string>();
     const pvs = new Map(next.pvs.map((pv) => [pv.device, pv]));
-    for (const lv of next.lvs) {
+    // Which LV (index + 1) holds each PE of each PV; 0 is free.
+    const owner = new Map(next.pvs.map((pv) => [pv.device, new Int32Array(pv.peCount)]));
+    for (const [lvIndex, lv] of next.lvs.entries()) {
       if (invalidNameReason(lv.name, 'LV')) return `Logical volume name "${lv.name}" is invalid`;
       if (names.has(lv.name)) return `Duplicate LV name ${lv.name} detected`;
       if (uuids.has(lv.uuid)) return `Duplicate LV id ${lv.uuid} detected for ${lv.name}`;
@@ -261,11 +272,11 @@ export class SimLvm {
       for (const range of segmentRanges(lv)) {
         const pv = pvs.get(range.pv);
         if (pv === undefined || range.firstExtent + range.extentCount > pv.peCount) return `LV ${lv.name} extends past the end of PV ${range.pv}: PV segments corrupted`;
+        const owners = owner.get(range.pv)!;
         for (let pe = range.firstExtent; pe < range.firstExtent + range.extentCount; pe++) {
-          const key = `${range.pv}:${pe}`;
-          const other = owner.get(key);
-          if (other !== undefined) return `PV segment ${range.pv}:${pe} is allocated to both ${other} and ${lv.name}: PV segments corrupted`;
-          owner.set(key, lv.name);
+          const other = owners[pe]!;
+          if (other !== 0) return `PV segment ${range.pv}:${pe} is allocated to both ${next.lvs[other - 1]!.name} and ${lv.name}: PV segments corrupted`;
+          owners[pe] = lvIndex + 1;
         }
       }
     }

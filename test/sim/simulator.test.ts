@@ -3,7 +3,8 @@
 // crashes, torn writes and fault points, checking the invariants after every step.
 // Longer runs: `npm run sim -- --seed S --steps N`.
 
-import { describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { useTmpfsScratch } from './scratchDir.js';
 import { runSimulation, SimFailure, type SimOptions } from './simulator.js';
 
 const STEPS = 200;
@@ -19,6 +20,12 @@ async function run(options: SimOptions) {
 }
 
 describe('simulator', () => {
+  let restoreTmpdir: () => void = () => undefined;
+  beforeAll(() => {
+    restoreTmpdir = useTmpfsScratch();
+  });
+  afterAll(() => restoreTmpdir());
+
   test('one seed gives the same run twice (same trace hash)', async () => {
     const first = await run({ seed: 11, steps: 80 });
     const second = await run({ seed: 11, steps: 80 });

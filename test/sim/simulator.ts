@@ -29,8 +29,10 @@ import { planReplay } from '../../src/replay/planReplay.js';
 import { hostLvNames } from '../../src/format/thinlvVg.js';
 import { ringLocation } from '../../src/rings/ringRegions.js';
 import { Prng } from './prng.js';
-import { type CheckerReaders, checkAck, checkExtents, checkPools, checkTables, fullLayout, InvariantViolation, readUnreplayed, type Ack } from './checks.js';
+import { AckLedger } from './ackLedger.js';
+import { type CheckerReaders, checkExtents, checkPools, checkTables, freeExtentCountOf, InvariantViolation, Layouts, readUnreplayed, thinlvOf } from './checks.js';
 import { SimPv, simRegionOpener, type WritePlan } from './simDisk.js';
+import { SharedReports } from './sharedReports.js';
 import { SimHost, SimHostStateStore, silentLog } from './simHost.js';
 import { drainMicrotasks, SimCrash, SimKernel, SimProcess } from './simKernel.js';
 import { initialVgMetadata, SimLvm, UnexpectedLvmCall } from './simLvm.js';
@@ -63,6 +65,8 @@ export interface SimOptions {
   readonly quantumExtents?: number;
   /** Most extends one "extend" step starts (a burst across hosts). */
   readonly extendBurst?: number;
+  /** Weight of a scheduled master pass among the step kinds (an extend burst weighs 40; the daemon's poll, which passes when a host waits or runs low, 6). */
+  readonly passWeight?: number;
   /** Wall-clock budget; the run stops early (reporting how far it got). */
   readonly maxWallMs?: number;
 }
@@ -112,6 +116,13 @@ const INITIAL_HOSTS = ['h1', 'h2', 'h3'];
 const SPARE_HOST_NAMES = ['h4', 'h5'];
 const MAX_THIN_LVS = 24;
 const TRACE_KEPT = 40;
+/**
+ * Operations one host keeps queued on one LV at most. A VM's disk driver waits for each
+ * extend before it asks again; without a bound, bursts queue thousands of extends on one
+ * LV, each waiting out a full VG in turn, the LV's deactivation waits behind them, and the
+ * run stops extending (and checking dm tables, which needs a quiet host).
+ */
+const MAX_QUEUED_OPS_PER_LV = 3;
 
 /** Error codes an operation may legitimately end with; anything else is a bug the simulator reports. */
 const EXPECTED_CODES = new Set([
@@ -147,6 +158,7 @@ export class Simulator {
   readonly pvs: Map<string, SimPv>;
   readonly lvm: SimLvm;
   readonly states = new SimHostStateStore();
+  readonly reports = new SharedReports();
   readonly dms = new Map<string, FakeDeviceMapper>();
   readonly hosts = new Map<string, HostSlot>();
   master: SimMaster | undefined;
@@ -161,8 +173,7 @@ export class Simulator {
   private readonly hash = createHash('sha256');
   private failure: string | undefined;
   private inMasterPoint = false;
-  private acks: Ack[] = [];
-  private retired: Ack[] = [];
+  private readonly acks = new AckLedger();
   private readonly removalAttempted = new Set<string>();
   private lvSerial = 0;
   private readonly unfinishedAdds = new Set<string>();
@@ -180,6 +191,7 @@ export class Simulator {
       quietCheckEvery: 200,
       workaroundStaleGrant: false,
       extendBurst: 6,
+      passWeight: 9,
       oneOffExtendChance: 0.01,
       bigExtendChance: 0.03,
       quantumExtents: QUANTUM_EXTENTS,
@@ -315,8 +327,9 @@ export class Simulator {
       }
       const count = this.prng.between(1, 4);
       for (let i = 0; i < count; i++) {
-        if (this.prng.chance(0.75)) this.startExtend();
-        else this.startPoll();
+        if (this.prng.chance(0.75)) {
+          if (!this.startExtend()) break;
+        } else this.startPoll();
       }
       await drainMicrotasks();
     } finally {
@@ -353,6 +366,7 @@ export class Simulator {
         proc,
         kernel: this.kernel,
         lvm: this.lvm.runner(proc, this.kernel, { readOnly: true }),
+        reports: this.reports,
         regions: simRegionOpener(this.pvs, proc, this.kernel, this.writePlan),
         dm: this.dmOf(name),
         states: this.states,
@@ -373,15 +387,23 @@ export class Simulator {
 
   // ---- host operations (left running; they settle in microtasks or wait on the clock) ----
 
-  private hostOp<T>(host: SimHost, what: string, run: () => Promise<T>, done: (value: T) => string): void {
+  private hostOp<T>(host: SimHost, what: string, run: () => Promise<T>, done: (value: T) => string, lv?: string): void {
     host.pendingOps += 1;
+    if (lv !== undefined) host.pendingByLv.set(lv, (host.pendingByLv.get(lv) ?? 0) + 1);
+    const settled = () => {
+      host.pendingOps -= 1;
+      if (lv === undefined) return;
+      const left = host.pendingByLv.get(lv)! - 1;
+      if (left === 0) host.pendingByLv.delete(lv);
+      else host.pendingByLv.set(lv, left);
+    };
     run().then(
       (value) => {
-        host.pendingOps -= 1;
+        settled();
         this.note(`${what} -> ${done(value)}`);
       },
       (error: unknown) => {
-        host.pendingOps -= 1;
+        settled();
         const code = this.codeOf(error, what, host.proc);
         if (what.includes(' extend ')) this.stats.extendsRefused[code] = (this.stats.extendsRefused[code] ?? 0) + 1;
         this.note(`${what} -> ${code}`);
@@ -390,19 +412,21 @@ export class Simulator {
   }
 
   private thinLvNames(): string[] {
-    return [...readThinlvVg(this.lvm.metadata).thinLvs.keys()];
+    return [...thinlvOf(this.lvm.metadata).thinLvs.keys()];
   }
 
-  private startExtend(): void {
+  /** Starts one extend; false when no active LV has room (the burst stops: it started an activation instead). */
+  private startExtend(): boolean {
     const hosts = this.liveHosts().filter((h) => h.halted === undefined);
-    if (hosts.length === 0) return;
+    if (hosts.length === 0) return false;
     const all = this.thinLvNames();
-    if (all.length === 0) return;
+    if (all.length === 0) return false;
     // A storage manager stops growing an LV at its virtual size (each refused extend costs
     // the host a metadata read): extend only LVs with room, mostly.
-    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    const thin = thinlvOf(this.lvm.metadata).thinLvs;
     const roomy = (host: SimHost) =>
       host.allocator.status().activeLvs.filter((lv) => {
+        if (!this.hasRoomInQueue(host, lv)) return false;
         const virtualExtents = (thin.get(lv)?.virtualBytes ?? 0) / EXTENT_BYTES;
         try {
           return host.allocator.segmentsOf(lv).reduce((sum, seg) => sum + seg.extentCount, 0) + 2 <= virtualExtents;
@@ -412,20 +436,27 @@ export class Simulator {
       });
     const withActive = hosts.filter((h) => roomy(h).length > 0);
     if (withActive.length === 0) {
-      if (this.prng.chance(0.5)) this.startActivate();
-      else this.startDeactivate();
-      return;
+      // No active LV has room: a VM starts on a disk that has (full ones are deactivated by
+      // the "deactivate" step, which picks them first, and then removed).
+      this.startActivate();
+      return false;
     }
     const oneOff = this.prng.chance(this.o.oneOffExtendChance);
     const host = this.prng.pick(oneOff ? hosts : withActive);
     const lv = oneOff ? this.prng.pick(all) : this.prng.pick(roomy(host));
+    if (!this.hasRoomInQueue(host, lv)) return true;
     const extents = this.prng.chance(1 - this.o.bigExtendChance) ? this.prng.between(1, 2) : this.prng.between(this.o.quantumExtents, 2 * this.o.quantumExtents);
     const what = `${host.proc} extend ${lv} +${extents}`;
     const journalRingId = host.journalRingId;
     this.hostOp(host, what, () => host.allocator.extendBy(lv, extents * EXTENT_BYTES), (result: ExtendResult) => {
       if (result.seq !== null && result.extentsGranted > 0) this.acknowledge(host, journalRingId, result);
       return `ok seq ${result.seq} size ${result.sizeBytes / EXTENT_BYTES}`;
-    });
+    }, lv);
+    return true;
+  }
+
+  private hasRoomInQueue(host: SimHost, lv: string): boolean {
+    return (host.pendingByLv.get(lv) ?? 0) < MAX_QUEUED_OPS_PER_LV;
   }
 
   private acknowledge(host: SimHost, journalRingId: string, result: ExtendResult): void {
@@ -435,7 +466,7 @@ export class Simulator {
       return;
     }
     const byUuid = new Map(this.lvm.metadata.pvs.map((pv) => [pv.uuid, pv.device]));
-    this.acks.push({
+    this.acks.add({
       host: host.deps.host,
       journalRingId,
       seq: result.seq!,
@@ -457,24 +488,41 @@ export class Simulator {
 
   private startActivate(): void {
     const hosts = this.liveHosts().filter((h) => h.halted === undefined);
-    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    const thin = thinlvOf(this.lvm.metadata).thinLvs;
     if (hosts.length === 0 || thin.size === 0) return;
     const host = this.prng.pick(hosts);
-    const free = [...thin].filter(([, t]) => t.owner === undefined).map(([name]) => name);
-    const lv = free.length > 0 && this.prng.chance(0.9) ? this.prng.pick(free) : this.prng.pick([...thin.keys()]);
-    this.hostOp(host, `${host.proc} activate ${lv}`, () => host.allocator.activate(lv), (table) => `ok ${table.length} lines`);
+    // Mostly an LV nobody holds that has room to grow: a storage manager starts a VM on a
+    // disk, not on one that reached its virtual size (that one waits for lvremove).
+    const free = [...thin].filter(([, t]) => t.owner === undefined && t.virtualBytes / EXTENT_BYTES - lvExtentCount(t.lv) >= 2).map(([name]) => name);
+    // Sometimes any LV (one held elsewhere must be refused); not over and over when none is free.
+    const any = this.prng.chance(0.1);
+    if (free.length === 0 && !any) return;
+    const lv = any ? this.prng.pick([...thin.keys()]) : this.prng.pick(free);
+    if (!this.hasRoomInQueue(host, lv)) return;
+    this.hostOp(host, `${host.proc} activate ${lv}`, () => host.allocator.activate(lv), (table) => `ok ${table.length} lines`, lv);
+  }
+
+  /**
+   * LVs a host could be asked to deactivate: its active ones, and those it holds without a
+   * table (an activation that failed after its claim was granted, or a crash inside one,
+   * leaves the LV held: by design, since a held LV may still be live in device-mapper).
+   * A storage manager detaching the disk deactivates it there, which releases it.
+   */
+  private heldLvs(host: SimHost): string[] {
+    const held = [...thinlvOf(this.lvm.metadata).thinLvs.keys()].filter((lv) => host.allocator.owns(lv));
+    return [...new Set([...host.allocator.status().activeLvs, ...held])].sort();
   }
 
   private startDeactivate(): void {
-    const hosts = this.liveHosts().filter((h) => h.allocator.status().activeLvs.length > 0);
+    const hosts = this.liveHosts().filter((h) => this.heldLvs(h).length > 0);
     if (hosts.length === 0) return;
     const host = this.prng.pick(hosts);
     // Mostly the LV with least room left: it is done growing, and its space can be reclaimed.
-    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    const thin = thinlvOf(this.lvm.metadata).thinLvs;
     const room = (name: string) => { const t = thin.get(name); return t === undefined ? 0 : t.virtualBytes / EXTENT_BYTES - lvExtentCount(t.lv); };
-    const active = [...host.allocator.status().activeLvs].sort((a, b) => room(a) - room(b));
-    const lv = this.prng.chance(0.7) ? active[0]! : this.prng.pick(active);
-    this.hostOp(host, `${host.proc} deactivate ${lv}`, () => host.allocator.deactivate(lv), () => 'ok');
+    const held = this.heldLvs(host).sort((a, b) => room(a) - room(b) || (a < b ? -1 : 1));
+    const lv = this.prng.chance(0.7) ? held[0]! : this.prng.pick(held);
+    this.hostOp(host, `${host.proc} deactivate ${lv}`, () => host.allocator.deactivate(lv), () => 'ok', lv);
   }
 
   private startRefresh(): void {
@@ -506,6 +554,20 @@ export class Simulator {
     }, passText);
   }
 
+  /** The daemon between passes (src/cli/commands/master.ts): poll the journals, pass at once if a host waits or ran low. */
+  private async masterPoll(): Promise<void> {
+    const master = this.master;
+    if (master === undefined || !master.proc.alive) return;
+    let wanted: boolean;
+    try {
+      wanted = await master.session.passWanted();
+    } catch (error) {
+      this.note(`${master.proc} poll -> ${this.codeOf(error, `${master.proc} poll`, master.proc)}`);
+      return;
+    }
+    if (wanted) await this.pass();
+  }
+
   private async secondMasterPass(where: string): Promise<void> {
     if (this.secondMaster === undefined || !this.secondMaster.proc.alive) this.secondMaster = this.newMaster('master2');
     const second = this.secondMaster;
@@ -531,10 +593,19 @@ export class Simulator {
   }
 
   private async removeLv(): Promise<void> {
-    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    const thin = thinlvOf(this.lvm.metadata).thinLvs;
     if (thin.size === 0) return;
     // Mostly the biggest LV nobody holds; sometimes any (a held one must be refused).
     const unowned = [...thin].filter(([, t]) => t.owner === undefined).sort(([, a], [, b]) => lvExtentCount(b.lv) - lvExtentCount(a.lv));
+    if (unowned.length === 0 && this.vgShort() && this.prng.chance(0.85)) {
+      // Every LV is held and the VG is full: a storage manager deleting a disk detaches it first.
+      const biggest = [...thin].sort(([, a], [, b]) => lvExtentCount(b.lv) - lvExtentCount(a.lv))[0]![1];
+      const holder = this.liveHosts().find((h) => h.deps.host === biggest.owner && h.halted === undefined);
+      if (holder !== undefined && this.hasRoomInQueue(holder, biggest.lv.name)) {
+        this.hostOp(holder, `${holder.proc} deactivate ${biggest.lv.name}`, () => holder.allocator.deactivate(biggest.lv.name), () => 'ok', biggest.lv.name);
+        return;
+      }
+    }
     const name = unowned.length > 0 && this.prng.chance(0.85) ? unowned[0]![0] : this.prng.pick([...thin.keys()]);
     const uuid = thin.get(name)!.lv.uuid;
     this.removalAttempted.add(uuid);
@@ -545,8 +616,14 @@ export class Simulator {
     }, () => 'ok');
   }
 
+  /** Less than a tenth of the VG is free in metadata (host pools not counted): time to delete disks. */
+  private vgShort(): boolean {
+    const vg = this.lvm.metadata;
+    return freeExtentCountOf(vg) * 10 < vg.pvs.reduce((sum, pv) => sum + pv.peCount, 0);
+  }
+
   private async resizeLv(): Promise<void> {
-    const thin = readThinlvVg(this.lvm.metadata).thinLvs;
+    const thin = thinlvOf(this.lvm.metadata).thinLvs;
     if (thin.size === 0) return;
     // Mostly the LV nearest its virtual size (what a storage manager grows next).
     const byHeadroom = [...thin].sort(([, a], [, b]) => a.virtualBytes / EXTENT_BYTES - lvExtentCount(a.lv) - (b.virtualBytes / EXTENT_BYTES - lvExtentCount(b.lv)));
@@ -557,18 +634,18 @@ export class Simulator {
   }
 
   private async addSpareHost(): Promise<void> {
-    const members = readThinlvVg(this.lvm.metadata).hosts;
+    const members = thinlvOf(this.lvm.metadata).hosts;
     const name = [...this.unfinishedAdds].sort()[0] ?? SPARE_HOST_NAMES.find((h) => !members.has(h));
     this.unfinishedAdds.delete(name ?? '');
     if (name === undefined) return;
     await this.masterOp(`host add ${name}`, (m) => addHost(m.deps, VG, name), () => 'ok');
-    if (readThinlvVg(this.lvm.metadata).hosts.has(name) && !this.hosts.has(name)) this.hosts.set(name, { live: undefined, incarnation: 0, downUntilStep: this.step + 1 });
+    if (thinlvOf(this.lvm.metadata).hosts.has(name) && !this.hosts.has(name)) this.hosts.set(name, { live: undefined, incarnation: 0, downUntilStep: this.step + 1 });
   }
 
   private bitFlip(): void {
     // Grants rings only: a flipped bit in an acknowledged, unreplayed journal record is data
     // loss no design can undo; in a grants ring it must cost at most a skipped or re-sent grant.
-    const hosts = [...readThinlvVg(this.lvm.metadata).hosts.keys()];
+    const hosts = [...thinlvOf(this.lvm.metadata).hosts.keys()];
     if (hosts.length === 0) return;
     const host = this.prng.pick(hosts);
     const location = ringLocation(this.lvm.metadata, hostLvNames(host).grants);
@@ -602,14 +679,15 @@ export class Simulator {
     const masterUp = this.master !== undefined && this.master.proc.alive;
     const action = this.prng.weighted({
       extend: 40,
-      pass: masterUp ? 9 : 0,
+      pass: masterUp ? this.o.passWeight : 0,
+      masterPoll: masterUp ? 6 : 0,
       clock: 10,
       poll: 10,
       refresh: 2,
       activate: 5,
       deactivate: 3,
       lvcreate: masterUp ? 2.5 : 0,
-      lvremove: masterUp ? 2 : 0,
+      lvremove: masterUp ? (this.vgShort() ? 8 : 2) : 0,
       lvresize: masterUp ? 3 : 0,
       hostCrash: 0.4,
       masterCrash: masterUp ? 0.2 : 0,
@@ -621,11 +699,14 @@ export class Simulator {
     switch (action) {
       case 'extend': {
         const count = this.prng.between(1, this.o.extendBurst);
-        for (let i = 0; i < count; i++) this.startExtend();
+        for (let i = 0; i < count && this.startExtend(); i++);
         break;
       }
       case 'pass':
         await this.pass();
+        break;
+      case 'masterPoll':
+        await this.masterPoll();
         break;
       case 'clock':
         await this.kernel.advance(this.prng.chance(1 - this.o.longClockJumpChance) ? this.prng.between(5, 300) : this.prng.between(1_000, 6_000));
@@ -707,36 +788,11 @@ export class Simulator {
     checkExtents(vg, unreplayed);
     const live = this.liveHosts();
     checkPools(vg, unreplayed, live);
+    const layouts = new Layouts(vg, unreplayed);
     for (const host of live) {
-      if (host.pendingOps === 0 && host.halted === undefined) checkTables(vg, unreplayed, host, this.dmOf(host.deps.host));
+      if (host.pendingOps === 0 && host.halted === undefined) checkTables(vg, layouts, host, this.dmOf(host.deps.host));
     }
-    const keep: Ack[] = [];
-    const lvByUuid = new Map(vg.lvs.map((lv) => [lv.uuid, lv]));
-    for (const ack of this.acks) {
-      const onDisk = unreplayed.get(ack.host);
-      const replayed = onDisk !== undefined && onDisk.journalRingId === ack.journalRingId && ack.seq <= onDisk.appliedSeq;
-      if (!lvByUuid.has(ack.lvUuid)) {
-        if (this.removalAttempted.has(ack.lvUuid) && replayed) continue;
-        this.fail(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv} is lost: the LV is gone${replayed ? '' : ' and the record was never replayed'}`);
-      }
-      if (onDisk === undefined || onDisk.journalRingId !== ack.journalRingId) this.fail(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv}: its host's journal is gone before the record was replayed`);
-      checkAck(ack, fullLayout(vg, unreplayed, ack.lvUuid)!);
-      if (replayed) this.retired.push(ack);
-      else keep.push(ack);
-    }
-    this.acks = keep;
-    if (full) {
-      const kept: Ack[] = [];
-      for (const ack of this.retired) {
-        if (!lvByUuid.has(ack.lvUuid)) {
-          if (this.removalAttempted.has(ack.lvUuid)) continue;
-          this.fail(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv} is lost: the LV is gone`);
-        }
-        checkAck(ack, fullLayout(vg, unreplayed, ack.lvUuid)!);
-        kept.push(ack);
-      }
-      this.retired = kept;
-    }
+    this.acks.check(layouts, unreplayed, this.removalAttempted, full);
   }
 
   /** Once quiet: passes converge, and one more pass changes nothing. */

@@ -14,6 +14,7 @@ import { addHost } from '../../src/master/hostMembership.js';
 import { MasterSession, runPass, type MasterDeps } from '../../src/master/replayPass.js';
 import { createThinLv } from '../../src/master/thinLvs.js';
 import { linearSegments } from '../../src/metadata/vgModel.js';
+import { SharedReports } from './sharedReports.js';
 import { SimPv, simRegionOpener } from './simDisk.js';
 import { SimHost, SimHostStateStore, silentLog } from './simHost.js';
 import { SimKernel, SimProcess } from './simKernel.js';
@@ -45,7 +46,7 @@ describe('stale grant snapshot', () => {
     await runPass(deps, session, VG); // grant generation 1: 16 extents
     const hostProc = new SimProcess('h1', 'host', 1);
     const host = await SimHost.start({
-      vgName: VG, host: 'h1', proc: hostProc, kernel, lvm: lvm.runner(hostProc, kernel, { readOnly: true }),
+      vgName: VG, host: 'h1', proc: hostProc, kernel, lvm: lvm.runner(hostProc, kernel, { readOnly: true }), reports: new SharedReports(),
       regions: simRegionOpener(pvs, hostProc, kernel, () => undefined), dm: new FakeDeviceMapper(), states: new SimHostStateStore(),
       faults: noFaults, outOfSpaceWaitMs: 2000, claimWaitMs: 3000,
     });
