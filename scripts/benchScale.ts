@@ -36,7 +36,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BlockRegion } from '../journal/index.js';
 import { chooseExtents } from '../src/extent/chooseExtents.js';
 import { ExtentSet } from '../src/extent/extentSet.js';
 import { noFaults } from '../src/faults.js';
@@ -53,6 +52,7 @@ import { formatVg } from '../src/master/formatVg.js';
 import { addHost } from '../src/master/hostMembership.js';
 import { MasterSession, runPass, type MasterDeps, type PassResult } from '../src/master/replayPass.js';
 import { fileRegionOpener, type RegionOpener } from '../src/rings/ringRegions.js';
+import { observedRegions } from '../test/fixtures/observedRegions.js';
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG, type LoopVg } from '../test/fixtures/loopVg.js';
 import { percentile, round1 } from './benchStats.js';
 import { ScaleHost } from './scaleHosts.js';
@@ -126,30 +126,16 @@ interface IoCount {
 }
 
 function countingRegions(inner: RegionOpener, io: IoCount): RegionOpener {
-  const timed = async <T>(bytes: number, run: () => Promise<T>): Promise<T> => {
+  return observedRegions(inner, async (call, run) => {
     if (io.inFlight++ === 0) io.busySinceMs = performance.now();
     try {
       return await run();
     } finally {
       if (--io.inFlight === 0) io.ms += performance.now() - io.busySinceMs;
-      io.bytes += bytes;
+      io.bytes += call.bytes;
       io.calls += 1;
     }
-  };
-  return {
-    async open(location) {
-      const region = await inner.open(location);
-      const wrapped: BlockRegion = {
-        sizeBytes: region.sizeBytes,
-        description: region.description,
-        allocateBuffer: (length) => region.allocateBuffer(length),
-        read: (offset, length) => timed(length, () => region.read(offset, length)),
-        write: (offset, data) => timed(data.length, () => region.write(offset, data)),
-        close: () => region.close(),
-      };
-      return wrapped;
-    },
-  };
+  });
 }
 
 interface PassSample {

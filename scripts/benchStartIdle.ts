@@ -18,7 +18,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BlockRegion } from '../journal/index.js';
 import { chooseExtents } from '../src/extent/chooseExtents.js';
 import { ExtentSet } from '../src/extent/extentSet.js';
 import { FakeDeviceMapper } from '../src/dm/fakeDeviceMapper.js';
@@ -34,6 +33,7 @@ import { extentSizeBytes, type VgMetadata } from '../src/metadata/vgModel.js';
 import { formatVg } from '../src/master/formatVg.js';
 import { addHost } from '../src/master/hostMembership.js';
 import { MasterSession, runPass, type MasterDeps } from '../src/master/replayPass.js';
+import { observedRegions } from '../test/fixtures/observedRegions.js';
 import { fileRegionOpener, type RegionOpener } from '../src/rings/ringRegions.js';
 import { HostState, openStateDb } from '../src/state/index.js';
 import { TEST_LVM_CONFIG, uniqueVgName } from '../test/fixtures/loopVg.js';
@@ -91,7 +91,7 @@ class IoLedger {
   }
 
   wrap(inner: RegionOpener): RegionOpener {
-    return {
+    const timedOpens: RegionOpener = {
       open: async (location) => {
         const started = performance.now();
         const region = await inner.open(location);
@@ -101,32 +101,24 @@ class IoLedger {
         e.ms += opened;
         this.total.opens += 1;
         this.total.ms += opened;
-        const timed = async <T>(bytes: number, run: () => Promise<T>): Promise<T> => {
-          const at = performance.now();
-          this.begin();
-          try {
-            return await run();
-          } finally {
-            this.end();
-            const ms = performance.now() - at;
-            for (const t of [e, this.total]) {
-              t.calls += 1;
-              t.bytes += bytes;
-              t.ms += ms;
-            }
-          }
-        };
-        const wrapped: BlockRegion = {
-          sizeBytes: region.sizeBytes,
-          description: region.description,
-          allocateBuffer: (length) => region.allocateBuffer(length),
-          read: (offset, length) => timed(length, () => region.read(offset, length)),
-          write: (offset, data) => timed(data.length, () => region.write(offset, data)),
-          close: () => region.close(),
-        };
-        return wrapped;
+        return region;
       },
     };
+    return observedRegions(timedOpens, async (call, run) => {
+      const at = performance.now();
+      this.begin();
+      try {
+        return await run();
+      } finally {
+        this.end();
+        const ms = performance.now() - at;
+        for (const t of [this.entry(call.location.ringId), this.total]) {
+          t.calls += 1;
+          t.bytes += call.bytes;
+          t.ms += ms;
+        }
+      }
+    });
   }
 }
 

@@ -163,11 +163,6 @@ export function reportFromPvs(pvs: readonly DevicePv[], vgName: string): VgRepor
   };
 }
 
-export interface DiskReadOptions {
-  /** Where reports computed from a text are kept for the next reader (vgReportCache.ts); undefined: the system's. */
-  readonly cacheDir?: string;
-}
-
 /** Every PV on `devices`; a device that cannot be read is a miss. */
 async function readPvs(devices: readonly string[]): Promise<DevicePv[]> {
   const pvs: DevicePv[] = [];
@@ -202,12 +197,12 @@ export async function readVgMetadataFromDisk(devices: readonly string[], vgName:
 }
 
 /** `vgName` read from `devices` (every PV of the VG among them); throws DiskMetadataMiss when lvm must answer. */
-export async function readVgFromDisk(devices: readonly string[], vgName: string, options: DiskReadOptions = {}): Promise<VgReport> {
+export async function readVgFromDisk(devices: readonly string[], vgName: string): Promise<VgReport> {
   const pvs = await readPvs(devices);
   const key = cacheKeyOf(pvs);
-  const cached = await readCachedReport(vgName, key, options.cacheDir);
+  const cached = await readCachedReport(vgName, key);
   if (cached !== undefined) return cached;
   const report = missOnError(() => reportFromPvs(pvs, vgName));
-  await writeCachedReport(vgName, key, report, options.cacheDir);
+  await writeCachedReport(vgName, key, report);
   return report;
 }

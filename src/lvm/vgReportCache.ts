@@ -38,13 +38,13 @@ export function cacheKeyOf(pvs: readonly DevicePv[]): string {
   return JSON.stringify(parts);
 }
 
-const fileOf = (dir: string, vgName: string, kind = 'json'): string => join(dir, `${vgName}.${kind}`);
+const fileOf = (vgName: string, kind = 'json'): string => join(VG_CACHE_DIR, `${vgName}.${kind}`);
 
 /** Writes `content` as `file`, aside then renamed; best effort (see above). */
-async function writeAside(dir: string, file: string, content: string): Promise<void> {
+async function writeAside(file: string, content: string): Promise<void> {
   const aside = `${file}.${process.pid}.tmp`;
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdir(VG_CACHE_DIR, { recursive: true, mode: 0o700 });
     await writeFile(aside, content, { mode: 0o600 });
     await rename(aside, file);
   } catch {
@@ -52,29 +52,29 @@ async function writeAside(dir: string, file: string, content: string): Promise<v
   }
 }
 
-export async function readCachedReport(vgName: string, key: string, dir = VG_CACHE_DIR): Promise<VgReport | undefined> {
+export async function readCachedReport(vgName: string, key: string): Promise<VgReport | undefined> {
   try {
-    const cached = JSON.parse(await readFile(fileOf(dir, vgName), 'utf8')) as { key?: unknown; report?: VgReport };
+    const cached = JSON.parse(await readFile(fileOf(vgName), 'utf8')) as { key?: unknown; report?: VgReport };
     return cached.key === key && cached.report?.name === vgName ? cached.report : undefined;
   } catch {
     return undefined;
   }
 }
 
-export function writeCachedReport(vgName: string, key: string, report: VgReport, dir = VG_CACHE_DIR): Promise<void> {
-  return writeAside(dir, fileOf(dir, vgName), JSON.stringify({ key, report }));
+export function writeCachedReport(vgName: string, key: string, report: VgReport): Promise<void> {
+  return writeAside(fileOf(vgName), JSON.stringify({ key, report }));
 }
 
 /** The devices lvm last named as the VG's PVs, or undefined. */
-export async function rememberedDevices(vgName: string, dir = VG_CACHE_DIR): Promise<string[] | undefined> {
+export async function rememberedDevices(vgName: string): Promise<string[] | undefined> {
   try {
-    const devices = JSON.parse(await readFile(fileOf(dir, vgName, 'devices'), 'utf8')) as unknown;
+    const devices = JSON.parse(await readFile(fileOf(vgName, 'devices'), 'utf8')) as unknown;
     return Array.isArray(devices) && devices.length > 0 && devices.every((d) => typeof d === 'string' && d.startsWith('/dev/')) ? devices : undefined;
   } catch {
     return undefined;
   }
 }
 
-export function rememberDevices(vgName: string, devices: readonly string[], dir = VG_CACHE_DIR): Promise<void> {
-  return writeAside(dir, fileOf(dir, vgName, 'devices'), JSON.stringify(devices));
+export function rememberDevices(vgName: string, devices: readonly string[]): Promise<void> {
+  return writeAside(fileOf(vgName, 'devices'), JSON.stringify(devices));
 }

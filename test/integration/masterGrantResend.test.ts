@@ -6,7 +6,7 @@
 // still written.
 
 import { describe, expect, test } from 'vitest';
-import { createRing, openFileRegion, openRingReader, type BlockRegion } from '../../journal/index.js';
+import { createRing, openFileRegion, openRingReader } from '../../journal/index.js';
 import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
 import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { MasterSession, runPass, type MasterDeps } from '../../src/master/replayPass.js';
@@ -15,28 +15,16 @@ import { ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js'
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
 import { SimulatedHost } from '../fixtures/simulatedHost.js';
 import { createThinlvTestVg } from '../fixtures/thinlvVg.js';
+import { observedRegions } from '../fixtures/observedRegions.js';
 
 const skipReason = realLvmUnavailableReason();
 
 /** `inner`, counting the bytes written per ring id. */
 function countingWrites(inner: RegionOpener, writes: Map<string, number>): RegionOpener {
-  return {
-    async open(location) {
-      const region = await inner.open(location);
-      const wrapped: BlockRegion = {
-        sizeBytes: region.sizeBytes,
-        description: region.description,
-        allocateBuffer: (length) => region.allocateBuffer(length),
-        read: (offset, length) => region.read(offset, length),
-        write: (offset, data) => {
-          writes.set(location.ringId, (writes.get(location.ringId) ?? 0) + data.length);
-          return region.write(offset, data);
-        },
-        close: () => region.close(),
-      };
-      return wrapped;
-    },
-  };
+  return observedRegions(inner, (call, run) => {
+    if (call.op === 'write') writes.set(call.location.ringId, (writes.get(call.location.ringId) ?? 0) + call.bytes);
+    return run();
+  });
 }
 
 describe.skipIf(skipReason !== undefined)('grants re-sent by a new master session', () => {

@@ -5,7 +5,6 @@
 // open without reading the whole ring.
 
 import { describe, expect, test } from 'vitest';
-import type { BlockRegion } from '../../journal/index.js';
 import { hostLvNames } from '../../src/format/thinlvVg.js';
 import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { MasterSession, runPass, type MasterDeps } from '../../src/master/replayPass.js';
@@ -13,29 +12,19 @@ import { ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js'
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
 import { SimulatedHost } from '../fixtures/simulatedHost.js';
 import { createThinlvTestVg } from '../fixtures/thinlvVg.js';
+import { observedRegions } from '../fixtures/observedRegions.js';
 
 const skipReason = realLvmUnavailableReason();
 
 /** `inner`, counting reads (calls and bytes) per ring id. */
 function countingReads(inner: RegionOpener, reads: Map<string, { calls: number; bytes: number }>): RegionOpener {
-  return {
-    async open(location) {
-      const region = await inner.open(location);
-      const wrapped: BlockRegion = {
-        sizeBytes: region.sizeBytes,
-        description: region.description,
-        allocateBuffer: (length) => region.allocateBuffer(length),
-        read: (offset, length) => {
-          const count = reads.get(location.ringId) ?? { calls: 0, bytes: 0 };
-          reads.set(location.ringId, { calls: count.calls + 1, bytes: count.bytes + length });
-          return region.read(offset, length);
-        },
-        write: (offset, data) => region.write(offset, data),
-        close: () => region.close(),
-      };
-      return wrapped;
-    },
-  };
+  return observedRegions(inner, (call, run) => {
+    if (call.op === 'read') {
+      const count = reads.get(call.location.ringId) ?? { calls: 0, bytes: 0 };
+      reads.set(call.location.ringId, { calls: count.calls + 1, bytes: count.bytes + call.bytes });
+    }
+    return run();
+  });
 }
 
 describe.skipIf(skipReason !== undefined)('idle master passes', () => {
