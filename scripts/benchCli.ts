@@ -25,7 +25,10 @@
 // nodeFloorMs, versionMs, inspectMs, lvsMs (null without the lvm-compatible lvs),
 // stockLvsMs, lvextendLiveMs, stockLvextendMs; worstVsStock is the largest ratio of a
 // thinlv command to the stock command it stands for (inspect and lvs to lvs, lvextend
-// to lvextend) on either VG. THINLV_BENCH_QUICK=1: 3 runs and a smaller fill, for a
+// to lvextend) on either VG. Each VG's `targets` holds issue 11's bound per command, 1.5x
+// of `node -e 0` plus what lvm needs for the same answer (a stock lvs for `inspect` and
+// `lvs`, nothing for `--version` and `lvextend --live`), and allTargetsMet adds that
+// `lvextend --live` beats stock lvextend on the filled VG. THINLV_BENCH_QUICK=1: 3 runs and a smaller fill, for a
 // smoke run. The first SIGINT or SIGTERM stops the run and cleans up.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -221,8 +224,29 @@ async function benchVg(fill: boolean, withLvs: boolean, signal: AbortSignal): Pr
 
 const ratio = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined || b === 0 ? null : Math.round((a / b) * 100) / 100);
 
+const STOCK_OF: Record<string, string> = { inspect: 'stockLvs', lvs: 'stockLvs', lvextendLive: 'stockLvextend', inspectUnbundled: 'stockLvs', lvextendLiveUnbundled: 'stockLvextend' };
+/** What lvm itself needs for the same answer: a stock lvs for the reports; nothing for --version and lvextend --live (no lvm call). */
+const LVM_NEED_OF: Record<string, string | undefined> = { version: undefined, inspect: 'stockLvs', lvs: 'stockLvs', lvextendLive: undefined };
+
+/** Issue 11's bound for a bundled command: 1.5x of `node -e 0` plus what lvm needs for the same answer. */
+function targetMs(result: VgResult, key: string): number | undefined {
+  if (!(key in LVM_NEED_OF) || !result.ms.has(key)) return undefined;
+  const need = LVM_NEED_OF[key];
+  return round1(1.5 * (result.ms.get('nodeFloor')! + (need === undefined ? 0 : result.ms.get(need)!)));
+}
+
+function targetsOf(result: VgResult): Record<string, { ms: number; targetMs: number; met: boolean }> {
+  const entries = Object.keys(LVM_NEED_OF).flatMap((key) => {
+    const target = targetMs(result, key);
+    if (target === undefined) return [];
+    const ms = result.ms.get(key)!;
+    return [[key, { ms, targetMs: target, met: ms <= target }] as const];
+  });
+  return Object.fromEntries(entries);
+}
+
 function printTable(title: string, result: VgResult): void {
-  const stockOf: Record<string, string> = { inspect: 'stockLvs', lvs: 'stockLvs', lvextendLive: 'stockLvextend', inspectUnbundled: 'stockLvs', lvextendLiveUnbundled: 'stockLvextend' };
+  const stockOf = STOCK_OF;
   console.log(`\n${title}: ${result.vg.lvs} LVs, ${result.vg.segments} segments, ${result.vg.hosts} host(s); median of ${RUNS} runs`);
   const width = Math.max(...result.commands.map((c) => c.label.length));
   for (const command of result.commands) {
@@ -231,7 +255,9 @@ function printTable(title: string, result: VgResult): void {
     const vsStock = stock === undefined ? '' : `  ${ratio(ms, result.ms.get(stock))}x stock`;
     const overFloorMs = round1(ms - result.ms.get('nodeFloor')!);
     const overFloor = command.key === 'nodeFloor' ? '' : `  ${overFloorMs >= 0 ? '+' : ''}${overFloorMs} ms vs node`;
-    console.log(`  ${command.label.padEnd(width)}  ${String(ms).padStart(7)} ms${overFloor}${vsStock}`);
+    const target = targetMs(result, command.key);
+    const verdict = target === undefined ? '' : `  target <= ${target} ms: ${ms <= target ? 'met' : 'MISSED'}`;
+    console.log(`  ${command.label.padEnd(width)}  ${String(ms).padStart(7)} ms${overFloor}${vsStock}${verdict}`);
   }
 }
 
@@ -246,6 +272,7 @@ function summaryOf(result: VgResult) {
     stockLvsMs: get('stockLvs'),
     lvextendLiveMs: get('lvextendLive'),
     stockLvextendMs: get('stockLvextend'),
+    targets: targetsOf(result),
     unbundled: { versionMs: get('versionUnbundled'), inspectMs: get('inspectUnbundled'), lvextendLiveMs: get('lvextendLiveUnbundled') },
   };
 }
@@ -275,6 +302,7 @@ async function main(): Promise<void> {
     ...filledSummary,
     worstVsStock: Math.max(...ratios),
     lvextendFasterThanStockOnFilledVg: filled.ms.get('lvextendLive')! < filled.ms.get('stockLvextend')!,
+    allTargetsMet: [small, filled].every((r) => Object.values(targetsOf(r)).every((t) => t.met)) && filled.ms.get('lvextendLive')! < filled.ms.get('stockLvextend')!,
     small: summaryOf(small),
     runs: RUNS,
     quick: QUICK,

@@ -130,6 +130,8 @@ export function createLvmRunner(config: LvmRunnerConfig): LvmRunner {
         timeoutMs,
         signal: options.signal,
         maxOutputBytes: MAX_LVM_OUTPUT_BYTES,
+        // lvm never waits for this process to read its report (runProcess.ts).
+        stdoutTo: 'file',
       });
       const { stdout, stderr } = result;
       switch (result.failure) {
