@@ -4,6 +4,8 @@
 //     1. plan on the caller's model            -> INVALID_BATCH, before any lvm call
 //     2. take lvm's local VG lock (flock V_<vg>): no lvm command here can slip in
 //     3. read the current text                 -> seqno must still be S
+//                                                 (the caller's model itself when the PVs'
+//                                                 headers say its text is still there)
 //                                                 (else STALE_SEQNO: someone else wrote)
 //     4. plan again on what was read           -> the text to write, carrying seqno S
 //     5. vgcfgrestore --nolocking --yes        -> LVM writes seqno S + 1
@@ -67,16 +69,24 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
+export interface ReadVgOptions extends LvmCallOptions {
+  readonly noLocking?: boolean;
+  /** Ask lvm (vgcfgbackup), never the PVs directly. */
+  readonly via?: 'lvm';
+  /** A model read before: returned as it is when the PVs' headers say its text is still the VG's (diskMetadata.ts). */
+  readonly unlessUnchanged?: VgMetadata | undefined;
+}
+
 /**
  * The VG's metadata text: read from its PVs when thinlv knows where they are (devicesToRead;
  * diskMetadata.ts: the bytes vgcfgbackup would read, checked as lvm checks them, without
  * an lvm process), else, or when the PVs cannot vouch for it, with vgcfgbackup (one lvm call).
  */
-export async function readVgMetadata(lvm: LvmRunner, vgName: string, options: LvmCallOptions & { noLocking?: boolean; via?: 'lvm' } = {}): Promise<VgMetadata> {
+export async function readVgMetadata(lvm: LvmRunner, vgName: string, options: ReadVgOptions = {}): Promise<VgMetadata> {
   const devices = options.via === 'lvm' ? undefined : await devicesToRead(lvm, vgName);
   if (devices !== undefined) {
     try {
-      return await readVgMetadataFromDisk(devices, vgName);
+      return await readVgMetadataFromDisk(devices, vgName, options.unlessUnchanged);
     } catch (error) {
       if (!(error instanceof DiskMetadataMiss)) throw error;
     }
@@ -126,7 +136,8 @@ export async function commitBatch(lvm: LvmRunner, base: VgMetadata, changes: rea
     vgName,
     () =>
       withTempDir(async (dir) => {
-        const current = await readVgMetadata(lvm, vgName, { ...options, noLocking: true });
+        // Unchanged since `base` was read (its text still the VG's): `base` itself, nothing parsed.
+        const current = await readVgMetadata(lvm, vgName, { ...options, noLocking: true, unlessUnchanged: base });
         if (current.seqno !== base.seqno || current.uuid !== base.uuid) {
           throw new CommitError(
             ErrorCode.staleSeqno,

@@ -13,6 +13,12 @@
 // asks lvm, which repairs, warns or fails in its own words. Reads use O_DIRECT: the
 // master writes metadata from another machine, and this machine's page cache must not
 // answer.
+//
+// A model read here remembers what identifies its text on every PV (the headers' place,
+// size and checksum of the text, as the report cache keys it). A caller holding one asks
+// `unlessUnchanged`: when the headers still say the same, that model is the answer and
+// nothing is read or parsed but the label and header sectors (a master commit checks the
+// VG so twice, and a pass starts so: at 10,000 LVs each parse costs seconds).
 
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -45,11 +51,16 @@ const ALIGN_BYTES = 4096;
 /** Reads of one device's text while a commit moves it: a checksum mismatch is read again this many times. */
 const TEXT_READ_ATTEMPTS = 3;
 
-/** One PV as read from its device: the label, and the metadata text of each area in use. */
-export interface DevicePv {
+/** One PV as its headers tell it: the label and each metadata area's header. */
+export interface PvHeaders {
   readonly device: string;
   readonly label: PvLabel;
   readonly deviceSizeBytes: number;
+  readonly areas: readonly { readonly header: MdaHeader }[];
+}
+
+/** One PV as read from its device: the label, and the metadata text of each area in use. */
+export interface DevicePv extends PvHeaders {
   readonly areas: readonly { readonly header: MdaHeader; readonly text: string }[];
 }
 
@@ -80,10 +91,13 @@ async function deviceSize(fd: number): Promise<number> {
   return sectors * 512;
 }
 
+const readHeader = async (fd: number, area: DiskArea): Promise<MdaHeader> =>
+  parseMdaHeader(await readAligned(fd, { offsetBytes: area.offsetBytes, sizeBytes: MDA_HEADER_BYTES }), area.offsetBytes);
+
 /** The text of one metadata area, read again when a commit changed it between the header and the text. */
 async function readArea(fd: number, area: DiskArea): Promise<{ header: MdaHeader; text: string } | undefined> {
   for (let attempt = 1; ; attempt++) {
-    const header = parseMdaHeader(await readAligned(fd, { offsetBytes: area.offsetBytes, sizeBytes: MDA_HEADER_BYTES }), area.offsetBytes);
+    const header = await readHeader(fd, area);
     if (header.text === undefined) return undefined;
     const pieces = await Promise.all(textPieces(header).map((piece) => readAligned(fd, piece)));
     try {
@@ -94,10 +108,19 @@ async function readArea(fd: number, area: DiskArea): Promise<{ header: MdaHeader
   }
 }
 
-/** The PV on `device`, or undefined when the device holds no LVM label. */
-export async function readDevicePv(device: string): Promise<DevicePv | undefined> {
+/** Opens `device` for direct reads, runs `read`, closes it. */
+async function withDirectFd<T>(device: string, read: (fd: number) => Promise<T>): Promise<T> {
   const fd = await new Promise<number>((resolve, reject) => fs.open(device, fs.constants.O_RDONLY | fs.constants.O_DIRECT, (error, opened) => (error ? reject(error) : resolve(opened))));
   try {
+    return await read(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The PV on `device`, or undefined when the device holds no LVM label. */
+export function readDevicePv(device: string): Promise<DevicePv | undefined> {
+  return withDirectFd(device, async (fd) => {
     const label = parsePvLabel(await readAligned(fd, { offsetBytes: 0, sizeBytes: LABEL_SCAN_BYTES }));
     if (label === undefined) return undefined;
     const areas = [];
@@ -106,9 +129,18 @@ export async function readDevicePv(device: string): Promise<DevicePv | undefined
       if (read !== undefined) areas.push(read);
     }
     return { device, label, deviceSizeBytes: await deviceSize(fd), areas };
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
+}
+
+/** The label and area headers on `device` (no text), or undefined when it holds no LVM label. */
+function readDeviceHeaders(device: string): Promise<PvHeaders | undefined> {
+  return withDirectFd(device, async (fd) => {
+    const label = parsePvLabel(await readAligned(fd, { offsetBytes: 0, sizeBytes: LABEL_SCAN_BYTES }));
+    if (label === undefined) return undefined;
+    const headers = await Promise.all(label.metadataAreas.map((area) => readHeader(fd, area)));
+    const areas = headers.filter((header) => header.text !== undefined).map((header) => ({ header }));
+    return { device, label, deviceSizeBytes: await deviceSize(fd), areas };
+  });
 }
 
 const miss = (message: string): never => {
@@ -163,12 +195,12 @@ export function reportFromPvs(pvs: readonly DevicePv[], vgName: string): VgRepor
   };
 }
 
-/** Every PV on `devices`; a device that cannot be read is a miss. */
-async function readPvs(devices: readonly string[]): Promise<DevicePv[]> {
-  const pvs: DevicePv[] = [];
+/** Every PV on `devices` (`read`: texts and all, or headers only); a device that cannot be read is a miss. */
+async function readPvs<T>(devices: readonly string[], read: (device: string) => Promise<T | undefined>): Promise<T[]> {
+  const pvs: T[] = [];
   for (const device of devices) {
     try {
-      const pv = await readDevicePv(device);
+      const pv = await read(device);
       if (pv !== undefined) pvs.push(pv);
     } catch (error) {
       throw new DiskMetadataMiss(`${device}: ${(error as Error).message}`);
@@ -191,14 +223,25 @@ function missOnError<T>(read: () => T): T {
  * `vgName`'s metadata as vgcfgbackup gives it (the master's commits read and check it so),
  * from `devices`; throws DiskMetadataMiss when lvm must answer.
  */
-export async function readVgMetadataFromDisk(devices: readonly string[], vgName: string): Promise<VgMetadata> {
-  const pvs = await readPvs(devices);
-  return missOnError(() => vgFromPvs(pvs, vgName).metadata);
+export async function readVgMetadataFromDisk(devices: readonly string[], vgName: string, unlessUnchanged?: VgMetadata): Promise<VgMetadata> {
+  const known = unlessUnchanged?.name === vgName ? textsOf.get(unlessUnchanged) : undefined;
+  if (known !== undefined && known.devices === devices.join('\n') && cacheKeyOf(await readPvs(devices, readDeviceHeaders)) === known.key) return unlessUnchanged!;
+  const pvs = await readPvs(devices, readDevicePv);
+  const metadata = missOnError(() => vgFromPvs(pvs, vgName).metadata);
+  textsOf.set(metadata, { devices: devices.join('\n'), key: cacheKeyOf(pvs) });
+  return metadata;
 }
+
+/**
+ * The devices a model was read from and what identified the texts on them (see the top of
+ * this file). Models are never changed in place (applyChanges makes new ones), so the
+ * entry stays true of its model.
+ */
+const textsOf = new WeakMap<VgMetadata, { readonly devices: string; readonly key: string }>();
 
 /** `vgName` read from `devices` (every PV of the VG among them); throws DiskMetadataMiss when lvm must answer. */
 export async function readVgFromDisk(devices: readonly string[], vgName: string): Promise<VgReport> {
-  const pvs = await readPvs(devices);
+  const pvs = await readPvs(devices, readDevicePv);
   const key = cacheKeyOf(pvs);
   const cached = await readCachedReport(vgName, key);
   if (cached !== undefined) return cached;

@@ -21,12 +21,12 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VgReport } from '../metadata/vgModel.js';
-import type { DevicePv } from './diskMetadata.js';
+import type { PvHeaders } from './diskMetadata.js';
 
 export const VG_CACHE_DIR = '/run/thinlv/vg-cache';
 
 /** What identifies the texts the report is computed from. */
-export function cacheKeyOf(pvs: readonly DevicePv[]): string {
+export function cacheKeyOf(pvs: readonly PvHeaders[]): string {
   const parts = [...pvs]
     .sort((a, b) => (a.label.pvUuid < b.label.pvUuid ? -1 : a.label.pvUuid > b.label.pvUuid ? 1 : 0))
     .map((pv) => ({

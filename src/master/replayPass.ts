@@ -369,7 +369,9 @@ async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName:
     // (one lvm call less): if anyone wrote since, the commit's seqno check refuses it and
     // the retry reads afresh. A pass that would commit nothing re-reads (below).
     const cached = attempt === 0 ? session.recentCommit(vgName, deps.nowMs()) : undefined;
-    const vg = cached ?? (await readVgMetadata(deps.lvm, vgName));
+    // Otherwise the last pass's metadata when the PVs' headers say it is still the VG's
+    // (nothing parsed), else a full read.
+    const vg = cached ?? (await readVgMetadata(deps.lvm, vgName, { unlessUnchanged: session.lastPass?.metadata }));
     const thinlv = readThinlvVg(vg);
     await deps.faults.hit('master.afterRead');
     // After that re-read, the journals read on the cached metadata still hold if the VG

@@ -77,6 +77,33 @@ describe.skipIf(skip)('a VG read from its PVs equals lvm fullreport', () => {
     expect(fromDisk).toEqual(expected);
   });
 
+  test("a model read before is the answer while the PVs' headers say its text is the VG's, and not once anything wrote", async () => {
+    const { device, vgName, lvm } = t.vg;
+    const before = await readVgMetadataFromDisk([device], vgName);
+    expect(await readVgMetadataFromDisk([device], vgName, before)).toBe(before);
+    // A model this module did not read (here a copy) vouches for nothing: read again.
+    const copy = structuredClone(before);
+    const reread = await readVgMetadataFromDisk([device], vgName, copy);
+    expect(reread).not.toBe(copy);
+    expect(reread).toEqual(before);
+    // lvm writes: a new text, so a new model.
+    await lvm.run('vgchange', ['--addtag', 'unless_unchanged', vgName]);
+    const afterLvm = await readVgMetadataFromDisk([device], vgName, before);
+    expect(afterLvm).not.toBe(before);
+    expect(afterLvm.seqno).toBe(before.seqno + 1);
+    expect(afterLvm.tags).toContain('unless_unchanged');
+    // A commit on the old model is refused, though the old model is what its step 3 would have reused.
+    await expect(commitBatch(lvm, before, [{ kind: 'setTag', tag: 'stale_commit' }])).rejects.toMatchObject({ code: 'STALE_SEQNO' });
+    // A commit's read-back is known: the next read with it parses nothing, and lvm agrees with it.
+    const { metadata: committed } = await commitBatch(lvm, afterLvm, [{ kind: 'setTag', tag: 'fresh_commit' }]);
+    expect(await readVgMetadataFromDisk([device], vgName, committed)).toBe(committed);
+    const { header: _h1, ...fromLvm } = await readVgMetadata(lvm, vgName, { via: 'lvm' });
+    const { header: _h2, ...known } = committed;
+    expect(known).toEqual(fromLvm);
+    // Another VG's name never takes this VG's model.
+    await expect(readVgMetadataFromDisk([device], 'thinlvtest_not_this_vg', committed)).rejects.toBeInstanceOf(DiskMetadataMiss);
+  });
+
   test('a command without --devices reads the PVs where lvm last found them, and asks lvm again when they are not there', async () => {
     const calls: string[] = [];
     const lvm: LvmRunner = {
