@@ -29,13 +29,12 @@
 // Prints a table, then one JSON line. Progress goes to stderr. The first SIGINT or SIGTERM
 // stops the run and cleans up (daemon, VG, loop device, sparse file, lock files); only
 // what this run created is touched (VG thinlvscale_<pid>_<random>, --devices on every lvm
-// call).
+// call). THINLV_BENCH_PROFILE=DIR writes a CPU profile of the timed replay pass there.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chooseExtents } from '../src/extent/chooseExtents.js';
 import { ExtentSet } from '../src/extent/extentSet.js';
 import { noFaults } from '../src/faults.js';
@@ -54,6 +53,7 @@ import { MasterSession, runPass, type MasterDeps, type PassResult } from '../src
 import { fileRegionOpener, type RegionOpener } from '../src/rings/ringRegions.js';
 import { observedRegions } from '../test/fixtures/observedRegions.js';
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG, type LoopVg } from '../test/fixtures/loopVg.js';
+import { BUNDLE_PATH, peakRssMb, startDaemon, stopDaemon } from './benchDaemon.js';
 import { percentile, round1 } from './benchStats.js';
 import { ScaleHost } from './scaleHosts.js';
 import { seededRandom as random } from '../test/fixtures/seededRandom.js';
@@ -79,7 +79,6 @@ const COMMAND_TIMEOUT_MS = 300_000;
 const DAEMON_START_TIMEOUT_MS = 120_000;
 /** lvm on metadata of this size takes seconds; the runner's default bound is for small VGs. */
 const LVM_TIMEOUT_MS = 600_000;
-const BUNDLE_PATH = fileURLToPath(new URL('../bundle/thinlv.js', import.meta.url));
 
 interface Options {
   readonly lvs: number;
@@ -315,12 +314,35 @@ class Bench {
     const passesBefore = this.monthPasses.length;
     // Extends of one LV queue on its lock: run them in waves of distinct LVs so every one is its own record.
     for (let first = 0; first < extends_.length; first += growing.length) await this.runExtends(extends_.slice(first, first + growing.length));
-    const passes = [...this.monthPasses.splice(passesBefore), await this.pass()];
+    const passes = [...this.monthPasses.splice(passesBefore), await profiled('replay-pass', () => this.pass())];
     return { ms: passes.reduce((n, p) => n + p.ms, 0), records: passes.reduce((n, p) => n + p.records, 0), ioMs: passes.reduce((n, p) => n + p.ioMs, 0), passes: passes.length };
   }
 
   async closeHosts(): Promise<void> {
     for (const host of this.hosts.splice(0)) await host.close();
+  }
+}
+
+/**
+ * THINLV_BENCH_PROFILE=DIR: a CPU profile of `work` (this process only: lvm's own time shows
+ * as idle) written to DIR/NAME.cpuprofile, for Chrome's devtools or any .cpuprofile reader.
+ */
+async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
+  const dir = process.env['THINLV_BENCH_PROFILE'];
+  if (dir === undefined || dir === '') return work();
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await work();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+    log(`CPU profile written to ${join(dir, `${name}.cpuprofile`)}`);
   }
 }
 
@@ -368,41 +390,12 @@ async function medianOf(timeOnce: () => Promise<number>): Promise<number> {
   return percentile(samples.sort((a, b) => a - b), 0.5);
 }
 
-function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+)\s+kB/.exec(status)?.[1]);
-  return kb / 1024;
-}
-
 interface DaemonFigures {
   readonly startMs: number;
   readonly startShortLeaseMs: number;
   readonly rssAfterStartMb: number;
   readonly rssMb: number;
   readonly extendP50Ms: number;
-}
-
-/** Starts `thinlv host run` from the bundle and resolves when it answers a status request. */
-async function startDaemon(args: readonly string[], socketPath: string): Promise<{ daemon: ChildProcess; startMs: number }> {
-  const started = performance.now();
-  const daemon = spawn(process.execPath, [BUNDLE_PATH, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
-  for (;;) {
-    const reply = existsSync(socketPath) ? await requestOnce(socketPath, { id: newRequestId(), op: 'status' }, 5000).catch(() => undefined) : undefined;
-    if (reply?.ok) return { daemon, startMs: performance.now() - started };
-    if (daemon.exitCode !== null || Date.now() > deadline) {
-      daemon.kill('SIGKILL');
-      throw new Error(`host daemon did not start (exit ${String(daemon.exitCode)})`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-async function stopDaemon(daemon: ChildProcess): Promise<void> {
-  if (daemon.exitCode !== null || daemon.signalCode !== null) return;
-  const exited = new Promise((resolve) => daemon.once('exit', resolve));
-  daemon.kill('SIGTERM');
-  await exited;
 }
 
 /** Host h01's daemon from the bundle: start-up at the default lease interval, peak RSS after EXTEND_SAMPLES extends, start-up with the shortest lease interval. */
@@ -412,7 +405,7 @@ async function measureDaemon(bench: Bench, afterMonth: VgMetadata, dir: string, 
   const cli = ['--devices', vg.device, '--lvm-config', TEST_LVM_CONFIG, '--log-level', 'error'];
   const socketPath = join(dir, 'h.sock');
   const daemonArgs = (stateDir: string, extra: readonly string[]) => ['host', 'run', vg.vgName, host, '--socket', socketPath, '--state-dir', join(dir, stateDir), ...extra, ...cli];
-  let started = await startDaemon(daemonArgs('state1', []), socketPath);
+  let started = await startDaemon(daemonArgs('state1', []), socketPath, { timeoutMs: DAEMON_START_TIMEOUT_MS });
   running.daemon = started.daemon;
   const startMs = started.startMs;
   const rssAfterStartMb = peakRssMb(started.daemon.pid!);
@@ -431,7 +424,7 @@ async function measureDaemon(bench: Bench, afterMonth: VgMetadata, dir: string, 
   await stopDaemon(started.daemon);
   // A free lease is claimed in about 0.2 s, a held one after 4x the renewal interval (1 s by default):
   // started again with the shortest interval, to show what the rest costs either way.
-  started = await startDaemon(daemonArgs('state2', ['--lease-interval-ms', '100']), socketPath);
+  started = await startDaemon(daemonArgs('state2', ['--lease-interval-ms', '100']), socketPath, { timeoutMs: DAEMON_START_TIMEOUT_MS });
   running.daemon = started.daemon;
   const startShortLeaseMs = started.startMs;
   await stopDaemon(started.daemon);
@@ -479,7 +472,8 @@ async function main(): Promise<void> {
   const vg = await createLoopVg({ sizeBytes: options.sizeBytes, metadataSizeMiB: options.metadataMiB, namePrefix: 'thinlvscale' });
   const runner = createLvmRunner({ devices: [vg.device], deviceMapperAvailable: vg.deviceMapperAvailable, extraConfig: TEST_LVM_CONFIG, defaultTimeoutMs: LVM_TIMEOUT_MS });
   // Ctrl-C cancels an lvm call in flight (on this run's own VG, which is removed next): one may take minutes.
-  const lvm: LvmRunner = { run: (command, args, callOptions = {}) => runner.run(command, args, { signal, ...callOptions }) };
+  // The runner's devices too: with them the master and hosts read the PVs directly, as they do in service.
+  const lvm: LvmRunner = { ...runner, run: (command, args, callOptions = {}) => runner.run(command, args, { signal, ...callOptions }) };
   const dir = mkdtempSync(join(tmpdir(), 'thinlv-bench-scale-'));
   const bench = new Bench(vg, lvm, options, signal);
   let daemon: ChildProcess | undefined;
@@ -503,6 +497,7 @@ async function main(): Promise<void> {
 
     log(`one pass replaying ${REPLAY_RECORDS} records`);
     const replay = await bench.replayPass();
+    log(`replayed ${replay.records} records in ${Math.round(replay.ms)} ms (${replay.passes} pass(es))`);
 
     log('idle passes');
     const idle: PassSample[] = [];
