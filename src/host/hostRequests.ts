@@ -4,9 +4,9 @@
 // last read metadata is looked up once more before LV_NOT_FOUND. An extend whose client
 // disconnects while it waits for a grant is cancelled.
 
-import { ThinlvError } from '../errors.js';
+import { ErrorCode, ThinlvError, UsageError } from '../errors.js';
 import type { HostAllocator } from './allocator.js';
-import type { Request, Result } from './protocol.js';
+import { extendAmountOf, type ExtendRequest, type Request, type Result } from './protocol.js';
 
 export interface HostRequestContext {
   readonly vg: string;
@@ -40,7 +40,8 @@ async function serve(context: HostRequestContext, request: Request, signal: Abor
       // A client that goes away while its extend waits for a grant cancels it (the socket
       // server aborts the signal); one whose extend is already being written is answered
       // into the void, and its extents are its LV's.
-      const result = request.sizeBytes !== undefined ? await allocator.extend(request.lv, request.sizeBytes, signal) : await allocator.extendBy(request.lv, request.incrementBytes!, signal);
+      const { bytes, increment } = extendBytesOf(request, context.extentSizeBytes);
+      const result = increment ? await allocator.extendBy(request.lv, bytes, signal) : await allocator.extend(request.lv, bytes, signal);
       return { lv: result.lv, extentsGranted: result.extentsGranted, sizeBytes: result.sizeBytes, extentSizeBytes: context.extentSizeBytes };
     }
     case 'activate':
@@ -69,4 +70,12 @@ async function serve(context: HostRequestContext, request: Request, signal: Abor
       };
     }
   }
+}
+
+/** An extend's amount in bytes, and whether it is an increment (extents times the VG's extent size). */
+function extendBytesOf(request: ExtendRequest, extentSizeBytes: number): { bytes: number; increment: boolean } {
+  const { kind, value } = extendAmountOf(request);
+  const bytes = kind.endsWith('Extents') ? value * extentSizeBytes : value;
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(ErrorCode.invalidArgument, `${kind} ${value} is more bytes than 2^53`);
+  return { bytes, increment: kind.startsWith('increment') };
 }

@@ -16,6 +16,10 @@
 // REQUESTS (every field is required unless marked optional; any other field is refused)
 //   {"v":1,"id":ID,"op":"extend","lv":LV,"sizeBytes":N}       grow LV to at least N bytes
 //   {"v":1,"id":ID,"op":"extend","lv":LV,"incrementBytes":N}  grow LV by N bytes
+//   {"v":1,"id":ID,"op":"extend","lv":LV,"sizeExtents":N}     ... to at least N extents
+//   {"v":1,"id":ID,"op":"extend","lv":LV,"incrementExtents":N}  ... by N extents
+//        (the extent forms added later in version 1: `lvextend -l` asked the daemon's
+//        status for the extent size first, a second round trip per extend)
 //   {"v":1,"id":ID,"op":"activate","lv":LV}                   activate LV on this host
 //   {"v":1,"id":ID,"op":"deactivate","lv":LV}                 deactivate LV on this host
 //   {"v":1,"id":ID,"op":"deactivate","lv":LV,"deflateToBytes":N}  ... then give back its
@@ -31,11 +35,12 @@
 //        must differ (DUPLICATE_ID otherwise).
 //   lv   an LVM LV name (A-Z a-z 0-9 + _ . -, at most 127 characters, not starting with
 //        "-", no reserved prefix or suffix: src/metadata/names.ts).
-//   extend takes exactly one of sizeBytes and incrementBytes: a positive integer no
-//        larger than 2^53 - 1. The new size is rounded up to whole extents.
-//        sizeBytes is safe to resend after a lost reply (growing to a size already
-//        reached grants nothing); incrementBytes is not: a client that cannot tell
-//        whether its request was applied should resend as sizeBytes.
+//   extend takes exactly one of sizeBytes, incrementBytes, sizeExtents and
+//        incrementExtents: a positive integer no larger than 2^53 - 1 (in extents, so
+//        many that the bytes are too, else BAD_REQUEST). The new size is rounded up to
+//        whole extents. The size forms are safe to resend after a lost reply (growing to
+//        a size already reached grants nothing); the increments are not: a client that
+//        cannot tell whether its request was applied should resend as a size.
 //
 // REPLIES
 //   {"v":1,"id":ID,"ok":true,"result":RESULT}
@@ -111,9 +116,17 @@ interface RequestBase {
   /** The VG the client means; the daemon refuses a request naming another (WRONG_VG). */
   readonly vg?: string;
 }
-export type ExtendRequest =
-  | (RequestBase & { readonly op: 'extend'; readonly lv: string; readonly sizeBytes: number; readonly incrementBytes?: never })
-  | (RequestBase & { readonly op: 'extend'; readonly lv: string; readonly incrementBytes: number; readonly sizeBytes?: never });
+/** What an extend asks for: exactly one of these fields. */
+export const EXTEND_AMOUNTS = ['sizeBytes', 'incrementBytes', 'sizeExtents', 'incrementExtents'] as const;
+export type ExtendAmount = (typeof EXTEND_AMOUNTS)[number];
+type Only<K extends ExtendAmount> = { readonly [P in K]: number } & { readonly [P in Exclude<ExtendAmount, K>]?: never };
+export type ExtendRequest = RequestBase & { readonly op: 'extend'; readonly lv: string } & (Only<'sizeBytes'> | Only<'incrementBytes'> | Only<'sizeExtents'> | Only<'incrementExtents'>);
+
+/** The one amount an extend request carries. */
+export function extendAmountOf(request: ExtendRequest): { readonly kind: ExtendAmount; readonly value: number } {
+  const kind = EXTEND_AMOUNTS.find((name) => request[name] !== undefined)!;
+  return { kind, value: request[kind]! };
+}
 export interface ActivationRequest extends RequestBase {
   readonly op: 'activate' | 'deactivate';
   readonly lv: string;
@@ -191,7 +204,7 @@ export type ParsedResponse = { readonly ok: true; readonly response: Response } 
 
 const ID_PATTERN = /^[\x21-\x7e]+$/;
 const FIELDS_BY_OP: Readonly<Record<Operation, readonly string[]>> = {
-  extend: ['v', 'id', 'op', 'vg', 'lv', 'sizeBytes', 'incrementBytes'],
+  extend: ['v', 'id', 'op', 'vg', 'lv', ...EXTEND_AMOUNTS],
   activate: ['v', 'id', 'op', 'vg', 'lv'],
   deactivate: ['v', 'id', 'op', 'vg', 'lv', 'deflateToBytes'],
   status: ['v', 'id', 'op', 'vg'],
@@ -313,19 +326,14 @@ export function parseRequest(line: string): ParsedRequest {
     return { ok: true, request: { ...base, op, lv, deflateToBytes } };
   }
 
-  const sizeBytes = field(parsed, 'sizeBytes');
-  const incrementBytes = field(parsed, 'incrementBytes');
-  if ((sizeBytes === undefined) === (incrementBytes === undefined)) {
-    return refuse(ProtocolErrorCode.badRequest, 'op extend needs exactly one of "sizeBytes" and "incrementBytes"', id);
+  const given = EXTEND_AMOUNTS.filter((name) => field(parsed, name) !== undefined);
+  if (given.length !== 1) {
+    return refuse(ProtocolErrorCode.badRequest, `op extend needs exactly one of ${EXTEND_AMOUNTS.map((name) => `"${name}"`).join(', ')}`, id);
   }
-  if (sizeBytes !== undefined) {
-    if (!isPositiveSafeInteger(sizeBytes)) return refuse(ProtocolErrorCode.badRequest, `"sizeBytes" must be a positive integer below 2^53, got ${quote(sizeBytes)}`, id);
-    return { ok: true, request: { ...base, op, lv, sizeBytes } };
-  }
-  if (!isPositiveSafeInteger(incrementBytes)) {
-    return refuse(ProtocolErrorCode.badRequest, `"incrementBytes" must be a positive integer below 2^53, got ${quote(incrementBytes)}`, id);
-  }
-  return { ok: true, request: { ...base, op, lv, incrementBytes } };
+  const kind = given[0]!;
+  const value = field(parsed, kind);
+  if (!isPositiveSafeInteger(value)) return refuse(ProtocolErrorCode.badRequest, `"${kind}" must be a positive integer below 2^53, got ${quote(value)}`, id);
+  return { ok: true, request: { ...base, op, lv, [kind]: value } as ExtendRequest };
 }
 
 /** One request line, newline-terminated; fields are copied one by one so no stray property leaks onto the wire. */
@@ -335,8 +343,8 @@ export function formatRequest(request: Request): string {
   if (request.op !== 'status') wire['lv'] = request.lv;
   if (request.op === 'deactivate' && request.deflateToBytes !== undefined) wire['deflateToBytes'] = request.deflateToBytes;
   if (request.op === 'extend') {
-    if (request.sizeBytes !== undefined) wire['sizeBytes'] = request.sizeBytes;
-    else wire['incrementBytes'] = request.incrementBytes;
+    const { kind, value } = extendAmountOf(request);
+    wire[kind] = value;
   }
   return `${JSON.stringify(wire)}\n`;
 }

@@ -148,12 +148,21 @@ describe('parseRequest refuses', () => {
     }
     expect(parseRequest(line({ v: 1, id: 'x', op: 'activate', lv: 'x'.repeat(127) })).ok).toBe(true);
   });
-  test('an extend with neither or both of sizeBytes and incrementBytes', () => {
+  test('an extend with none or two of sizeBytes, incrementBytes, sizeExtents and incrementExtents', () => {
     expectError(parseRequest(line({ v: 1, id: 'x', op: 'extend', lv: 'lv' })), 'BAD_REQUEST', 'x');
     expectError(parseRequest(line({ v: 1, id: 'x', op: 'extend', lv: 'lv', sizeBytes: 1, incrementBytes: 1 })), 'BAD_REQUEST', 'x');
+    expectError(parseRequest(line({ v: 1, id: 'x', op: 'extend', lv: 'lv', incrementExtents: 1, incrementBytes: 1 })), 'BAD_REQUEST', 'x');
+    expectError(parseRequest(line({ v: 1, id: 'x', op: 'extend', lv: 'lv', sizeExtents: 1, incrementExtents: 1 })), 'BAD_REQUEST', 'x');
+  });
+  test('an extend in extents is read as such, and goes on the wire as it came', () => {
+    for (const kind of ['sizeExtents', 'incrementExtents'] as const) {
+      const request = expectRequest(parseRequest(line({ v: 1, id: 'r3', op: 'extend', lv: 'lv', [kind]: 7 })));
+      expect(request).toEqual({ id: 'r3', op: 'extend', lv: 'lv', [kind]: 7 });
+      expect(JSON.parse(formatRequest(request))).toEqual({ v: 1, id: 'r3', op: 'extend', lv: 'lv', [kind]: 7 });
+    }
   });
   test('sizes that are not positive safe integers', () => {
-    for (const key of ['sizeBytes', 'incrementBytes']) {
+    for (const key of ['sizeBytes', 'incrementBytes', 'sizeExtents', 'incrementExtents']) {
       for (const value of [0, -1, 1.5, Number.MAX_SAFE_INTEGER + 1, '10', null, [1], { n: 1 }, true]) {
         expectError(parseRequest(line({ v: 1, id: 'x', op: 'extend', lv: 'lv', [key]: value })), 'BAD_REQUEST', 'x');
       }
@@ -173,7 +182,7 @@ describe('parseRequest refuses', () => {
 /** An independent reading of the documented rules, to check parseRequest against. */
 function isValidBySpec(object: Record<string, unknown>): boolean {
   const allowed: Record<string, readonly string[]> = {
-    extend: ['v', 'id', 'op', 'lv', 'sizeBytes', 'incrementBytes'],
+    extend: ['v', 'id', 'op', 'lv', 'sizeBytes', 'incrementBytes', 'sizeExtents', 'incrementExtents'],
     activate: ['v', 'id', 'op', 'lv'],
     deactivate: ['v', 'id', 'op', 'lv', 'deflateToBytes'],
     status: ['v', 'id', 'op'],
@@ -187,7 +196,7 @@ function isValidBySpec(object: Record<string, unknown>): boolean {
   const positive = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
   if (op === 'deactivate') return object['deflateToBytes'] === undefined || positive(object['deflateToBytes']);
   if (op !== 'extend') return true;
-  const sizes = [object['sizeBytes'], object['incrementBytes']].filter((value) => value !== undefined);
+  const sizes = [object['sizeBytes'], object['incrementBytes'], object['sizeExtents'], object['incrementExtents']].filter((value) => value !== undefined);
   return sizes.length === 1 && typeof sizes[0] === 'number' && Number.isSafeInteger(sizes[0]) && sizes[0] > 0;
 }
 
@@ -199,6 +208,8 @@ const nearValue = {
   lv: fc.oneof(fc.stringMatching(/^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,20}$/), fc.constantFrom('-x', 'snapshot', 'a_rimage', '..', 'a/b', ''), fc.string(), anyJsonValue),
   sizeBytes: fc.oneof(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.constantFrom(0, -1, 0.5, 2 ** 53, '5'), anyJsonValue),
   incrementBytes: fc.oneof(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.constantFrom(0, -4096, 1e300), anyJsonValue),
+  sizeExtents: fc.oneof(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.constantFrom(0, -1, 2.5), anyJsonValue),
+  incrementExtents: fc.oneof(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.constantFrom(0, -1, '1'), anyJsonValue),
   sizebytes: fc.integer(),
   extra: anyJsonValue,
   ['__proto__']: anyJsonValue,
@@ -215,6 +226,8 @@ const validObject: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
   fc.record({ v: fc.constant(1), id: validId, op: fc.constantFrom('activate', 'deactivate'), lv: validLv }),
   fc.record({ v: fc.constant(1), id: validId, op: fc.constant('extend'), lv: validLv, sizeBytes: validSize }),
   fc.record({ v: fc.constant(1), id: validId, op: fc.constant('extend'), lv: validLv, incrementBytes: validSize }),
+  fc.record({ v: fc.constant(1), id: validId, op: fc.constant('extend'), lv: validLv, sizeExtents: validSize }),
+  fc.record({ v: fc.constant(1), id: validId, op: fc.constant('extend'), lv: validLv, incrementExtents: validSize }),
 );
 const oneFieldBroken = fc
   .tuple(validObject, fc.constantFrom('keep', 'drop', 'replace', 'add'), fc.constantFrom(...Object.keys(nearValue)), fc.jsonValue({ maxDepth: 2 }))

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 
 import { ThinlvError } from '../../src/errors.js';
-import { formatRequest, MAX_LINE_BYTES, type Request, type Result, type StatusResult } from '../../src/host/protocol.js';
+import { extendAmountOf, formatRequest, MAX_LINE_BYTES, type Request, type Result, type StatusResult } from '../../src/host/protocol.js';
 import {
   requestOnce,
   startSocketServer,
@@ -194,7 +194,7 @@ function testDaemon(): TestDaemon {
       if (lv === 'nospace') throw new ThinlvError('OUT_OF_SPACE', 'pool empty', { poolExtentCount: 0 });
       if (lv === 'badresult') return { lv, active: 'maybe' } as unknown as Result;
       if (request.op === 'extend') {
-        const sizeBytes = request.sizeBytes ?? request.incrementBytes;
+        const sizeBytes = extendAmountOf(request).value;
         return { lv, extentsGranted: 1, sizeBytes, extentSizeBytes: 4096 };
       }
       return { lv, active: request.op === 'activate' };

@@ -4,10 +4,12 @@
 //
 // Start-up is most of what it costs, so this file imports only the socket client and
 // small helpers: no daemon code, no lvm runner, no logger, no SQLite (src/cli/main.ts
-// parses its usual command lines without yargs, see lvextendArgv.ts).
+// parses its usual command lines without yargs, see fastArgv.ts). One request per
+// extend, `-l` included: the daemon takes extents as well as bytes.
 
 import { ErrorCode, ThinlvError, UsageError } from '../../errors.js';
 import { defaultSocketPath } from '../../host/socketPath.js';
+import { extendAmountOf, type ExtendRequest } from '../../host/protocol.js';
 import { newRequestId, requestOnce } from '../../host/socketServer.js';
 import type { CommandContext } from '../context.js';
 import { formatBytes } from '../format.js';
@@ -36,22 +38,19 @@ export async function runLvextend(context: Pick<CommandContext, 'options'>, args
   }
   const socketPath = args.socket ?? defaultSocketPath(vg);
   const id = newRequestId();
-  let request;
+  let request: ExtendRequest;
   if (args.size !== undefined) {
     const size = parseSize(args.size, '-L');
     if (size.relative === '-') throw new UsageError(ErrorCode.invalidArgument, 'lvextend cannot shrink: use thinlv lvresize -L on the master');
     request = size.relative === '+' ? { id, op: 'extend' as const, vg, lv, incrementBytes: size.bytes } : { id, op: 'extend' as const, vg, lv, sizeBytes: size.bytes };
   } else {
     const match = /^(\+?)([0-9]+)$/.exec(args.extents!.trim());
-    if (!match) throw new UsageError(ErrorCode.invalidArgument, `-l takes a whole number of extents, optionally with +, got "${args.extents}"`);
-    // The daemon speaks bytes; its status says the VG's extent size.
-    const status = await requestOnce(socketPath, { id: newRequestId(), op: 'status' as const, vg }, CLIENT_TIMEOUT_MS);
-    if (!status.ok) throw new ThinlvError(status.error.code, status.error.message, status.error.data ?? {});
-    const bytes = Number(match[2]) * status.result.extentSizeBytes;
-    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new UsageError(ErrorCode.invalidArgument, `-l ${args.extents} is not a usable extent count`);
-    request = match[1] === '+' ? { id, op: 'extend' as const, vg, lv, incrementBytes: bytes } : { id, op: 'extend' as const, vg, lv, sizeBytes: bytes };
+    const extents = match === null ? Number.NaN : Number(match[2]);
+    if (!Number.isSafeInteger(extents) || extents <= 0) throw new UsageError(ErrorCode.invalidArgument, `-l takes a positive whole number of extents, optionally with +, got "${args.extents}"`);
+    request = match![1] === '+' ? { id, op: 'extend' as const, vg, lv, incrementExtents: extents } : { id, op: 'extend' as const, vg, lv, sizeExtents: extents };
   }
-  const reply = await requestOnce(socketPath, request, CLIENT_TIMEOUT_MS);
+  let reply = await requestOnce(socketPath, request, CLIENT_TIMEOUT_MS);
+  if (!reply.ok && isExtentFormRefused(reply.error)) reply = await requestOnce(socketPath, await inBytes(socketPath, vg, request), CLIENT_TIMEOUT_MS);
   if (!reply.ok) throw new ThinlvError(reply.error.code, reply.error.message, reply.error.data ?? {});
   const { sizeBytes, extentsGranted, extentSizeBytes } = reply.result;
   const extentsAfter = sizeBytes / extentSizeBytes;
@@ -67,4 +66,20 @@ export async function runLvextend(context: Pick<CommandContext, 'options'>, args
     );
   }
   return LVM_EXIT.ok;
+}
+
+/** A daemon started before the protocol's extent forms refuses them as unknown fields (until it is restarted after an upgrade). */
+function isExtentFormRefused(error: { readonly code: string; readonly data?: Readonly<Record<string, unknown>> | undefined }): boolean {
+  return error.code === 'BAD_REQUEST' && (error.data?.['field'] === 'incrementExtents' || error.data?.['field'] === 'sizeExtents');
+}
+
+/** `request` with its extents as bytes, at the extent size the daemon's status gives. */
+async function inBytes(socketPath: string, vg: string, request: ExtendRequest): Promise<ExtendRequest> {
+  const status = await requestOnce(socketPath, { id: newRequestId(), op: 'status' as const, vg }, CLIENT_TIMEOUT_MS);
+  if (!status.ok) throw new ThinlvError(status.error.code, status.error.message, status.error.data ?? {});
+  const { kind, value } = extendAmountOf(request);
+  const bytes = value * status.result.extentSizeBytes;
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(ErrorCode.invalidArgument, `${value} extents is more bytes than 2^53`);
+  const base = { id: newRequestId(), op: 'extend' as const, vg, lv: request.lv };
+  return kind === 'incrementExtents' ? { ...base, incrementBytes: bytes } : kind === 'sizeExtents' ? { ...base, sizeBytes: bytes } : request;
 }
