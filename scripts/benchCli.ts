@@ -36,7 +36,6 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { newRequestId, requestOnce } from '../src/host/socketServer.js';
 import { TAG } from '../src/format/thinlvVg.js';
 import { commitBatch, readVgMetadata } from '../src/lvm/commitBatch.js';
 import { lvmCompatCommandNames } from '../src/lvmcompat/dispatch.js';
@@ -44,6 +43,7 @@ import { computeFreeExtents } from '../src/metadata/checkLayout.js';
 import { MasterSession, runPass } from '../src/master/replayPass.js';
 import { realLvmUnavailableReason } from '../test/fixtures/loopVg.js';
 import { createThinlvTestVg, type ThinlvTestVg } from '../test/fixtures/thinlvVg.js';
+import { BUNDLE_PATH, startDaemon, stopDaemon } from './benchDaemon.js';
 import { percentile, round1 } from './benchStats.js';
 
 const QUICK = process.env['THINLV_BENCH_QUICK'] === '1';
@@ -58,7 +58,6 @@ const SMALL_THIN_LVS = 4;
 const COMMAND_TIMEOUT_MS = 60_000;
 const DAEMON_START_TIMEOUT_MS = 60_000;
 
-const BUNDLE_PATH = fileURLToPath(new URL('../bundle/thinlv.js', import.meta.url));
 const UNBUNDLED_PATH = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const STOCK_LV = 'stocklv';
 
@@ -132,24 +131,8 @@ function commandsFor(t: ThinlvTestVg, lv: string, socketPath: string, withLvs: b
 async function startHostDaemon(t: ThinlvTestVg, host: string, dir: string): Promise<{ daemon: ChildProcess; socketPath: string }> {
   const socketPath = join(dir, 'h.sock');
   const args = ['host', 'run', t.vg.vgName, host, '--socket', socketPath, '--state-dir', dir, '--log-level', 'error', ...t.cliArgs()];
-  const daemon = spawn(process.execPath, [BUNDLE_PATH, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
-  for (;;) {
-    const reply = existsSync(socketPath) ? await requestOnce(socketPath, { id: newRequestId(), op: 'status' }, 5000).catch(() => undefined) : undefined;
-    if (reply?.ok) return { daemon, socketPath };
-    if (daemon.exitCode !== null || Date.now() > deadline) {
-      daemon.kill('SIGKILL');
-      throw new Error(`host daemon ${host} did not start (exit ${String(daemon.exitCode)})`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function stopHostDaemon(daemon: ChildProcess): Promise<void> {
-  if (daemon.exitCode !== null || daemon.signalCode !== null) return;
-  const exited = new Promise((resolve) => daemon.once('exit', resolve));
-  daemon.kill('SIGTERM');
-  await exited;
+  const { daemon } = await startDaemon(args, socketPath, { timeoutMs: DAEMON_START_TIMEOUT_MS, pollMs: 100 });
+  return { daemon, socketPath };
 }
 
 /** Adds the ordinary LV stock lvextend grows, one extent from the VG's free space. */
@@ -215,7 +198,7 @@ async function benchVg(fill: boolean, withLvs: boolean, signal: AbortSignal): Pr
     const metadata = await readVgMetadata(t.vg.lvm, t.vg.vgName);
     return { vg: { lvs: metadata.lvs.length, segments: metadata.lvs.reduce((n, lv) => n + lv.segments.length, 0), hosts: hosts.length }, commands, ms };
   } finally {
-    if (daemon !== undefined) await stopHostDaemon(daemon);
+    if (daemon !== undefined) await stopDaemon(daemon);
     rmSync(dir, { recursive: true, force: true });
     removeLvmArchives(t.vg.vgName);
     await t.destroy();

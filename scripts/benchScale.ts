@@ -32,7 +32,7 @@
 // call). THINLV_BENCH_PROFILE=DIR writes a CPU profile of the timed replay pass there.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseExtents } from '../src/extent/chooseExtents.js';
@@ -53,7 +53,7 @@ import { MasterSession, runPass, type MasterDeps, type PassResult } from '../src
 import { fileRegionOpener, type RegionOpener } from '../src/rings/ringRegions.js';
 import { observedRegions } from '../test/fixtures/observedRegions.js';
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG, type LoopVg } from '../test/fixtures/loopVg.js';
-import { BUNDLE_PATH, peakRssMb, startDaemon, stopDaemon } from './benchDaemon.js';
+import { BUNDLE_PATH, peakRssMb, removeLockFiles, startDaemon, stopDaemon } from './benchDaemon.js';
 import { percentile, round1 } from './benchStats.js';
 import { ScaleHost } from './scaleHosts.js';
 import { seededRandom as random } from '../test/fixtures/seededRandom.js';
@@ -440,13 +440,6 @@ function segmentStats(vg: VgMetadata): { median: number; p99: number; max: numbe
   const poolSegments = [...thinlv.hosts.values()].reduce((n, h) => n + (h.freeLv?.segments.length ?? 0), 0);
   const allSegments = vg.lvs.reduce((n, lv) => n + lv.segments.length, 0);
   return { median: percentile(counts, 0.5), p99: percentile(counts, 0.99), max: counts.at(-1) ?? 0, total: counts.reduce((a, b) => a + b, 0), thinLvs: counts.length, poolSegments, allSegments };
-}
-
-function removeLockFiles(vgName: string): void {
-  for (const dir of ['/run/lock/thinlv', '/run/lock/lvm']) {
-    if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir)) if (name.includes(vgName)) rmSync(join(dir, name), { force: true });
-  }
 }
 
 function abortOnSignals(): AbortSignal {

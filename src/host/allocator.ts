@@ -173,10 +173,17 @@ export class HostAllocator {
   private readonly deviceByUuid: Map<string, string>;
   private readonly uuidByDevice: Map<string, string>;
 
+  /**
+   * What later steps need of the start: not the start itself, whose VG (megabytes on a
+   * pool of 10,000 LVs) would then outlive every refresh that replaced it.
+   */
+  private readonly start: Pick<HostStart, 'host' | 'claimWaitMs'>;
+
   constructor(
-    private readonly start: HostStart,
+    start: HostStart,
     private readonly effects: HostEffects,
   ) {
+    this.start = { host: start.host, ...(start.claimWaitMs === undefined ? {} : { claimWaitMs: start.claimWaitMs }) };
     this.vg = start.vg;
     this.thinlv = readThinlvVg(start.vg);
     this.appliedSeq = start.appliedSeq;
@@ -651,6 +658,8 @@ export class HostAllocator {
     const before = new Map([...this.active].map((lv) => [lv, JSON.stringify(this.tableOf(lv))]));
     this.metadataReadAtMs = this.effects.nowMs();
     this.vg = vg;
+    // The index of the VG it replaces would keep that VG alive until the next lookup.
+    this.lvIndex = undefined;
     this.thinlv = readThinlvVg(vg);
     this.appliedSeq = appliedSeq;
     const kept = this.unreplayed.filter((u) => u.seq > appliedSeq);

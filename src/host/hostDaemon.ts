@@ -37,6 +37,7 @@ import type { FaultPoints } from '../faults.js';
 import { withJournalWriteFaults } from './journalWriteFaults.js';
 import { HostAllocator, type UnreplayedRecord } from './allocator.js';
 import { grantFollower } from './grantFollower.js';
+import { heldLayout } from './heldLayout.js';
 import { hostRequestHandler } from './hostRequests.js';
 import { leasedJournal } from './leasedJournal.js';
 import { startSocketServer, type RequestHandler, type SocketServer } from './socketServer.js';
@@ -99,8 +100,13 @@ export interface RunningHostDaemon {
   stop(): Promise<void>;
 }
 
+/** The VG as the daemon keeps it (heldLayout.ts): the report is dropped as soon as it is copied. */
+async function readHeldLayout(deps: HostDaemonDeps, vgName: string): Promise<VgLayout> {
+  return heldLayout(await readVgReport(deps.lvm, vgName));
+}
+
 async function readLayout(deps: HostDaemonDeps, vgName: string, host: string) {
-  const vg = await readVgReport(deps.lvm, vgName);
+  const vg = await readHeldLayout(deps, vgName);
   const thinlv = readThinlvVg(vg);
   const info = thinlv.hosts.get(host);
   if (info === undefined) {
@@ -275,7 +281,9 @@ function buildAllocator(deps: HostDaemonDeps, options: HostDaemonOptions, opened
 /** Builds the allocator over what start-up opened, and serves until stopped. */
 async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opened: Opened): Promise<RunningHostDaemon> {
   const { vg: vgName, host } = options;
-  const { vg, lease, state, resources } = opened;
+  // The closures below keep what they name for the daemon's life: never `opened`, whose
+  // start-up report would outlive every refresh (megabytes on a large pool).
+  const { vg, lease, state, resources, journalRingId } = opened;
   let settleStop: (stop: DaemonStop) => void = () => undefined;
   const stopped = new Promise<DaemonStop>((resolve) => (settleStop = resolve));
   let refresh: () => Promise<void> = () => Promise.resolve();
@@ -296,10 +304,10 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
 
   let lowWaterExtents = readThinlvVg(vg).settings.lowWaterExtents;
   refresh = sharedRefresh(async () => {
-    const fresh = await readVgReport(deps.lvm, vgName);
+    const fresh = await readHeldLayout(deps, vgName);
     const thinlv = readThinlvVg(fresh);
     const info = thinlv.hosts.get(host);
-    if (info === undefined || info.journalLv.uuid !== opened.journalRingId) {
+    if (info === undefined || info.journalLv.uuid !== journalRingId) {
       // Removed (or removed and re-added): this daemon's journal is gone; never write again.
       halt({ reason: 'removed', error: new ThinlvError('HOST_REMOVED', `host ${host} is no longer a member of ${vgName} with this journal: this daemon stopped serving`, { vg: vgName, host }) });
       return;

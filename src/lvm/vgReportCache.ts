@@ -18,7 +18,7 @@
 // those devices directly next time (what is on them is checked as always; a PV moved or
 // gone is a miss, and lvm answers and says where they are now).
 
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VgReport } from '../metadata/vgModel.js';
 import type { PvHeaders } from './diskMetadata.js';
@@ -52,10 +52,24 @@ async function writeAside(file: string, content: string): Promise<void> {
   }
 }
 
+/** How a cache file starts (writeCachedReport writes the key first): what tells a miss without reading the rest. */
+const filePrefix = (key: string): Buffer => Buffer.from(`{"key":${JSON.stringify(key)},`);
+
 export async function readCachedReport(vgName: string, key: string): Promise<VgReport | undefined> {
   try {
-    const cached = JSON.parse(await readFile(fileOf(vgName), 'utf8')) as { key?: unknown; report?: VgReport };
-    return cached.key === key && cached.report?.name === vgName ? cached.report : undefined;
+    const file = await open(fileOf(vgName), 'r');
+    try {
+      // After a commit the file holds the previous text's report (megabytes at 10,000 LVs):
+      // its key alone says so, and parsing the rest would only make garbage beside the parse
+      // of the new text, at the moment a reader's memory peaks.
+      const prefix = filePrefix(key);
+      const { bytesRead, buffer } = await file.read(Buffer.alloc(prefix.length), 0, prefix.length, 0);
+      if (bytesRead !== prefix.length || !buffer.equals(prefix)) return undefined;
+      const cached = JSON.parse(await file.readFile('utf8')) as { key?: unknown; report?: VgReport };
+      return cached.key === key && cached.report?.name === vgName ? cached.report : undefined;
+    } finally {
+      await file.close();
+    }
   } catch {
     return undefined;
   }

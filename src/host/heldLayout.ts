@@ -1,0 +1,62 @@
+// The VG layout the host daemon keeps between metadata reads: a copy of the report it
+// read, holding only what the allocator uses, in memory of its own.
+//
+// Why a copy: V8 cuts a substring of 13 characters or more as a slice that points into
+// the string it was cut from, so a report parsed from a metadata text (diskMetadata.ts)
+// keeps that whole text alive through any LV uuid or tag it holds: megabytes at 10,000
+// LVs, for as long as the daemon holds the report. The copy's strings are its own, and
+// the ones that repeat on every LV (tags, PV paths, segment types) are one string each.
+// What the allocator does not use (the report's free-range list and space figures) is
+// left out.
+
+import type { LvLayout, PvLayout, Segment, VgLayout } from '../metadata/vgModel.js';
+
+/** A string equal to `text` that shares no memory with the string it was cut from. */
+const ownCopy = (text: string): string => Buffer.from(text, 'utf8').toString('utf8');
+
+/** Copies strings, once per distinct value for the ones that repeat. */
+class StringTable {
+  private readonly strings = new Map<string, string>();
+  shared(text: string): string {
+    let own = this.strings.get(text);
+    if (own === undefined) this.strings.set(text, (own = ownCopy(text)));
+    return own;
+  }
+}
+
+function segmentOf(segment: Segment, table: StringTable): Segment {
+  return {
+    logicalStart: segment.logicalStart,
+    extentCount: segment.extentCount,
+    type: table.shared(segment.type),
+    stripes: segment.stripes.map((stripe) => ({ pv: table.shared(stripe.pv), firstExtent: stripe.firstExtent })),
+  };
+}
+
+function lvOf(lv: LvLayout, table: StringTable): LvLayout {
+  return {
+    name: ownCopy(lv.name),
+    uuid: ownCopy(lv.uuid),
+    tags: lv.tags.map((tag) => table.shared(tag)),
+    activationSkip: lv.activationSkip,
+    segments: lv.segments.map((segment) => segmentOf(segment, table)),
+  };
+}
+
+function pvOf(pv: PvLayout, table: StringTable): PvLayout {
+  return { device: table.shared(pv.device), uuid: ownCopy(pv.uuid), peStartSectors: pv.peStartSectors, peCount: pv.peCount };
+}
+
+/** The layout of `vg` (a report as read) in memory of its own, for keeping. */
+export function heldLayout(vg: VgLayout): VgLayout {
+  const table = new StringTable();
+  return {
+    name: ownCopy(vg.name),
+    uuid: ownCopy(vg.uuid),
+    seqno: vg.seqno,
+    extentSizeSectors: vg.extentSizeSectors,
+    tags: vg.tags.map((tag) => table.shared(tag)),
+    pvs: vg.pvs.map((pv) => pvOf(pv, table)),
+    lvs: vg.lvs.map((lv) => lvOf(lv, table)),
+  };
+}
