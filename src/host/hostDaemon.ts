@@ -26,7 +26,7 @@ import { dmName } from '../dm/deviceMapper.js';
 import { formatDmTable } from '../extent/dmTable.js';
 import type { HeldLock } from '../fileLock.js';
 import { hostLvNames, readThinlvVg } from '../format/thinlvVg.js';
-import { readVgReport } from '../lvm/readVgReport.js';
+import { readVgReport, vgTextKey } from '../lvm/readVgReport.js';
 import type { LvmRunner } from '../lvm/runLvm.js';
 import type { Logger } from '../log.js';
 import { linearSegments, type VgLayout } from '../metadata/vgModel.js';
@@ -38,6 +38,7 @@ import { withJournalWriteFaults } from './journalWriteFaults.js';
 import { HostAllocator, type UnreplayedRecord } from './allocator.js';
 import { grantFollower } from './grantFollower.js';
 import { heldLayout } from './heldLayout.js';
+import { metadataRefresher } from './metadataRefresh.js';
 import { hostRequestHandler } from './hostRequests.js';
 import { leasedJournal } from './leasedJournal.js';
 import { startSocketServer, type RequestHandler, type SocketServer } from './socketServer.js';
@@ -303,17 +304,20 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
   });
 
   let lowWaterExtents = readThinlvVg(vg).settings.lowWaterExtents;
-  refresh = sharedRefresh(async () => {
-    const fresh = await readHeldLayout(deps, vgName);
-    const thinlv = readThinlvVg(fresh);
-    const info = thinlv.hosts.get(host);
-    if (info === undefined || info.journalLv.uuid !== journalRingId) {
-      // Removed (or removed and re-added): this daemon's journal is gone; never write again.
-      halt({ reason: 'removed', error: new ThinlvError('HOST_REMOVED', `host ${host} is no longer a member of ${vgName} with this journal: this daemon stopped serving`, { vg: vgName, host }) });
-      return;
-    }
-    lowWaterExtents = thinlv.settings.lowWaterExtents;
-    await allocator.refreshMetadata(fresh, info.appliedSeq);
+  refresh = metadataRefresher({
+    textKey: () => vgTextKey(deps.lvm, vgName),
+    read: () => readHeldLayout(deps, vgName),
+    apply: async (fresh) => {
+      const thinlv = readThinlvVg(fresh);
+      const info = thinlv.hosts.get(host);
+      if (info === undefined || info.journalLv.uuid !== journalRingId) {
+        // Removed (or removed and re-added): this daemon's journal is gone; never write again.
+        halt({ reason: 'removed', error: new ThinlvError('HOST_REMOVED', `host ${host} is no longer a member of ${vgName} with this journal: this daemon stopped serving`, { vg: vgName, host }) });
+        return;
+      }
+      lowWaterExtents = thinlv.settings.lowWaterExtents;
+      await allocator.refreshMetadata(fresh, info.appliedSeq);
+    },
   });
   const pollGrants = grantFollower({
     reader: opened.grantsReader,
@@ -336,14 +340,6 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
   return { allocator, server, stopped, stop: () => resources.closeAll() };
 }
 
-/** One metadata read at a time; callers arriving meanwhile share it. */
-function sharedRefresh(read: () => Promise<void>): () => Promise<void> {
-  let inFlight: Promise<void> | undefined;
-  return () => {
-    inFlight ??= read().finally(() => (inFlight = undefined));
-    return inFlight;
-  };
-}
 
 /** Polls the grants ring and re-reads metadata now and then, until stopped. */
 function backgroundLoop(deps: HostDaemonDeps, options: HostDaemonOptions, work: { pollGrants: () => Promise<void>; refresh: () => Promise<void>; waiting: () => boolean }) {

@@ -225,11 +225,20 @@ function missOnError<T>(read: () => T): T {
  */
 export async function readVgMetadataFromDisk(devices: readonly string[], vgName: string, unlessUnchanged?: VgMetadata): Promise<VgMetadata> {
   const known = unlessUnchanged?.name === vgName ? textsOf.get(unlessUnchanged) : undefined;
-  if (known !== undefined && known.devices === devices.join('\n') && cacheKeyOf(await readPvs(devices, readDeviceHeaders)) === known.key) return unlessUnchanged!;
+  if (known !== undefined && known.devices === devices.join('\n') && (await readTextsKey(devices)) === known.key) return unlessUnchanged!;
   const pvs = await readPvs(devices, readDevicePv);
   const metadata = missOnError(() => vgFromPvs(pvs, vgName).metadata);
   textsOf.set(metadata, { devices: devices.join('\n'), key: cacheKeyOf(pvs) });
   return metadata;
+}
+
+/**
+ * What identifies the metadata texts on `devices` now (the report cache's key), read from
+ * the label and header sectors alone: equal keys, the same texts. DiskMetadataMiss when a
+ * device cannot be read.
+ */
+export async function readTextsKey(devices: readonly string[]): Promise<string> {
+  return cacheKeyOf(await readPvs(devices, readDeviceHeaders));
 }
 
 /**

@@ -7,7 +7,7 @@ import { ErrorCode, LvmError } from '../errors.js';
 import type { PhysicalRange } from '../extent/types.js';
 import type { LvLayout, PvLayout, Segment, StripeArea, VgReport } from '../metadata/vgModel.js';
 import { SECTOR_BYTES } from '../metadata/vgModel.js';
-import { DiskMetadataMiss, readVgFromDisk } from './diskMetadata.js';
+import { DiskMetadataMiss, readTextsKey, readVgFromDisk } from './diskMetadata.js';
 import { rememberDevices, rememberedDevices } from './vgReportCache.js';
 import type { LvmCallOptions, LvmRunner } from './runLvm.js';
 
@@ -171,6 +171,22 @@ export interface ReadVgOptions extends LvmCallOptions {
 /** Where to read the VG's PVs directly: the devices lvm is restricted to, else where lvm last found them. */
 export async function devicesToRead(lvm: LvmRunner, vgName: string): Promise<readonly string[] | undefined> {
   return lvm.devices ?? (lvm.rememberPvDevices === true ? await rememberedDevices(vgName) : undefined);
+}
+
+/**
+ * What identifies the VG's metadata now, from its PVs' label and header sectors alone:
+ * whoever read the VG when the key was the same has it still. Undefined when thinlv does
+ * not know the VG's devices or they cannot say (only lvm could).
+ */
+export async function vgTextKey(lvm: LvmRunner, vgName: string): Promise<string | undefined> {
+  const devices = await devicesToRead(lvm, vgName);
+  if (devices === undefined) return undefined;
+  try {
+    return await readTextsKey(devices);
+  } catch (error) {
+    if (error instanceof DiskMetadataMiss) return undefined;
+    throw error;
+  }
 }
 
 /** After lvm read the VG: where its PVs are, for the next reader without --devices. */

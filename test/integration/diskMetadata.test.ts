@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DiskMetadataMiss, readDevicePv, readVgFromDisk, readVgMetadataFromDisk } from '../../src/lvm/diskMetadata.js';
 import { textPieces } from '../../src/lvm/pvLabel.js';
-import { readVgReport } from '../../src/lvm/readVgReport.js';
+import { readVgReport, vgTextKey } from '../../src/lvm/readVgReport.js';
 import type { LvmRunner } from '../../src/lvm/runLvm.js';
 import { VG_CACHE_DIR } from '../../src/lvm/vgReportCache.js';
 import { commitBatch, readVgMetadata } from '../../src/lvm/commitBatch.js';
@@ -102,6 +102,19 @@ describe.skipIf(skip)('a VG read from its PVs equals lvm fullreport', () => {
     expect(known).toEqual(fromLvm);
     // Another VG's name never takes this VG's model.
     await expect(readVgMetadataFromDisk([device], 'thinlvtest_not_this_vg', committed)).rejects.toBeInstanceOf(DiskMetadataMiss);
+  });
+
+  test("the text's key from the header sectors alone: the same until anything writes", async () => {
+    const { vgName, lvm } = t.vg;
+    const before = await vgTextKey(lvm, vgName);
+    expect(before).toBeDefined();
+    expect(await vgTextKey(lvm, vgName)).toBe(before);
+    await lvm.run('vgchange', ['--addtag', 'text_key', vgName]);
+    const after = await vgTextKey(lvm, vgName);
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    // A runner that knows no devices (and remembers none): only lvm could say.
+    expect(await vgTextKey({ run: lvm.run }, vgName)).toBeUndefined();
   });
 
   test('a command without --devices reads the PVs where lvm last found them, and asks lvm again when they are not there', async () => {
