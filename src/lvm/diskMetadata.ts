@@ -26,6 +26,7 @@ import { ExtentSet } from '../extent/extentSet.js';
 import { computeFreeExtents } from '../metadata/checkLayout.js';
 import type { LvLayout, VgMetadata, VgReport } from '../metadata/vgModel.js';
 import { parseVgMetadata } from './metadataText.js';
+import { compareUtf8 } from './utf8Order.js';
 import { cacheKeyOf, readCachedReport, writeCachedReport } from './vgReportCache.js';
 import {
   LABEL_SCAN_BYTES,
@@ -163,18 +164,17 @@ export function vgFromPvs(pvs: readonly DevicePv[], vgName: string): { metadata:
   return { metadata: newest, byUuid };
 }
 
-const compareBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /** The report lvm fullreport gives, computed from the metadata: PVs named by the device they were read on. */
 export function reportFromPvs(pvs: readonly DevicePv[], vgName: string): VgReport {
   const { metadata, byUuid } = vgFromPvs(pvs, vgName);
   const deviceOf = new Map(metadata.pvs.map((pv) => [pv.device, byUuid.get(pv.uuid)!.device]));
   // Sorted as lvm's report sorts them: LVs by name, tags by strcmp.
-  const byName = [...metadata.lvs].sort((a, b) => compareBytes(a.name, b.name));
+  const byName = [...metadata.lvs].sort((a, b) => compareUtf8(a.name, b.name));
   const lvs: LvLayout[] = byName.map((lv) => ({
     name: lv.name,
     uuid: lv.uuid,
-    tags: [...lv.tags].sort(compareBytes),
+    tags: [...lv.tags].sort(compareUtf8),
     activationSkip: lv.activationSkip,
     segments: lv.segments.map((s) => ({ logicalStart: s.logicalStart, extentCount: s.extentCount, type: s.type, stripes: s.stripes.map((st) => ({ pv: deviceOf.get(st.pv)!, firstExtent: st.firstExtent })) })),
   }));
@@ -182,7 +182,7 @@ export function reportFromPvs(pvs: readonly DevicePv[], vgName: string): VgRepor
     const read = byUuid.get(pv.uuid)!;
     return { device: read.device, uuid: pv.uuid, peStartSectors: pv.peStartSectors, peCount: pv.peCount, deviceSizeBytes: read.deviceSizeBytes };
   });
-  const layout = { name: metadata.name, uuid: metadata.uuid, seqno: metadata.seqno, extentSizeSectors: metadata.extentSizeSectors, tags: [...metadata.tags].sort(compareBytes), pvs: reportPvs, lvs };
+  const layout = { name: metadata.name, uuid: metadata.uuid, seqno: metadata.seqno, extentSizeSectors: metadata.extentSizeSectors, tags: [...metadata.tags].sort(compareUtf8), pvs: reportPvs, lvs };
   const free: ExtentSet = computeFreeExtents(layout);
   const areas = metadata.pvs.flatMap((pv) => byUuid.get(pv.uuid)!.areas.map((area) => area.header));
   return {
