@@ -107,6 +107,23 @@ export async function setVirtualSize(lvm: LvmRunner, vgName: string, name: strin
   return { vg: vgName, lv: name, virtualBytes, physicalBytes, seqno: result.seqno, ...warned(overcommit.warning) };
 }
 
+/**
+ * Renames an LV of `vg` (the VG as read) in one commit. Refused with nothing written: a
+ * missing LV (LV_NOT_FOUND), a name taken (LV_EXISTS), and a thin LV a host holds
+ * (LV_IN_USE): its journal records and its table name it, and replay finds records by name,
+ * so a held LV renamed would have its unreplayed extents released as "LV gone".
+ * lvrename adds its own checks (the master machine, an LV active here) and lvm's words.
+ */
+export async function renameLv(lvm: LvmRunner, vg: VgMetadata, from: string, to: string): Promise<{ seqno: number }> {
+  if (!vg.lvs.some((l) => l.name === from)) throw new ThinlvError(ErrorCode.lvNotFound, `LV ${vg.name}/${from} does not exist`, { vg: vg.name, lv: from });
+  if (vg.lvs.some((l) => l.name === to)) throw new ThinlvError('LV_EXISTS', `LV ${vg.name}/${to} already exists`, { vg: vg.name, lv: to });
+  const owner = readThinlvVg(vg).thinLvs.get(from)?.owner;
+  if (owner !== undefined) {
+    throw new ThinlvError('LV_IN_USE', `LV ${vg.name}/${from} is held by host ${owner} (active there, or being extended): deactivate it there before you rename it`, { vg: vg.name, lv: from, owner });
+  }
+  return { seqno: (await commitBatch(lvm, vg, [{ kind: 'renameLv', name: from, newName: to }])).seqno };
+}
+
 /** Shrinks the physical size of a thin LV (deflate), after replaying every journal. */
 export async function deflateThinLv(deps: MasterDeps, vgName: string, name: string, physicalBytes: number): Promise<ThinLvSummary> {
   await runPass(deps, new MasterSession(), vgName);

@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TAG } from '../../src/format/thinlvVg.js';
 import { commitBatch, readVgMetadata } from '../../src/lvm/commitBatch.js';
+import { computeFreeExtents } from '../../src/metadata/checkLayout.js';
 import { lvExtentCount } from '../../src/metadata/vgModel.js';
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG, type LoopVg } from '../fixtures/loopVg.js';
 import { CLI_PATH, runCli } from '../fixtures/runCli.js';
@@ -108,7 +109,14 @@ describe.skipIf(skipReason !== undefined)('lvm-compatible lvcreate, lvremove, lv
   }, 300_000);
 
   test('bad input: lvm exit codes, nothing written; off the master machine, refused naming it', async () => {
+    // A thin LV host h1 holds (its records and its table name it): lvrename refuses it.
+    const withHeld = await readVgMetadata(t.vg.lvm, vgOf());
+    const free = computeFreeExtents(withHeld).ranges()[0]!;
+    await commitBatch(t.vg.lvm, withHeld, [{ kind: 'createLv', name: 'held', ranges: [{ pv: free.pv, firstExtent: free.firstExtent, extentCount: 1 }], activationSkip: true, tags: [`${TAG.virtualBytes}${GiB}`, `${TAG.owner}h1`] }]);
     const before = await seqno();
+    const renameHeld = await wrapper('lvrename', [`${vgOf()}/held`, 'held2']);
+    expect(renameHeld.exitCode).toBe(5);
+    expect(renameHeld.stderr).toContain(`Logical volume ${vgOf()}/held is in use by host h1`);
     expect((await wrapper('lvcreate', ['-n', 'x', '-L', '8m', vgOf(), '--bogus'])).exitCode).toBe(3);
     expect((await wrapper('lvchange', ['--frobnicate', `${vgOf()}/x`])).exitCode).toBe(3);
     expect((await wrapper('lvresize', ['-L', '8m', `${vgOf()}/nosuch`])).exitCode).toBe(5);
@@ -117,6 +125,7 @@ describe.skipIf(skipReason !== undefined)('lvm-compatible lvcreate, lvremove, lv
     expect((await wrapper('lvremove', ['-f', `${vgOf()}/thinlv_h1_journal`])).exitCode).toBe(5);
     expect((await wrapper('lvchange', ['--addtag', `${TAG.owner}h9`, `${vgOf()}/thinlv_h1_journal`])).exitCode).toBe(5);
     expect(await seqno()).toBe(before);
+    await commitBatch(t.vg.lvm, await readVgMetadata(t.vg.lvm, vgOf()), [{ kind: 'removeLv', name: 'held' }]);
 
     const metadata = await readVgMetadata(t.vg.lvm, vgOf());
     await commitBatch(t.vg.lvm, metadata, [{ kind: 'setTag', tag: `${TAG.master}elsewhere-master`, replacingPrefix: TAG.master }]);

@@ -4,13 +4,14 @@
 // an LV active on this machine (lvm renames its device-mapper device in the same step;
 // thinlv's commit does not touch device-mapper), and thinlv's own LVs.
 
-import { commitBatch, readVgMetadata } from '../../lvm/commitBatch.js';
-import { ownerOf } from '../../format/thinlvVg.js';
+import { ThinlvError } from '../../errors.js';
+import { readVgMetadata } from '../../lvm/commitBatch.js';
+import { renameLv } from '../../master/thinLvs.js';
 import { invalidNameReason } from '../../metadata/names.js';
 import { withMetadataLock } from '../../cli/masterContext.js';
 import type { CommandContext } from '../../cli/context.js';
 import { flagSpec, LVM_EXIT, LvmUsageError, type OptionSpec, type ParsedLvmArgs } from '../lvmArgs.js';
-import { isThinLv, lvmFailure, lvmUsage, parseLvPath, parseVgName, refuseOffMaster, refuseThinlvOwnLv, runLvmCompatCommand } from '../writeCommon.js';
+import { lvmFailure, lvmUsage, parseLvPath, parseVgName, refuseOffMaster, refuseThinlvOwnLv, runLvmCompatCommand } from '../writeCommon.js';
 import { isActiveHere } from './lvremove.js';
 
 const COMMAND = 'lvrename';
@@ -57,14 +58,26 @@ async function rename(context: CommandContext, parsed: ParsedLvmArgs): Promise<n
   await withMetadataLock(context, request.vg, async () => {
     const vg = await readVgMetadata(context.lvm, request.vg);
     refuseOffMaster(vg, COMMAND);
-    const lv = vg.lvs.find((l) => l.name === request.from);
-    if (lv === undefined) throw lvmFailure(`Existing logical volume "${request.from}" not found in volume group "${request.vg}"`);
-    if (vg.lvs.some((l) => l.name === request.to)) throw lvmFailure(`Logical Volume "${request.to}" already exists in volume group "${request.vg}"`);
-    const owner = isThinLv(lv) ? ownerOf(lv) : undefined;
-    if (owner !== undefined) throw lvmFailure(`Logical volume ${request.vg}/${request.from} is in use by host ${owner} (thinlv: active there, or being extended); deactivate it there before renaming it.`);
     if (isActiveHere(context, { vg: request.vg, lv: request.from })) throw lvmFailure(`Logical volume ${request.vg}/${request.from} is active on this machine; thinlv renames inactive LVs only: deactivate it first.`);
-    await commitBatch(context.lvm, vg, [{ kind: 'renameLv', name: request.from, newName: request.to }]);
+    await renameLv(context.lvm, vg, request.from, request.to).catch((error: unknown) => {
+      throw inLvmWords(error, request);
+    });
   });
   process.stdout.write(`  Renamed "${request.from}" to "${request.to}" in volume group "${request.vg}"\n`);
   return LVM_EXIT.ok;
+}
+
+/** renameLv's refusals as lvm's lvrename words them (thinlv's own for a held LV); anything else as it is. */
+function inLvmWords(error: unknown, request: RenameRequest): unknown {
+  if (!(error instanceof ThinlvError)) return error;
+  switch (error.code) {
+    case 'LV_NOT_FOUND':
+      return lvmFailure(`Existing logical volume "${request.from}" not found in volume group "${request.vg}"`);
+    case 'LV_EXISTS':
+      return lvmFailure(`Logical Volume "${request.to}" already exists in volume group "${request.vg}"`);
+    case 'LV_IN_USE':
+      return lvmFailure(`Logical volume ${request.vg}/${request.from} is in use by host ${String(error.data['owner'])} (thinlv: active there, or being extended); deactivate it there before renaming it.`);
+    default:
+      return error;
+  }
 }
