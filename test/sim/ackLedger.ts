@@ -11,8 +11,16 @@
 //
 // An LV that is gone fails the check unless the simulator tried to remove it, and then
 // only once every acknowledged record of it was replayed.
+//
+// Passes also settle the ledger as they end (settle()): a host removal replays its
+// journal and removes it in one step, so what the checker reads after that step no
+// longer shows which records were replayed. A deflate cuts an LV on purpose (the
+// simulator sees the commit, and the deflate record or master deflate behind it): the
+// extents it gives back leave the ledger, those of acknowledged extends whose records
+// that commit did not apply stay, so a deflate that cut another host's extends fails.
 
-import { ackExtents, type Ack, checkAckExtent, InvariantViolation, type Layouts, type UnreplayedOnDisk } from './checks.js';
+import type { VgMetadata } from '../../src/metadata/vgModel.js';
+import { ackExtents, type Ack, checkAckExtent, InvariantViolation, Layouts, physicalAt, thinlvOf, type UnreplayedOnDisk } from './checks.js';
 
 interface ReplayedLv {
   readonly lv: string;
@@ -31,6 +39,42 @@ export class AckLedger {
   check(layouts: Layouts, unreplayed: ReadonlyMap<string, UnreplayedOnDisk>, removalAttempted: ReadonlySet<string>, full: boolean): void {
     this.checkPending(layouts, unreplayed, removalAttempted);
     if (full) this.checkReplayed(layouts, removalAttempted);
+  }
+
+  /**
+   * After a commit `vg`: acknowledged extends whose records it holds as applied, and that
+   * sit where the host put them in metadata alone (but for the extents a deflate of that
+   * commit cut, `cut`: LV uuid -> extents kept), are retired. Others stay pending: the
+   * check after the step says what is wrong with them.
+   */
+  settle(vg: VgMetadata, cut: ReadonlyMap<string, number>): void {
+    const hosts = thinlvOf(vg).hosts;
+    const layouts = new Layouts(vg, new Map());
+    const keep: Ack[] = [];
+    for (const ack of this.pending) {
+      const info = hosts.get(ack.host);
+      if (info === undefined || info.journalLv.uuid !== ack.journalRingId || ack.seq > info.appliedSeq || !layouts.has(ack.lvUuid)) {
+        keep.push(ack);
+        continue;
+      }
+      const kept = cut.get(ack.lvUuid) ?? Number.POSITIVE_INFINITY;
+      const extents = ackExtents(ack).filter((e) => e.logical < kept);
+      const layout = layouts.of(ack.lvUuid)!;
+      if (extents.some(({ logical, want }) => physicalAt(layout, logical) !== want)) {
+        keep.push(ack);
+        continue;
+      }
+      this.retire(ack, extents);
+    }
+    this.pending = keep;
+    for (const [lvUuid, kept] of cut) this.truncate(lvUuid, kept);
+  }
+
+  /** An LV cut to `keptExtentCount` on purpose: replayed extents past it are not owed any more. */
+  truncate(lvUuid: string, keptExtentCount: number): void {
+    const lv = this.replayed.get(lvUuid);
+    if (lv === undefined) return;
+    for (const logical of [...lv.extents.keys()]) if (logical >= keptExtentCount) lv.extents.delete(logical);
   }
 
   private checkPending(layouts: Layouts, unreplayed: ReadonlyMap<string, UnreplayedOnDisk>, removalAttempted: ReadonlySet<string>): void {

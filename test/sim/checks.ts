@@ -9,6 +9,7 @@
 //       once, at the logical position the host used (per extent here; ackLedger.ts
 //       keeps the acknowledgements)
 //   I6  an active LV's dm table equals its metadata segments plus its unreplayed ones
+//   and a host's applied grant generation is one its grants LV reached in metadata
 //   and the master consumes a journal only through what metadata says is applied.
 
 import { openRingReader, type BlockRegion, type RingReader } from '../../journal/index.js';
@@ -171,6 +172,12 @@ export function checkPools(vg: VgMetadata, unreplayed: ReadonlyMap<string, Unrep
     if (onDisk === undefined || onDisk.journalRingId !== host.journalRingId || host.halted !== undefined) continue;
     const free = byLv.get(hostLvNames(name).free) ?? ExtentSet.empty();
     const taken = ExtentSet.fromRanges(onDisk.records.flatMap((r) => r.ranges));
+    // A host applies only grants its grants ring carried, each committed first: a generation
+    // past metadata's is state of an earlier incarnation of the host (a removed and re-added
+    // host resurrecting its old state would ignore every new grant, and starve).
+    const applied = host.allocator.status().lastGrantGeneration;
+    const committed = thinlvOf(vg).hosts.get(name)?.grantGeneration ?? 0;
+    if (applied > committed) violated(`grants: ${name} applied grant generation ${applied}, but its grants LV is at generation ${committed} in metadata`);
     const pool = host.allocator.poolExtents();
     if (!free.containsAll(pool)) violated(`I4: ${name}'s pool holds ${pool.difference(free).extentCount} extents outside its free LV: ${pool.difference(free).toString()}`);
     if (pool.overlaps(taken)) violated(`I1: ${name}'s pool still holds ${pool.intersection(taken).extentCount} extents its journal gave to an LV`);

@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const burst = argValue('burst');
   const verbose = process.argv.includes('--verbose');
   if (!Number.isSafeInteger(seed) || seed < 0 || !Number.isSafeInteger(steps) || steps < 1) {
-    console.error('usage: npm run sim -- [--seed S] [--steps N] [--minutes M] [--burst B] [--throughput] [--claims] [--workaround-stale-grant] [--verbose]');
+    console.error('usage: npm run sim -- [--seed S] [--steps N] [--minutes M] [--burst B] [--throughput] [--claims] [--membership] [--workaround-stale-grant] [--verbose]');
     process.exit(2);
   }
   console.log(`thinlv simulator: seed ${seed}, ${steps} steps`);
@@ -32,6 +32,8 @@ async function main(): Promise<void> {
     // commit carries more records.
     ...(process.argv.includes('--throughput') ? { extendBurst: Number(burst ?? 40), hostCrashPerPoint: 0.0002, masterCrashPerPoint: 0.0005, tornWritePerWrite: 0.0003, quietCheckEvery: 1000, passWeight: 3 } : {}),
     ...(process.argv.includes('--claims') ? { oneOffExtendChance: 0.1, longClockJumpChance: 0.1, bigExtendChance: 0.07, quantumExtents: 16 } : {}),
+    // Membership: host remove, declare-dead, second daemons, lvrename and deflates ten times as often.
+    ...(process.argv.includes('--membership') ? { membershipRate: 10, deflateChance: 0.5 } : {}),
     ...(process.argv.includes('--workaround-stale-grant') ? { workaroundStaleGrant: true } : {}),
     ...(verbose ? { onTrace: (line: string) => console.log(line) } : {}),
   };
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
     console.log(`  fault points hit ${stats.faultPointsHit}, fired ${stats.faultsFired}; torn writes ${stats.tornWrites} (${perMinute(stats.tornWrites)}/min); bit flips ${stats.bitFlips}`);
     console.log(`  passes ${stats.passes}, commits ${stats.commits}, second-master passes ${stats.secondMasterPasses}; LVs created ${stats.lvsCreated}, removed ${stats.lvsRemoved}; effect points ${stats.effectPoints}`);
     console.log(`  lvm calls ${JSON.stringify(stats.lvmCalls)}`);
+    console.log(`  membership, rename, deflate ${JSON.stringify(stats.operations)}`);
     console.log(`  cpu ${cpuSeconds.toFixed(1)} s (${(stats.extendsAcknowledged / cpuSeconds).toFixed(0)} extends and ${((stats.hostCrashes + stats.masterCrashes) / cpuSeconds).toFixed(2)} crashes per cpu-second)`);
   } catch (error) {
     if (error instanceof SimFailure) {

@@ -1,10 +1,15 @@
 // One host's allocator process, composed as src/host/hostDaemon.ts composes it
 // (read metadata read-only, open the journal writer, collect the unreplayed
 // records, rebuild the allocator, reload active tables, follow the grants ring),
-// over simulated effects. Not simulated: the socket (requests are method calls),
-// the local flock, and the lease (a stand-in that is always held; see the report).
+// over simulated effects. Not simulated: the socket (requests are method calls)
+// and the local flock (a second daemon here runs on another machine).
 // A crash drops this object; the next incarnation starts from what the disk,
 // the metadata, the host's "SQLite" state and the kernel's dm tables hold.
+// The host's lease is the real one (src/ownership) on the simulated disk and
+// clock, taken before anything is written, as startHostDaemon takes it: a second
+// daemon for the host waits out the first or is refused, and a daemon that loses
+// its lease, is asked to stop (host remove) or finds itself removed stops: it
+// halts its allocator, releases the lease (unless lost) and exits.
 
 import { MAX_FULL_WAIT_MS, openRingReader, openRingWriter, type BlockRegion, type RingWriter } from '../../journal/index.js';
 import type { FakeDeviceMapper } from '../../src/dm/fakeDeviceMapper.js';
@@ -20,9 +25,9 @@ import { unreplayedRecords } from '../../src/host/unreplayedRecords.js';
 import { createLogger } from '../../src/log.js';
 import type { LvmRunner } from '../../src/lvm/runLvm.js';
 import { linearSegments, type VgLayout } from '../../src/metadata/vgModel.js';
-import type { HeldLease } from '../../src/ownership/index.js';
+import { acquireLease, type HeldLease } from '../../src/ownership/index.js';
 import type { JournalRecord } from '../../src/records/records.js';
-import { ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js';
+import { leaseLocation, openLeaseRegion, ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js';
 import type { ActiveLv, HostState } from '../../src/state/hostState.js';
 import type { SharedReports } from './sharedReports.js';
 import type { SimKernel, SimProcess } from './simKernel.js';
@@ -62,9 +67,6 @@ export class SimHostStateStore {
   }
 }
 
-/** The lease stand-in: the simulator runs one allocator per host unless a scenario says otherwise. */
-const alwaysHeld = { ensureHeld: async () => undefined } as unknown as HeldLease;
-
 export interface SimHostDeps {
   readonly vgName: string;
   readonly host: string;
@@ -86,6 +88,10 @@ export interface SimHostDeps {
    * can go on to find other bugs. Off by default.
    */
   readonly skipStaleGrants?: boolean;
+  /** The lease renew interval R (the master's host removal must use the same). */
+  readonly leaseRenewMs: number;
+  /** Draws this daemon's lease owner id (deterministic in the simulator). */
+  readonly newOwnerId: () => string;
 }
 
 const MAX_START_METADATA_READS = 10;
@@ -95,9 +101,12 @@ export class SimHost {
   /** Operations started on each LV and not yet settled (the simulator bounds the queue per LV). */
   readonly pendingByLv = new Map<string, number>();
   halted: string | undefined;
+  /** Set once a halted daemon has released its lease and exited (the simulator restarts it, like systemd). */
+  exited = false;
 
   private constructor(
     readonly deps: SimHostDeps,
+    readonly lease: HeldLease,
     /** Records this incarnation wrote and saw acknowledged by the ring, by seq. */
     readonly written: Map<number, JournalRecord>,
     readonly allocator: HostAllocator,
@@ -129,6 +138,19 @@ export class SimHost {
       return { vg, info };
     };
     let layout = await readLayout();
+    const lease = await takeLease(deps, layout.vg);
+    try {
+      return await SimHost.serve(deps, lease, layout, readLayout);
+    } catch (error) {
+      // As Resources.closeAll: a failed start gives its lease back.
+      if (proc.alive) await lease.release();
+      throw error;
+    }
+  }
+
+  private static async serve(deps: SimHostDeps, lease: HeldLease, first: { vg: VgLayout; info: { appliedSeq: number; journalLv: { uuid: string } } }, readLayout: () => Promise<typeof first>): Promise<SimHost> {
+    const { vgName, host, kernel, proc } = deps;
+    let layout = first;
     const journalLocation = ringLocation(layout.vg, hostLvNames(host).journal);
     const journalRegion: BlockRegion = await deps.regions.open(journalLocation);
     const grantsLocation = ringLocation(layout.vg, hostLvNames(host).grants);
@@ -139,6 +161,7 @@ export class SimHost {
       nowMs: () => kernel.nowMs(),
       sleepMs: (ms) => kernel.sleep(proc, ms),
     });
+    // Keyed by the journal LV's uuid, as hostDaemon.ts opens it: a re-added host starts clean.
     const state = deps.states.open(journalLocation.ringId, proc, kernel);
     let unreplayed: UnreplayedRecord[] | undefined;
     for (let read = 1; ; read++) {
@@ -150,7 +173,7 @@ export class SimHost {
     }
     const { vg, info } = layout;
     const written = new Map<number, JournalRecord>();
-    const leased = leasedJournal(writer, alwaysHeld, { vg: vgName, host });
+    const leased = leasedJournal(writer, lease, { vg: vgName, host });
     const journal: HostJournal = {
       append: async (record) => {
         const result = await leased.append(record);
@@ -202,10 +225,22 @@ export class SimHost {
       },
     );
     let simHost: SimHost | undefined;
+    let stopping: Promise<void> | undefined;
+    let exitedEarly = false;
+    let haltedFor: string | undefined;
     const halt = (reason: string) => {
       allocator.halt(new ThinlvError('HOST_REMOVED', `host ${host}: ${reason}`, { host }));
+      haltedFor ??= reason;
       if (simHost !== undefined) simHost.halted ??= reason;
+      // The daemon stops: no more requests, the lease released (a lost one is left alone), exit.
+      stopping ??= (async () => {
+        await lease.release();
+        exitedEarly = true;
+        if (simHost !== undefined) simHost.exited = true;
+        kernel.crash(proc);
+      })().catch(() => undefined);
     };
+    lease.onLost(() => halt('lease lost'));
     refreshImpl = async () => {
       const fresh = await deps.reports.read(deps.lvm, vgName);
       const freshInfo = readThinlvVg(fresh).hosts.get(host);
@@ -228,14 +263,26 @@ export class SimHost {
       state,
       log: silentLog,
       faults: deps.faults,
-      beforeWrite: async () => undefined,
-      ownerId: `sim-${proc}`,
+      beforeWrite: () => lease.ensureHeld(),
+      ownerId: lease.ownerId,
       onStop: (reason) => halt(`stop requested: ${reason}`),
     });
     await pollGrants();
-    simHost = new SimHost(deps, written, allocator, journalLocation.ringId, pollGrants, refresh);
+    simHost = new SimHost(deps, lease, written, allocator, journalLocation.ringId, pollGrants, refresh);
+    simHost.halted = haltedFor;
+    simHost.exited = exitedEarly;
     return simHost;
   }
+}
+
+/** As takeOwnership in hostDaemon.ts: the host's lease, renewed from now on. */
+async function takeLease(deps: SimHostDeps, vg: VgLayout): Promise<HeldLease> {
+  const location = leaseLocation(vg, deps.host);
+  const region = await openLeaseRegion(deps.regions, location);
+  const effects = { region, nowMs: () => deps.kernel.nowMs(), sleepMs: (ms: number) => deps.kernel.sleep(deps.proc, ms), newOwnerId: deps.newOwnerId };
+  const lease = await acquireLease(effects, { leaseId: location.ringId, holder: `sim ${deps.proc}` }, { renewIntervalMs: deps.leaseRenewMs });
+  lease.startRenewing();
+  return lease;
 }
 
 function freeRangesOf(vg: VgLayout, host: string) {

@@ -94,6 +94,9 @@ export class SimLvm {
     this.textBytes = Buffer.byteLength(this.text);
   }
 
+  /** Told of every commit as it lands, before its writer can crash (the checker follows deliberate cuts). */
+  onCommit: ((before: VgMetadata, after: VgMetadata) => Promise<void>) | undefined;
+
   /** The VG as LVM holds it now (for the checker: it reads what LVM holds, not what thinlv thinks). */
   get metadata(): VgMetadata {
     return this.vg;
@@ -105,7 +108,9 @@ export class SimLvm {
       run: async (command, args, callOptions) => {
         await kernel.point(proc, `lvm.${command}`);
         if (options.readOnly && command !== 'fullreport') throw new UnexpectedLvmCall(`host process ${proc} ran "lvm ${command} ${args.join(' ')}": hosts only read metadata`);
+        const before = this.vg;
         const result = this.run(command, args, callOptions);
+        if (this.vg !== before) await this.onCommit?.(before, this.vg);
         await kernel.point(proc, `lvm.${command}.done`);
         return result;
       },

@@ -20,12 +20,14 @@ import { InvariantError, ThinlvError } from '../../src/errors.js';
 import { InjectedFault, type FaultPoints } from '../../src/faults.js';
 import { readThinlvVg } from '../../src/format/thinlvVg.js';
 import { formatVg } from '../../src/master/formatVg.js';
-import { addHost } from '../../src/master/hostMembership.js';
+import { addHost, removeHost, type RemoveHostResult } from '../../src/master/hostMembership.js';
 import { MasterSession, runPass, type MasterDeps, type PassResult } from '../../src/master/replayPass.js';
-import { createThinLv, removeThinLv, setVirtualSize } from '../../src/master/thinLvs.js';
+import { readVgMetadata } from '../../src/lvm/commitBatch.js';
+import { createThinLv, deflateThinLv, removeThinLv, renameLv, setVirtualSize } from '../../src/master/thinLvs.js';
 import { lvExtentCount } from '../../src/metadata/vgModel.js';
 import type { ExtendResult } from '../../src/host/allocator.js';
 import { planReplay } from '../../src/replay/planReplay.js';
+import type { VgMetadata } from '../../src/metadata/vgModel.js';
 import { hostLvNames } from '../../src/format/thinlvVg.js';
 import { ringLocation } from '../../src/rings/ringRegions.js';
 import { Prng } from './prng.js';
@@ -67,6 +69,10 @@ export interface SimOptions {
   readonly extendBurst?: number;
   /** Weight of a scheduled master pass among the step kinds (an extend burst weighs 40; the daemon's poll, which passes when a host waits or runs low, 6). */
   readonly passWeight?: number;
+  /** Multiplies the weights of host remove, declare-dead, second daemons, lvrename and master deflates (issue 13). */
+  readonly membershipRate?: number;
+  /** Share of deactivations that deflate (`lvchange -an --deflate`). */
+  readonly deflateChance?: number;
   /** Wall-clock budget; the run stops early (reporting how far it got). */
   readonly maxWallMs?: number;
 }
@@ -94,6 +100,8 @@ export interface SimStats {
   wallMs: number;
   traceHash: string;
   lvmCalls: Record<string, number>;
+  /** Membership, rename and deflate operations by outcome ("host remove ok", "lvrename LV_IN_USE", ...). */
+  operations: Record<string, number>;
 }
 
 export class SimFailure extends Error {
@@ -114,6 +122,16 @@ const PE_START_BYTES = 1024 * 1024;
 const QUANTUM_EXTENTS = 32;
 const INITIAL_HOSTS = ['h1', 'h2', 'h3'];
 const SPARE_HOST_NAMES = ['h4', 'h5'];
+/**
+ * The hosts' lease renew interval R (the master's host removal uses the same). Short, so
+ * that a daemon restarted after a crash waits out its old lease (watch 6R, settle 4R) in
+ * about 30 steps, as long as the workload already kept a crashed host down.
+ */
+const LEASE_RENEW_MS = 50;
+/** How long host remove waits for a daemon to stop (the default is 30 s). */
+const STOP_WAIT_MS = 2_000;
+/** Slices of simulated time a host removal's waits are cut into, host work in between. */
+const WORLD_SLICE_MS = 10;
 const MAX_THIN_LVS = 24;
 const TRACE_KEPT = 40;
 /**
@@ -130,6 +148,8 @@ const EXPECTED_CODES = new Set([
   'LV_IN_USE', 'NOT_THIN_LV', 'HOST_REMOVED', 'SHRINK_REFUSED', 'INSUFFICIENT_EXTENTS', 'STALE_SEQNO', 'LVM_FAILED',
   'METADATA_AREA_TOO_SMALL', 'POOL_TOO_FRAGMENTED', 'LV_EXISTS', 'HOST_EXISTS', 'INVALID_ARGUMENT', 'OVERCOMMIT_LIMIT', 'CANCELLED',
   'READBACK_MISMATCH', 'J:SEQ_ALREADY_CONSUMED', 'DM_DEVICE_EXISTS', 'DM_NOT_FOUND', 'HOST_START_FAILED', 'UNKNOWN_HOST', 'J:IO_ERROR',
+  // The host lease and host removal.
+  'LEASE_HELD', 'LEASE_LOST', 'LEASE_RELEASED', 'HOST_ALIVE', 'HOST_ACTIVE', 'HOST_STILL_RUNNING', 'HOST_STILL_WRITING',
 ]);
 
 class SimMaster {
@@ -146,6 +166,13 @@ class SimMaster {
 
 interface HostSlot {
   live: SimHost | undefined;
+  /** A start of the host's daemon is under way (it may wait out an old lease). */
+  starting: boolean;
+  /** A second daemon for the same host by mistake (the lease must refuse it). */
+  duplicate: SimHost | undefined;
+  duplicateStarting: boolean;
+  /** The processes of starts under way (a host powered off takes them down too). */
+  readonly startingProcs: Set<SimProcess>;
   incarnation: number;
   /** Restart no earlier than this step (a host down for a while). */
   downUntilStep: number;
@@ -158,6 +185,7 @@ export class Simulator {
   readonly pvs: Map<string, SimPv>;
   readonly lvm: SimLvm;
   readonly states = new SimHostStateStore();
+  private ownerIdSerial = 0;
   readonly reports = new SharedReports();
   readonly dms = new Map<string, FakeDeviceMapper>();
   readonly hosts = new Map<string, HostSlot>();
@@ -176,6 +204,8 @@ export class Simulator {
   private readonly acks = new AckLedger();
   private readonly removalAttempted = new Set<string>();
   private lvSerial = 0;
+  /** The uuid of the LV a master deflate (lvresize -L) is cutting, while it runs. */
+  private masterDeflating: string | undefined;
   private readonly unfinishedAdds = new Set<string>();
   readonly stats: SimStats;
   private readonly o: Required<Omit<SimOptions, 'onTrace'>> & Pick<SimOptions, 'onTrace'>;
@@ -196,6 +226,8 @@ export class Simulator {
       bigExtendChance: 0.03,
       quantumExtents: QUANTUM_EXTENTS,
       longClockJumpChance: 0.03,
+      membershipRate: 1,
+      deflateChance: 0.25,
       maxWallMs: Number.POSITIVE_INFINITY,
       ...options,
     };
@@ -205,10 +237,11 @@ export class Simulator {
     this.lvm = new SimLvm(initialVgMetadata({ vgName: VG, device: PV, extentSizeBytes: EXTENT_BYTES, peCount: this.o.peCount, peStartBytes: PE_START_BYTES, metadataAreaBytes: this.o.metadataAreaBytes }), this.o.metadataAreaBytes);
     this.checkerRegions = simRegionOpener(this.pvs, this.checker, this.kernel, () => undefined);
     this.kernel.hook = (proc, label) => this.atPoint(proc, label);
+    this.lvm.onCommit = (before, after) => this.followCommit(before, after);
     this.stats = {
       seed: options.seed, steps: 0, extendsAcknowledged: 0, extentsAcknowledged: 0, extendsRefused: {}, hostCrashes: 0, masterCrashes: 0,
       tornWrites: 0, bitFlips: 0, faultPointsHit: 0, faultsFired: 0, passes: 0, commits: 0, secondMasterPasses: 0, hostRestarts: 0,
-      lvsCreated: 0, lvsRemoved: 0, effectPoints: 0, simulatedMs: 0, wallMs: 0, traceHash: '', lvmCalls: {},
+      lvsCreated: 0, lvsRemoved: 0, effectPoints: 0, simulatedMs: 0, wallMs: 0, traceHash: '', lvmCalls: {}, operations: {},
     };
   }
 
@@ -265,9 +298,49 @@ export class Simulator {
           const again = planReplay(pass.vg, thinlv, left);
           const moved = again.changes.filter((c) => c.kind === 'moveRanges');
           if (pass.didCommit && moved.length > 0) this.failure ??= `I5: replaying the pass's records again on its own commit would move ${moved.length} more ranges`;
+          this.settleAcks(pass.vg);
         },
       },
     };
+  }
+
+  /** I3 as a pass ends (ackLedger.ts): acknowledged extends it applied are retired from the ledger. */
+  private settleAcks(vg: VgMetadata): void {
+    try {
+      this.acks.settle(vg, new Map());
+    } catch (error) {
+      if (!(error instanceof InvariantViolation)) throw error;
+      this.failure ??= `at the end of a pass: ${error.message}`;
+    }
+  }
+
+  /**
+   * Every commit, as it lands: a thin LV that shrank was cut on purpose only by a deflate,
+   * a journal's deflate record this commit applied or the master's deflate under way; its
+   * extents past the cut leave the ledger. Any other shrink is left for the checks to find.
+   */
+  private async followCommit(before: VgMetadata, after: VgMetadata): Promise<void> {
+    const afterByUuid = new Map(after.lvs.map((lv) => [lv.uuid, lv]));
+    const shrunk = before.lvs.filter((lv) => {
+      const now = afterByUuid.get(lv.uuid);
+      return now !== undefined && thinlvOf(before).thinLvs.has(lv.name) && lvExtentCount(now) < lvExtentCount(lv);
+    });
+    if (shrunk.length === 0) return;
+    try {
+      const replayed = [...(await readUnreplayed(before, this.checkerRegions, this.checkerReaders)).values()].flatMap((host) => {
+        const info = thinlvOf(after).hosts.get(host.host);
+        return info === undefined || info.journalLv.uuid !== host.journalRingId ? [] : host.records.filter((r) => r.seq <= info.appliedSeq).map((r) => r.record);
+      });
+      const cut = new Map<string, number>();
+      for (const lv of shrunk) {
+        const deflated = this.masterDeflating === lv.uuid || replayed.some((r) => r.kind === 'deflate' && r.lvUuid === lv.uuid);
+        if (deflated) cut.set(lv.uuid, lvExtentCount(afterByUuid.get(lv.uuid)!));
+      }
+      this.acks.settle(after, cut);
+    } catch (error) {
+      if (!(error instanceof InvariantViolation)) throw error;
+      this.failure ??= `at a commit: ${error.message}`;
+    }
   }
 
   private newMaster(name: string): SimMaster {
@@ -337,13 +410,27 @@ export class Simulator {
     }
   }
 
+  /** Every running daemon, in name order: each host's, then a duplicate of it if one runs. */
   private liveHosts(): SimHost[] {
     const out: SimHost[] = [];
     for (const name of [...this.hosts.keys()].sort()) {
-      const live = this.hosts.get(name)!.live;
-      if (live !== undefined && live.proc.alive) out.push(live);
+      const slot = this.hosts.get(name)!;
+      for (const daemon of [slot.live, slot.duplicate]) if (daemon !== undefined && daemon.proc.alive && !daemon.exited) out.push(daemon);
     }
     return out;
+  }
+
+  private slotOf(name: string): HostSlot {
+    let slot = this.hosts.get(name);
+    if (slot === undefined) {
+      slot = { live: undefined, starting: false, duplicate: undefined, duplicateStarting: false, startingProcs: new Set(), incarnation: 0, downUntilStep: 0 };
+      this.hosts.set(name, slot);
+    }
+    return slot;
+  }
+
+  private isMember(name: string): boolean {
+    return thinlvOf(this.lvm.metadata).hosts.has(name);
   }
 
   private dmOf(host: string): FakeDeviceMapper {
@@ -355,34 +442,64 @@ export class Simulator {
     return dm;
   }
 
-  private async startHost(name: string): Promise<void> {
-    const slot = this.hosts.get(name) ?? { live: undefined, incarnation: 0, downUntilStep: 0 };
-    this.hosts.set(name, slot);
-    const proc = new SimProcess(name, 'host', ++slot.incarnation);
-    try {
-      slot.live = await SimHost.start({
-        vgName: VG,
-        host: name,
-        proc,
-        kernel: this.kernel,
-        lvm: this.lvm.runner(proc, this.kernel, { readOnly: true }),
-        reports: this.reports,
-        regions: simRegionOpener(this.pvs, proc, this.kernel, this.writePlan),
-        dm: this.dmOf(name),
-        states: this.states,
-        faults: this.faultPoints(proc),
-        outOfSpaceWaitMs: 2_000,
-        claimWaitMs: 3_000,
-        skipStaleGrants: this.o.workaroundStaleGrant,
-      });
-      this.note(`host ${proc} started`);
-    } catch (error) {
-      slot.live = undefined;
-      const code = this.codeOf(error, `start ${proc}`, proc);
-      // A host add that crashed before initialising the rings: the operator runs it again.
-      if (code === 'HOST_START_FAILED') this.unfinishedAdds.add(name);
-      this.note(`host ${proc} start failed ${code}`);
-    }
+  /**
+   * Starts a daemon for `name`, left running: taking the lease waits on the clock (a quick
+   * claim of a free lease, or watching out a crashed daemon's). `duplicate`: a second daemon
+   * for the host while the first may run, on the same machine (its dm tables and SQLite
+   * state) past the local flock (another lock directory, a container), which the lease must
+   * refuse. (One on another machine that outlives the first would leave the first machine's
+   * tables mapped with nobody holding their LVs: that is fencing's job, not the lease's.)
+   */
+  private startHost(name: string, duplicate = false): void {
+    const slot = this.slotOf(name);
+    const proc = new SimProcess(duplicate ? `${name}b` : name, 'host', ++slot.incarnation);
+    if (duplicate) slot.duplicateStarting = true;
+    else slot.starting = true;
+    slot.startingProcs.add(proc);
+    const started = SimHost.start({
+      vgName: VG,
+      host: name,
+      proc,
+      kernel: this.kernel,
+      lvm: this.lvm.runner(proc, this.kernel, { readOnly: true }),
+      reports: this.reports,
+      regions: simRegionOpener(this.pvs, proc, this.kernel, this.writePlan),
+      dm: this.dmOf(name),
+      states: this.states,
+      faults: this.faultPoints(proc),
+      outOfSpaceWaitMs: 2_000,
+      claimWaitMs: 3_000,
+      skipStaleGrants: this.o.workaroundStaleGrant,
+      leaseRenewMs: LEASE_RENEW_MS,
+      newOwnerId: () => (++this.ownerIdSerial).toString(16).padStart(16, '0'),
+    });
+    void started.finally(() => slot.startingProcs.delete(proc)).catch(() => undefined);
+    started.then(
+      (host) => {
+        if (duplicate) {
+          slot.duplicateStarting = false;
+          slot.duplicate = host;
+          this.count(`duplicate daemon started`);
+        } else {
+          slot.starting = false;
+          slot.live = host;
+        }
+        this.note(`host ${proc} started`);
+      },
+      (error: unknown) => {
+        if (duplicate) slot.duplicateStarting = false;
+        else slot.starting = false;
+        const code = this.codeOf(error, `start ${proc}`, proc);
+        // A host add that crashed before initialising the rings: the operator runs it again.
+        if (code === 'HOST_START_FAILED' && !duplicate) this.unfinishedAdds.add(name);
+        if (duplicate) this.count(`duplicate daemon ${code}`);
+        this.note(`host ${proc} start failed ${code}`);
+      },
+    );
+  }
+
+  private count(outcome: string): void {
+    this.stats.operations[outcome] = (this.stats.operations[outcome] ?? 0) + 1;
   }
 
   // ---- host operations (left running; they settle in microtasks or wait on the clock) ----
@@ -522,6 +639,16 @@ export class Simulator {
     const room = (name: string) => { const t = thin.get(name); return t === undefined ? 0 : t.virtualBytes / EXTENT_BYTES - lvExtentCount(t.lv); };
     const held = this.heldLvs(host).sort((a, b) => room(a) - room(b) || (a < b ? -1 : 1));
     const lv = this.prng.chance(0.7) ? held[0]! : this.prng.pick(held);
+    const size = thin.get(lv) === undefined ? 0 : lvExtentCount(thin.get(lv)!.lv);
+    if (size > 1 && this.prng.chance(this.o.deflateChance)) {
+      // `lvchange -an --deflate`: the release, then a deflate record (planReplay phase 1b).
+      const keep = Math.max(1, Math.floor((size * this.prng.between(30, 90)) / 100));
+      this.hostOp(host, `${host.proc} deactivate ${lv} --deflate ${keep}`, () => host.allocator.deactivate(lv, keep * EXTENT_BYTES), (r) => {
+        this.count('deflate (host) journaled');
+        return `ok deflate seq ${r.deflate?.seq}`;
+      }, lv);
+      return;
+    }
     this.hostOp(host, `${host.proc} deactivate ${lv}`, () => host.allocator.deactivate(lv), () => 'ok', lv);
   }
 
@@ -534,14 +661,18 @@ export class Simulator {
 
   // ---- master operations (each runs to its end) ----
 
-  private async masterOp<T>(what: string, run: (m: SimMaster) => Promise<T>, done: (value: T) => string): Promise<void> {
+  /** Runs `what` on the master, if it runs; returns 'ok', the error's code, or 'no master'. */
+  private async masterOp<T>(what: string, run: (m: SimMaster) => Promise<T>, done: (value: T) => string): Promise<string> {
     const master = this.master;
-    if (master === undefined || !master.proc.alive) return;
+    if (master === undefined || !master.proc.alive) return 'no master';
     try {
       const value = await run(master);
       this.note(`${master.proc} ${what} -> ${done(value)}`);
+      return 'ok';
     } catch (error) {
-      this.note(`${master.proc} ${what} -> ${this.codeOf(error, `${master.proc} ${what}`, master.proc)}`);
+      const code = this.codeOf(error, `${master.proc} ${what}`, master.proc);
+      this.note(`${master.proc} ${what} -> ${code}`);
+      return code;
     }
   }
 
@@ -616,6 +747,10 @@ export class Simulator {
     }, () => 'ok');
   }
 
+  private memberCount(): number {
+    return thinlvOf(this.lvm.metadata).hosts.size;
+  }
+
   /** Less than a tenth of the VG is free in metadata (host pools not counted): time to delete disks. */
   private vgShort(): boolean {
     const vg = this.lvm.metadata;
@@ -635,11 +770,138 @@ export class Simulator {
 
   private async addSpareHost(): Promise<void> {
     const members = thinlvOf(this.lvm.metadata).hosts;
-    const name = [...this.unfinishedAdds].sort()[0] ?? SPARE_HOST_NAMES.find((h) => !members.has(h));
+    // A removed host comes back under its old name first (its state is keyed by the new journal's uuid).
+    const name = [...this.unfinishedAdds].sort()[0] ?? [...INITIAL_HOSTS, ...SPARE_HOST_NAMES].find((h) => !members.has(h));
     this.unfinishedAdds.delete(name ?? '');
     if (name === undefined) return;
-    await this.masterOp(`host add ${name}`, (m) => addHost(m.deps, VG, name), () => 'ok');
-    if (thinlvOf(this.lvm.metadata).hosts.has(name) && !this.hosts.has(name)) this.hosts.set(name, { live: undefined, incarnation: 0, downUntilStep: this.step + 1 });
+    const again = this.hosts.has(name) ? ' (again)' : '';
+    this.count(`host add${again} ${await this.masterOp(`host add ${name}${again}`, (m) => addHost(m.deps, VG, name), () => 'ok')}`);
+    if (thinlvOf(this.lvm.metadata).hosts.has(name) && !this.hosts.has(name)) this.slotOf(name).downUntilStep = this.step + 1;
+  }
+
+  /**
+   * `host remove` or `host declare-dead` of a member, its daemon left running (issue 13).
+   * remove: a storage manager mostly evacuates the host first (deactivates what it holds),
+   * then the master stops the daemon through its grants ring and takes its lease.
+   * declare-dead: the daemon still runs (refused while it renews its lease), or the host
+   * was fenced (powered off: its daemon and its dm tables are gone), or the operator says
+   * --fenced while the daemon in fact still runs (its next renewal finds the lease taken).
+   */
+  private async removeHostStep(mode: 'remove' | 'declare-dead'): Promise<void> {
+    const members = [...thinlvOf(this.lvm.metadata).hosts.keys()].sort();
+    if (members.length <= 2) return;
+    const host = this.prng.pick(members);
+    const slot = this.slotOf(host);
+    let fenced = false;
+    let how = '';
+    if (mode === 'remove') {
+      if (this.prng.chance(0.9)) {
+        for (const daemon of this.liveHosts().filter((d) => d.deps.host === host && d.halted === undefined)) {
+          for (const lv of this.heldLvs(daemon)) if (this.hasRoomInQueue(daemon, lv)) this.hostOp(daemon, `${daemon.proc} deactivate ${lv} (evacuate)`, () => daemon.allocator.deactivate(lv), () => 'ok', lv);
+        }
+        await drainMicrotasks();
+      }
+    } else {
+      const variant = this.prng.between(1, 3);
+      if (variant === 2) {
+        fenced = true;
+        how = ' (powered off)';
+        for (const daemon of [slot.live, slot.duplicate]) if (daemon !== undefined && daemon.proc.alive) this.kernel.crash(daemon.proc);
+        for (const proc of slot.startingProcs) this.kernel.crash(proc);
+        this.dms.set(host, new FakeDeviceMapper());
+      } else if (variant === 3) {
+        fenced = true;
+        how = ' (still running)';
+      }
+    }
+    const what = `host ${mode} ${host}${fenced ? ' --fenced' : ''}${how}`;
+    const outcome = await this.masterOp(what, (m) => this.withWorldTime(m, (deps) => removeHost(deps, VG, host, mode, { fenced, leaseRenewMs: LEASE_RENEW_MS, stopWaitMs: STOP_WAIT_MS })), (r: RemoveHostResult) => {
+      return `ok replayed ${r.replayedRecordCount} returned ${r.returnedExtentCount}${r.daemonStopped ? ', daemon stopped' : ''}`;
+    });
+    this.count(`host ${mode}${fenced ? ' --fenced' : ''}${how} ${outcome}${outcome !== 'ok' && !this.isMember(host) ? ' after its commit' : ''}`);
+  }
+
+  /**
+   * Runs a master operation that waits (lease watches, a daemon's stop): its sleeps, and
+   * each lvm command it runs, advance the simulated clock in slices, hosts working in
+   * between, so the operation still runs to its end inside one step (only one master
+   * operation at a time touches the real file system). The lease's own renewal loop sleeps
+   * on a timer, as every other process does.
+   *
+   * Two workarounds for seams src/ lacks (test/sim/README.md): the master's lease clock is
+   * `performance.now()` in hostMembership.ts (leaseEffects), so it is pointed at the
+   * simulated clock for the operation; and the renewal loop is told from the operation's
+   * own waits by its stack (both reach MasterDeps.sleepMs).
+   */
+  private async withWorldTime<T>(m: SimMaster, run: (deps: MasterDeps) => Promise<T>): Promise<T> {
+    const proc = m.proc;
+    const sleepMs = async (ms: number): Promise<void> => {
+      if (new Error().stack?.includes('renewLoop') === true) return this.kernel.sleep(proc, ms);
+      await this.worldTime(ms);
+      // A master that crashed meanwhile never wakes up.
+      if (!proc.alive) await new Promise(() => undefined);
+    };
+    // An lvm command takes 20 to 100 ms here (40 to 500 on real SANs): the world goes on meanwhile.
+    const lvm = { run: async (...args: Parameters<MasterDeps['lvm']['run']>) => {
+      await this.worldTime(this.prng.between(20, 100));
+      return m.deps.lvm.run(...args);
+    } };
+    const realNow = performance.now;
+    performance.now = () => this.kernel.nowMs();
+    try {
+      return await run({ ...m.deps, sleepMs, lvm });
+    } finally {
+      performance.now = realNow;
+    }
+  }
+
+  /** `ms` of simulated time, in slices, with extends and grant polls (a daemon sees a stop record only when it polls). */
+  private async worldTime(ms: number): Promise<void> {
+    for (let passed = 0; passed < ms; passed += WORLD_SLICE_MS) {
+      if (this.prng.chance(0.3)) this.startExtend();
+      if (this.prng.chance(0.3)) this.startPoll();
+      await drainMicrotasks();
+      await this.kernel.advance(Math.min(WORLD_SLICE_MS, ms - passed));
+    }
+  }
+
+  /** A second daemon for a member host (issue 13): the host lease must refuse it while the first runs. */
+  private startDuplicate(): void {
+    const candidates = [...thinlvOf(this.lvm.metadata).hosts.keys()].sort().filter((h) => {
+      const slot = this.slotOf(h);
+      return slot.duplicate === undefined && !slot.duplicateStarting;
+    });
+    if (candidates.length === 0) return;
+    const host = this.prng.pick(candidates);
+    this.note(`second daemon for ${host} starting elsewhere`);
+    this.startHost(host, true);
+  }
+
+  /** lvrename of a thin LV (issue 13): mostly one nobody holds; sometimes a held one, which must be refused. */
+  private async renameLv(): Promise<void> {
+    const thin = thinlvOf(this.lvm.metadata).thinLvs;
+    if (thin.size === 0) return;
+    const unowned = [...thin].filter(([, t]) => t.owner === undefined).map(([name]) => name);
+    const name = unowned.length > 0 && this.prng.chance(0.7) ? this.prng.pick(unowned) : this.prng.pick([...thin.keys()]);
+    const to = `lv${++this.lvSerial}`;
+    this.count(`lvrename ${await this.masterOp(`lvrename ${name} ${to}`, async (m) => renameLv(m.deps.lvm, await readVgMetadata(m.deps.lvm, VG), name, to), () => 'ok')}`);
+  }
+
+  /** `lvresize -L` down of a thin LV, the master's deflate (issue 13): a held one must be refused. */
+  private async deflateLv(): Promise<void> {
+    const thin = thinlvOf(this.lvm.metadata).thinLvs;
+    if (thin.size === 0) return;
+    const unowned = [...thin].filter(([, t]) => t.owner === undefined).map(([name]) => name);
+    const name = unowned.length > 0 && this.prng.chance(0.7) ? this.prng.pick(unowned) : this.prng.pick([...thin.keys()]);
+    const { lv } = thin.get(name)!;
+    const before = lvExtentCount(lv);
+    const keep = Math.max(1, Math.floor((before * this.prng.between(30, 90)) / 100));
+    this.masterDeflating = lv.uuid;
+    try {
+      this.count(`lvresize -L (deflate) ${await this.masterOp(`lvresize -L ${name} ${keep}`, (m) => deflateThinLv(m.deps, VG, name, keep * EXTENT_BYTES), () => 'ok')}`);
+    } finally {
+      this.masterDeflating = undefined;
+    }
   }
 
   private bitFlip(): void {
@@ -668,7 +930,8 @@ export class Simulator {
       for (const host of INITIAL_HOSTS) await addHost(boot.deps, VG, host);
       for (let i = 0; i < 6; i++) await createThinLv(boot.deps.lvm, VG, `lv${++this.lvSerial}`, 200 * EXTENT_BYTES, 0, true);
       await runPass(boot.deps, boot.session, VG);
-      for (const host of INITIAL_HOSTS) await this.startHost(host);
+      for (const host of INITIAL_HOSTS) this.startHost(host);
+      while (INITIAL_HOSTS.some((h) => this.slotOf(h).starting)) await this.kernel.advance(LEASE_RENEW_MS);
     } finally {
       Object.assign(this.o, saved);
     }
@@ -677,6 +940,7 @@ export class Simulator {
 
   private async oneStep(): Promise<void> {
     const masterUp = this.master !== undefined && this.master.proc.alive;
+    const rate = this.o.membershipRate;
     const action = this.prng.weighted({
       extend: 40,
       pass: masterUp ? this.o.passWeight : 0,
@@ -693,8 +957,13 @@ export class Simulator {
       masterCrash: masterUp ? 0.2 : 0,
       masterDown: masterUp ? 0.05 : 0,
       secondMaster: 0.2,
-      hostAdd: masterUp ? (this.unfinishedAdds.size > 0 ? 2 : 0.05) : 0,
+      hostAdd: masterUp ? (this.unfinishedAdds.size > 0 || this.memberCount() < INITIAL_HOSTS.length ? 2 : 0.05) : 0,
       bitFlip: 0.1,
+      hostRemove: masterUp ? 0.2 * rate : 0,
+      declareDead: masterUp ? 0.15 * rate : 0,
+      duplicateDaemon: 0.15 * rate,
+      lvrename: masterUp ? 0.5 * rate : 0,
+      lvdeflate: masterUp ? 0.4 * rate : 0,
     });
     switch (action) {
       case 'extend': {
@@ -758,6 +1027,21 @@ export class Simulator {
       case 'bitFlip':
         this.bitFlip();
         break;
+      case 'hostRemove':
+        await this.removeHostStep('remove');
+        break;
+      case 'declareDead':
+        await this.removeHostStep('declare-dead');
+        break;
+      case 'duplicateDaemon':
+        this.startDuplicate();
+        break;
+      case 'lvrename':
+        await this.renameLv();
+        break;
+      case 'lvdeflate':
+        await this.deflateLv();
+        break;
     }
     await drainMicrotasks();
     await this.restartWhatCrashed();
@@ -770,15 +1054,18 @@ export class Simulator {
     }
     for (const name of [...this.hosts.keys()].sort()) {
       const slot = this.hosts.get(name)!;
-      if (slot.live !== undefined && !slot.live.proc.alive) {
+      // A daemon that stopped by itself (removed, stop record, lease lost) is restarted like a crashed one.
+      if (slot.live !== undefined && (!slot.live.proc.alive || slot.live.exited)) {
         slot.live = undefined;
         slot.downUntilStep = this.step + this.prng.between(0, 20);
       }
-      if (slot.live === undefined && this.step >= slot.downUntilStep && this.prng.chance(0.3)) {
+      if (slot.duplicate !== undefined && (!slot.duplicate.proc.alive || slot.duplicate.exited)) slot.duplicate = undefined;
+      if (slot.live === undefined && !slot.starting && this.isMember(name) && this.step >= slot.downUntilStep && this.prng.chance(0.3)) {
         this.stats.hostRestarts += 1;
-        await this.startHost(name);
+        this.startHost(name);
       }
     }
+    await drainMicrotasks();
   }
 
   /** I1, I2, I3, I4, I6 on the world as it stands. */
@@ -789,10 +1076,11 @@ export class Simulator {
     const live = this.liveHosts();
     checkPools(vg, unreplayed, live);
     const layouts = new Layouts(vg, unreplayed);
-    for (const host of live) {
-      if (host.pendingOps === 0 && host.halted === undefined) checkTables(vg, layouts, host, this.dmOf(host.deps.host));
-    }
+    // I3 first: a lost extend also leaves a table that disagrees, and the loss is the finding.
     this.acks.check(layouts, unreplayed, this.removalAttempted, full);
+    for (const host of live) {
+      if (host.pendingOps === 0 && host.halted === undefined) checkTables(vg, layouts, host, host.deps.dm);
+    }
   }
 
   /** Once quiet: passes converge, and one more pass changes nothing. */

@@ -17,7 +17,7 @@ import { linearSegments } from '../../src/metadata/vgModel.js';
 import { SharedReports } from './sharedReports.js';
 import { SimPv, simRegionOpener } from './simDisk.js';
 import { SimHost, SimHostStateStore, silentLog } from './simHost.js';
-import { SimKernel, SimProcess } from './simKernel.js';
+import { drainMicrotasks, SimKernel, SimProcess } from './simKernel.js';
 import { initialVgMetadata, SimLvm } from './simLvm.js';
 
 const VG = 'simvg';
@@ -45,11 +45,19 @@ describe('stale grant snapshot', () => {
     await createThinLv(deps.lvm, VG, 'lv1', 500 * EXTENT, 0, true);
     await runPass(deps, session, VG); // grant generation 1: 16 extents
     const hostProc = new SimProcess('h1', 'host', 1);
-    const host = await SimHost.start({
+    const starting = SimHost.start({
       vgName: VG, host: 'h1', proc: hostProc, kernel, lvm: lvm.runner(hostProc, kernel, { readOnly: true }), reports: new SharedReports(),
       regions: simRegionOpener(pvs, hostProc, kernel, () => undefined), dm: new FakeDeviceMapper(), states: new SimHostStateStore(),
-      faults: noFaults, outOfSpaceWaitMs: 2000, claimWaitMs: 3000,
+      faults: noFaults, outOfSpaceWaitMs: 2000, claimWaitMs: 3000, leaseRenewMs: 50, newOwnerId: () => '0000000000000001',
     });
+    // Taking the lease (a quick claim of a free one) waits on the clock.
+    let host: SimHost | undefined;
+    void starting.then((started) => (host = started));
+    for (let i = 0; i < 100 && host === undefined; i++) {
+      await drainMicrotasks();
+      await kernel.advance(10);
+    }
+    if (host === undefined) throw new Error('the host did not start within 1 s of simulated time');
     // Activate lv1: a claim, answered by a pass, seen by the host's polling of metadata.
     const activated = host.allocator.activate('lv1');
     await kernel.advance(10);
