@@ -156,6 +156,12 @@ export interface RemoveHostOptions {
   readonly fenced?: boolean | undefined;
   readonly leaseRenewMs?: number | undefined;
   readonly stopWaitMs?: number | undefined;
+  /**
+   * The clock of the host lease this command takes: default performance.now (monotonic)
+   * and deps.sleepMs for every wait. A simulator gives its own, the renewal loop's sleeps
+   * apart from the waits of taking the lease.
+   */
+  readonly leaseClock?: { readonly nowMs: () => number; readonly sleepMs?: (ms: number) => Promise<void>; readonly renewSleepMs?: (ms: number) => Promise<void> } | undefined;
 }
 
 /** Stops the host (see the top of this file), replays its journal to the end, then removes its LVs. */
@@ -211,12 +217,13 @@ function refuseActive(vg: VgMetadata, vgName: string, host: string): void {
   }
 }
 
-function leaseEffects(deps: MasterDeps, region: LeaseEffects['region']): LeaseEffects {
+function leaseEffects(deps: MasterDeps, region: LeaseEffects['region'], clock: RemoveHostOptions['leaseClock']): LeaseEffects {
   return {
     region,
     // Lease timing must not jump with the wall clock (NTP steps): a monotonic clock.
-    nowMs: () => performance.now(),
-    sleepMs: deps.sleepMs,
+    nowMs: clock?.nowMs ?? (() => performance.now()),
+    sleepMs: clock?.sleepMs ?? deps.sleepMs,
+    ...(clock?.renewSleepMs === undefined ? {} : { renewSleepMs: clock.renewSleepMs }),
     log: (level, message, data) => deps.log[level](data ?? {}, message),
   };
 }
@@ -228,7 +235,7 @@ function leaseEffects(deps: MasterDeps, region: LeaseEffects['region']): LeaseEf
 async function takeHostLease(deps: MasterDeps, vg: VgMetadata, host: string, mode: 'remove' | 'declare-dead', options: RemoveHostOptions): Promise<{ lease: HeldLease & { abandon(): void }; daemonStopped: boolean }> {
   const location = leaseLocation(vg, host);
   const region = await openLeaseRegion(deps.regions, location);
-  const effects = leaseEffects(deps, region);
+  const effects = leaseEffects(deps, region, options.leaseClock);
   const renewIntervalMs = options.leaseRenewMs ?? DEFAULT_LEASE_RENEW_MS;
   try {
     const probe = await probeLease(effects, location.ringId, { renewIntervalMs });

@@ -93,6 +93,8 @@ export interface LeaseEffects {
   nowMs(): number;
   /** Resolves no earlier than `ms` from now. */
   sleepMs(ms: number): Promise<void>;
+  /** The renewal loop's sleep, when it must differ from the waits of acquiring (a simulator's timers); default sleepMs. */
+  readonly renewSleepMs?: (ms: number) => Promise<void>;
   readonly log?: LeaseLogger;
   /** Draws the per-acquisition owner id (16 lowercase hex chars); crypto-random unless a simulator seeds it. */
   readonly newOwnerId?: () => string;
@@ -209,12 +211,12 @@ function monotonicClock(effects: LeaseEffects): LeaseEffects {
     lastMs = currentMs;
     return currentMs;
   };
-  const log = effects.log;
-  const newOwnerId = effects.newOwnerId;
+  const { log, newOwnerId, renewSleepMs } = effects;
   return {
     region: effects.region,
     nowMs,
     sleepMs: (ms) => effects.sleepMs(ms),
+    ...(renewSleepMs === undefined ? {} : { renewSleepMs }),
     ...(log === undefined ? {} : { log }),
     ...(newOwnerId === undefined ? {} : { newOwnerId }),
   };
@@ -561,7 +563,7 @@ class HostLease implements HeldLease {
       while (this.lostError === undefined && this.releasePromise === undefined) {
         this.noteOutcome(await this.renewShared());
         if (this.lostError !== undefined || this.releasePromise !== undefined) break;
-        await this.effects.sleepMs(this.timing.renewIntervalMs);
+        await (this.effects.renewSleepMs ?? this.effects.sleepMs)(this.timing.renewIntervalMs);
       }
     } catch (error) {
       // renewOnce turns I/O errors into outcomes, so only a bug gets here. Stop the

@@ -20,7 +20,7 @@ import { InvariantError, ThinlvError } from '../../src/errors.js';
 import { InjectedFault, type FaultPoints } from '../../src/faults.js';
 import { readThinlvVg } from '../../src/format/thinlvVg.js';
 import { formatVg } from '../../src/master/formatVg.js';
-import { addHost, removeHost, type RemoveHostResult } from '../../src/master/hostMembership.js';
+import { addHost, removeHost, type RemoveHostOptions, type RemoveHostResult } from '../../src/master/hostMembership.js';
 import { MasterSession, runPass, type MasterDeps, type PassResult } from '../../src/master/replayPass.js';
 import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { createThinLv, deflateThinLv, removeThinLv, renameLv, setVirtualSize } from '../../src/master/thinLvs.js';
@@ -815,7 +815,7 @@ export class Simulator {
       }
     }
     const what = `host ${mode} ${host}${fenced ? ' --fenced' : ''}${how}`;
-    const outcome = await this.masterOp(what, (m) => this.withWorldTime(m, (deps) => removeHost(deps, VG, host, mode, { fenced, leaseRenewMs: LEASE_RENEW_MS, stopWaitMs: STOP_WAIT_MS })), (r: RemoveHostResult) => {
+    const outcome = await this.masterOp(what, (m) => this.withWorldTime(m, (deps) => removeHost(deps, VG, host, mode, { fenced, leaseRenewMs: LEASE_RENEW_MS, stopWaitMs: STOP_WAIT_MS, leaseClock: this.leaseClock(m) })), (r: RemoveHostResult) => {
       return `ok replayed ${r.replayedRecordCount} returned ${r.returnedExtentCount}${r.daemonStopped ? ', daemon stopped' : ''}`;
     });
     this.count(`host ${mode}${fenced ? ' --fenced' : ''}${how} ${outcome}${outcome !== 'ok' && !this.isMember(host) ? ' after its commit' : ''}`);
@@ -825,18 +825,13 @@ export class Simulator {
    * Runs a master operation that waits (lease watches, a daemon's stop): its sleeps, and
    * each lvm command it runs, advance the simulated clock in slices, hosts working in
    * between, so the operation still runs to its end inside one step (only one master
-   * operation at a time touches the real file system). The lease's own renewal loop sleeps
-   * on a timer, as every other process does.
-   *
-   * Two workarounds for seams src/ lacks (test/sim/README.md): the master's lease clock is
-   * `performance.now()` in hostMembership.ts (leaseEffects), so it is pointed at the
-   * simulated clock for the operation; and the renewal loop is told from the operation's
-   * own waits by its stack (both reach MasterDeps.sleepMs).
+   * operation at a time touches the real file system). The host lease it takes keeps the
+   * simulated clock (leaseClock), its renewal loop sleeping on a timer as every other
+   * process does.
    */
   private async withWorldTime<T>(m: SimMaster, run: (deps: MasterDeps) => Promise<T>): Promise<T> {
     const proc = m.proc;
     const sleepMs = async (ms: number): Promise<void> => {
-      if (new Error().stack?.includes('renewLoop') === true) return this.kernel.sleep(proc, ms);
       await this.worldTime(ms);
       // A master that crashed meanwhile never wakes up.
       if (!proc.alive) await new Promise(() => undefined);
@@ -846,13 +841,12 @@ export class Simulator {
       await this.worldTime(this.prng.between(20, 100));
       return m.deps.lvm.run(...args);
     } };
-    const realNow = performance.now;
-    performance.now = () => this.kernel.nowMs();
-    try {
-      return await run({ ...m.deps, sleepMs, lvm });
-    } finally {
-      performance.now = realNow;
-    }
+    return run({ ...m.deps, sleepMs, lvm });
+  }
+
+  /** The host lease a removal takes: the simulated clock; waits through deps.sleepMs (world time), renewals on a timer. */
+  private leaseClock(m: SimMaster): RemoveHostOptions['leaseClock'] {
+    return { nowMs: () => this.kernel.nowMs(), renewSleepMs: (ms) => this.kernel.sleep(m.proc, ms) };
   }
 
   /** `ms` of simulated time, in slices, with extends and grant polls (a daemon sees a stop record only when it polls). */

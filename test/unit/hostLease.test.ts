@@ -242,6 +242,24 @@ describe('acquiring a host lease', () => {
     expect(onDisk(disk)).toMatchObject({ kind: 'lease', state: 'held', counter: 1, leaseId: LEASE_ID, holder: 'hostA pid 1' });
   });
 
+  test('the renewal loop sleeps through renewSleepMs when given, and every other wait through sleepMs', async () => {
+    const { scheduler, disk } = world();
+    const plain = makeActor(scheduler, disk, 'hostA pid 1');
+    const sleeps = { acquiring: 0, renewing: 0 };
+    const effects: LeaseEffects = {
+      ...plain.effects,
+      sleepMs: (ms) => ((sleeps.acquiring += 1), plain.effects.sleepMs(ms)),
+      renewSleepMs: (ms) => ((sleeps.renewing += 1), plain.effects.sleepMs(ms)),
+    };
+    const lease = await scheduler.value(acquireLease(effects, identity('hostA pid 1'), { renewIntervalMs: R }));
+    expect(sleeps).toEqual({ acquiring: 1, renewing: 0 });
+    lease.startRenewing();
+    await scheduler.runFor(5 * R);
+    expect(sleeps.acquiring).toBe(1);
+    expect(sleeps.renewing).toBeGreaterThanOrEqual(4);
+    await scheduler.value(lease.ensureHeld());
+  });
+
   test('a second acquirer while the first renews gets LEASE_HELD, and the first keeps its lease', async () => {
     const { scheduler, disk } = world();
     const hostA = makeActor(scheduler, disk, 'hostA pid 1');
