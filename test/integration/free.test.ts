@@ -104,8 +104,14 @@ describe.skipIf(skipReason !== undefined)('thinlv free on a real VG', () => {
 
       // Nothing written: the metadata is where it was, and the master still finds both records to replay.
       expect((await readVgMetadata(t.vg.lvm, t.vg.vgName)).seqno).toBe(vg.seqno);
+      // check warns (exit 0) that a table from metadata alone would map disk0 five extents short.
+      const unreplayed = (json: string) => (JSON.parse(json) as { findings: { code: string; data: Record<string, unknown> }[] }).findings.filter((f) => f.code === 'UNREPLAYED_EXTENTS');
+      const checked = await runCli(['check', t.vg.vgName, '--json', ...t.cliArgs()]);
+      expect(checked.exitCode, checked.stderr).toBe(0);
+      expect(unreplayed(checked.stdout).map((f) => f.data)).toEqual([{ lv: 'disk0', extentCount: extentsOf(vg, 'disk0') + 5, metadataExtentCount: extentsOf(vg, 'disk0'), missingBytes: 5 * 4 * 1024 * 1024 }]);
       const pass = await runPass(t.deps(), new MasterSession(), t.vg.vgName);
       expect(pass.replayedRecordCount).toBe(2);
+      expect(unreplayed((await runCli(['check', t.vg.vgName, '--json', ...t.cliArgs()])).stdout)).toEqual([]);
       const afterReplay = (await free(t, '--json')).json!;
       expect(afterReplay).toMatchObject({ unreplayedExtents: 0, thinAllocatedExtents: r.thinAllocatedExtents + 5 });
       expect(afterReplay.hosts[0]).toMatchObject({ host: 'h1', unreplayedExtents: 0, appliedSeq: 2 });
