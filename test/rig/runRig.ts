@@ -2,15 +2,21 @@
 // scripts/rig/build.sh. Exits 1 if any check fails and 2 if the rig cannot run at all;
 // it never counts a run it could not make as a pass.
 //
-//   node dist/test/rig/runRig.js [smoke|e2e ...]     (default: all)
+//   node dist/test/rig/runRig.js [smoke|e2e|host-kill|master-failover|stock ...]     (default: all)
 
 import { rigUnavailableReason, DEFAULT_RIG_DIR } from './rigHarness.js';
 import { runRigSmoke, type RigStepResult } from './rigSmoke.js';
 import { runRigEndToEnd } from './rigEndToEnd.js';
+import { runRigHostKilled } from './rigHostKilled.js';
+import { runRigMasterFailover } from './rigMasterFailover.js';
+import { runRigStockActivation } from './rigStockActivation.js';
 
 const STEPS: Record<string, () => Promise<RigStepResult>> = {
   smoke: () => runRigSmoke(),
   e2e: () => runRigEndToEnd(),
+  'host-kill': () => runRigHostKilled(),
+  'master-failover': () => runRigMasterFailover(),
+  stock: () => runRigStockActivation(),
 };
 
 async function main(): Promise<number> {
