@@ -15,26 +15,14 @@
 
 import { startRig, type RigConfig, type RigGuest } from './rigHarness.js';
 import type { RigStepResult } from './rigSmoke.js';
+import { COMMAND_TIMEOUT_MS, formatTable, GUEST_DIST, metadataTable, parseTable, pollUntil, sameTable, tableBytes, VG } from './rigSteps.js';
 
-const VG = 'rigvg';
 const LV = 'disk1';
 const DM_NAME = `${VG}-${LV}`;
-const SECTOR_BYTES = 512;
 const INITIAL_BYTES = 8 * 1024 ** 2;
 const GROWN_BYTES = 24 * 1024 ** 2;
 const WRITE_BLOCK_BYTES = 256 * 1024;
 const SEED = `rig${Date.now().toString(36)}`;
-const GUEST_DIST = '/tools/thinlv/dist';
-/** Node in a TCG guest is slow: a thinlv command takes seconds. */
-const COMMAND_TIMEOUT_MS = 180_000;
-const POLL_PAUSE_MS = 1_000;
-
-interface TableLine {
-  readonly startSector: number;
-  readonly lengthSectors: number;
-  readonly device: string;
-  readonly offsetSector: number;
-}
 
 export async function runRigEndToEnd(config: RigConfig = {}): Promise<RigStepResult> {
   const failures: string[] = [];
@@ -75,7 +63,7 @@ export async function runRigEndToEnd(config: RigConfig = {}): Promise<RigStepRes
     const mapper = `/dev/mapper/${DM_NAME}`;
     expect((await hostA.exec(`test -b ${mapper}`)).exitCode === 0, `${mapper} is a block device on ${hostA.name}`);
     const before = parseTable(await step(hostA, 'dmsetup table (before the extend)', `dmsetup table ${DM_NAME}`));
-    expect(tableSectors(before) === INITIAL_BYTES / SECTOR_BYTES, 'the activated table covers the initial size', formatTable(before));
+    expect(tableBytes(before) === INITIAL_BYTES, 'the activated table covers the initial size', formatTable(before));
 
     // The writer blocks at the old end (ENOSPC) until the extend's reload makes room.
     await step(hostA, 'writer started', `setsid node ${GUEST_DIST}/test/rig/guest/patternIo.js write ${mapper} ${GROWN_BYTES} ${WRITE_BLOCK_BYTES} ${SEED} 240000 > /tmp/writer.log 2>&1 < /dev/null &`);
@@ -85,25 +73,25 @@ export async function runRigEndToEnd(config: RigConfig = {}): Promise<RigStepRes
     const written = await pollUntil(hostA, 'cat /tmp/writer.log', (out) => /"op":"write"/.test(out) || /Error/.test(out), 240_000);
     expect(/"op":"write"/.test(written), 'the writer wrote past the old end after the extend', written.trim().split('\n').pop() ?? '');
     const afterExtend = parseTable(await step(hostA, 'dmsetup table (after the extend, before replay)', `dmsetup table ${DM_NAME}`));
-    expect(tableSectors(afterExtend) === GROWN_BYTES / SECTOR_BYTES, 'the live table covers the grown size before replay', formatTable(afterExtend));
-    expect(sameLines(afterExtend.slice(0, before.length - 1), before.slice(0, -1)) && afterExtend[0]?.offsetSector === before[0]?.offsetSector, 'the extend kept the old mapping of the start of the LV', `${formatTable(before)} -> ${formatTable(afterExtend)}`);
+    expect(tableBytes(afterExtend) === GROWN_BYTES, 'the live table covers the grown size before replay', formatTable(afterExtend));
+    expect(sameTable(afterExtend.slice(0, before.length - 1), before.slice(0, -1)) && afterExtend[0]?.offsetSector === before[0]?.offsetSector, 'the extend kept the old mapping of the start of the LV', `${formatTable(before)} -> ${formatTable(afterExtend)}`);
 
     // thinlv's own view before replay: its lvs counts unreplayed extents in the size.
     const thinlvSize = (await hostA.run(`thinlv lvs ${VG}/${LV} ${devices} --noheadings --units b --nosuffix -o lv_size`, { timeoutMs: COMMAND_TIMEOUT_MS })).stdout.trim();
-    expect(Number(thinlvSize) === tableSectors(afterExtend) * SECTOR_BYTES, 'before replay, the live table is as long as thinlv lvs says the LV is', `thinlv lvs ${thinlvSize} bytes, table ${tableSectors(afterExtend) * SECTOR_BYTES} bytes`);
+    expect(Number(thinlvSize) === tableBytes(afterExtend), 'before replay, the live table is as long as thinlv lvs says the LV is', `thinlv lvs ${thinlvSize} bytes, table ${tableBytes(afterExtend)} bytes`);
     await pollUntil(hostA, `lvm lvs --readonly ${devices} --noheadings --units b --nosuffix -o lv_size ${VG}/${LV}`, (out) => Number(out.trim()) === GROWN_BYTES, 120_000);
     lines.push('master replayed the extend (metadata size is the grown size)');
-    const fromMetadataA = await metadataTable(hostA, lun, devices);
+    const fromMetadataA = await metadataTable(hostA, lun, LV);
     const liveA = parseTable((await hostA.run(`dmsetup table ${DM_NAME}`)).stdout);
-    expect(sameLines(liveA, fromMetadataA), 'I6 on host A after replay: the live table equals the table built from metadata', `live ${formatTable(liveA)}; metadata ${formatTable(fromMetadataA)}`);
+    expect(sameTable(liveA, fromMetadataA), 'I6 on host A after replay: the live table equals the table built from metadata', `live ${formatTable(liveA)}; metadata ${formatTable(fromMetadataA)}`);
 
     await step(hostA, 'thinlv lvchange -an on host A', `thinlv lvchange -an ${VG}/${LV} ${devices}`);
     expect((await hostA.exec(`dmsetup info ${DM_NAME}`)).exitCode !== 0, `${DM_NAME} is gone from ${hostA.name}`);
     await step(hostB, 'thinlv lvchange -ay on host B', `thinlv lvchange -ay ${VG}/${LV} ${devices}`);
     const liveB = parseTable((await hostB.run(`dmsetup table ${DM_NAME}`)).stdout);
-    const fromMetadataB = await metadataTable(hostB, lun, devices);
-    expect(sameLines(liveB, fromMetadataB), 'I6 on host B: the live table equals the table built from metadata', `live ${formatTable(liveB)}; metadata ${formatTable(fromMetadataB)}`);
-    expect(sameLines(liveB, liveA), 'host B maps the LV exactly as host A did');
+    const fromMetadataB = await metadataTable(hostB, lun, LV);
+    expect(sameTable(liveB, fromMetadataB), 'I6 on host B: the live table equals the table built from metadata', `live ${formatTable(liveB)}; metadata ${formatTable(fromMetadataB)}`);
+    expect(sameTable(liveB, liveA), 'host B maps the LV exactly as host A did');
     const verify = await hostB.exec(`node ${GUEST_DIST}/test/rig/guest/patternIo.js verify ${mapper} ${GROWN_BYTES} ${WRITE_BLOCK_BYTES} ${SEED}`, { timeoutMs: COMMAND_TIMEOUT_MS });
     expect(verify.exitCode === 0 && /"badCount":0/.test(verify.stdout), `host B reads back every byte host A wrote (${GROWN_BYTES} bytes)`, `${verify.stdout.trim()} ${verify.stderr.trim().slice(0, 500)}`);
     await step(hostB, 'thinlv lvchange -an on host B', `thinlv lvchange -an ${VG}/${LV} ${devices}`);
@@ -125,65 +113,4 @@ export async function runRigEndToEnd(config: RigConfig = {}): Promise<RigStepRes
     await rig.close({ keepWorkDir });
   }
   return { name: 'end to end: a thin LV grown live on host A under a writer, read back on host B', failures, lines };
-}
-
-/** Runs `command` until `done(stdout)` holds (exit code ignored), or throws at the deadline. */
-async function pollUntil(guest: RigGuest, command: string, done: (stdout: string) => boolean, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    const result = await guest.exec(command, { timeoutMs: COMMAND_TIMEOUT_MS });
-    last = `${result.stdout}${result.stderr}`;
-    if (done(result.stdout)) return result.stdout;
-    if (Date.now() > deadline) throw new Error(`${guest.name}: "${command}" did not reach the awaited state within ${timeoutMs} ms; last output: ${last.slice(-1000)}`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_PAUSE_MS));
-  }
-}
-
-/** The LV's linear table as stock LVM would build it from metadata, coalesced. */
-async function metadataTable(guest: RigGuest, lun: string, devices: string): Promise<TableLine[]> {
-  const blockName = lun.replace(/^\/dev\//, '');
-  const device = (await guest.run(`cat /sys/block/${blockName}/dev`)).stdout.trim();
-  const peStart = Number((await guest.run(`lvm pvs --readonly ${devices} --noheadings --units s --nosuffix -o pe_start ${lun}`)).stdout.trim());
-  const extentSectors = Number((await guest.run(`lvm vgs --readonly ${devices} --noheadings --units s --nosuffix -o vg_extent_size ${VG}`)).stdout.trim());
-  const segments = (await guest.run(`lvm lvs --readonly ${devices} --noheadings --segments -o seg_start_pe,seg_size_pe,seg_pe_ranges ${VG}/${LV}`)).stdout;
-  const table: TableLine[] = [];
-  for (const row of segments.split('\n').map((l) => l.trim()).filter((l) => l.length > 0)) {
-    const match = /^(\d+)\s+(\d+)\s+\S+:(\d+)-(\d+)$/.exec(row);
-    if (match === null) throw new Error(`cannot read segment row "${row}"`);
-    const [startPe, sizePe, firstPe] = [Number(match[1]), Number(match[2]), Number(match[3])];
-    const line = { startSector: startPe * extentSectors, lengthSectors: sizePe * extentSectors, device, offsetSector: peStart + firstPe * extentSectors };
-    const previous = table[table.length - 1];
-    if (previous !== undefined && previous.offsetSector + previous.lengthSectors === line.offsetSector && previous.startSector + previous.lengthSectors === line.startSector) {
-      table[table.length - 1] = { ...previous, lengthSectors: previous.lengthSectors + line.lengthSectors };
-    } else {
-      table.push(line);
-    }
-  }
-  table.sort((x, y) => x.startSector - y.startSector);
-  return table;
-}
-
-function parseTable(text: string): TableLine[] {
-  return text
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line.length > 0)
-    .map((line) => {
-      const [start, length, target, device, offset] = line.split(/\s+/);
-      if (target !== 'linear' || device === undefined) throw new Error(`unexpected table line "${line}"`);
-      return { startSector: Number(start), lengthSectors: Number(length), device, offsetSector: Number(offset) };
-    });
-}
-
-function tableSectors(table: readonly TableLine[]): number {
-  return table.reduce((sum, line) => sum + line.lengthSectors, 0);
-}
-
-function sameLines(a: readonly TableLine[], b: readonly TableLine[]): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-function formatTable(table: readonly TableLine[]): string {
-  return table.map((line) => `${line.startSector}+${line.lengthSectors}->${line.device}@${line.offsetSector}`).join(', ') || '(empty)';
 }

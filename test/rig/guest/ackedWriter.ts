@@ -14,25 +14,10 @@
 // one JSON line with those that differ from the pattern.
 
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { alignedBuffer, ALIGNMENT_BYTES, patternBlock, sleepMs } from './pattern.js';
 
-const directIo = createRequire(import.meta.url)('@ronomon/direct-io') as { getAlignedBuffer(size: number, alignment: number): Buffer };
-
-const ALIGNMENT_BYTES = 4096;
 const RETRY_PAUSE_MS = 50;
 const DEFAULT_WAIT_MS = 600_000;
-
-/** The same pattern as patternIo.ts: "SEED:BLOCK:" repeated, so each block names itself. */
-function patternBlock(seed: string, block: number, blockBytes: number): Buffer {
-  const buffer = directIo.getAlignedBuffer(blockBytes, ALIGNMENT_BYTES);
-  const text = Buffer.from(`${seed}:${block}:`, 'latin1');
-  for (let offset = 0; offset < blockBytes; offset += text.length) text.copy(buffer, offset, 0, Math.min(text.length, blockBytes - offset));
-  return buffer;
-}
-
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 /** Writes one block, waiting while it lies past the device's end; throws at the deadline. */
 function writeBlock(fd: number, data: Buffer, position: number, waitMs: number, onWait: () => void): void {
@@ -78,7 +63,7 @@ function verify(device: string, blockCount: number, blockBytes: number, seed: st
   const fd = openSync(device, constants.O_RDONLY | constants.O_DIRECT);
   const bad: number[] = [];
   try {
-    const buffer = directIo.getAlignedBuffer(blockBytes, ALIGNMENT_BYTES);
+    const buffer = alignedBuffer(blockBytes);
     for (let block = 0; block < blockCount; block += 1) {
       const read = readSync(fd, buffer, 0, blockBytes, block * blockBytes);
       if (read !== blockBytes || !buffer.equals(patternBlock(seed, block, blockBytes))) bad.push(block);

@@ -10,23 +10,9 @@
 // one JSON summary line last; `verify` prints one JSON line with the blocks that differ.
 
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { alignedBuffer, ALIGNMENT_BYTES, patternBlock, sleepMs } from './pattern.js';
 
-const directIo = createRequire(import.meta.url)('@ronomon/direct-io') as { getAlignedBuffer(size: number, alignment: number): Buffer };
-
-const ALIGNMENT_BYTES = 4096;
 const RETRY_PAUSE_MS = 50;
-
-export function patternBlock(seed: string, block: number, blockBytes: number): Buffer {
-  const buffer = directIo.getAlignedBuffer(blockBytes, ALIGNMENT_BYTES);
-  const text = Buffer.from(`${seed}:${block}:`, 'latin1');
-  for (let offset = 0; offset < blockBytes; offset += text.length) text.copy(buffer, offset, 0, Math.min(text.length, blockBytes - offset));
-  return buffer;
-}
-
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 function write(device: string, totalBytes: number, blockBytes: number, seed: string, waitMs: number): number {
   const started = Date.now();
@@ -66,7 +52,7 @@ function verify(device: string, totalBytes: number, blockBytes: number, seed: st
   const bad: number[] = [];
   let blocks = 0;
   try {
-    const buffer = directIo.getAlignedBuffer(blockBytes, ALIGNMENT_BYTES);
+    const buffer = alignedBuffer(blockBytes);
     for (let block = 0; block * blockBytes < totalBytes; block += 1) {
       const read = readSync(fd, buffer, 0, blockBytes, block * blockBytes);
       if (read !== blockBytes || !buffer.equals(patternBlock(seed, block, blockBytes))) bad.push(block);
