@@ -16,7 +16,7 @@ import type { FreeSpaceReport } from '../../src/report/freeSpace.js';
 import { ringLocation } from '../../src/rings/ringRegions.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
 import { runCli } from '../fixtures/runCli.js';
-import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { AllocatorHost } from '../fixtures/allocatorHost.js';
 import { createThinlvTestVg, fillWithOrdinaryLv, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
@@ -55,10 +55,10 @@ async function wipeJournalHeader(t: ThinlvTestVg, host: string): Promise<void> {
 describe.skipIf(skipReason !== undefined)('thinlv free on a real VG', () => {
   test('--json agrees with metadata and LVM, counts a host\'s unreplayed allocations, and writes nothing', async () => {
     const t = await createThinlvTestVg({ sizeBytes: 4 * GIB, hosts: ['h1', 'h2', 'h3'], thinLvCount: 2, quantumExtents: 16, lowWaterExtents: 8 });
-    let host: SimulatedHost | undefined;
+    let host: AllocatorHost | undefined;
     try {
-      host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'h1');
-      await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'h1');
+      await host.applyGrants();
       await host.allocate('disk0', 3);
       await host.allocate('disk0', 2);
       const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);

@@ -8,7 +8,7 @@ import { describe, expect, test } from 'vitest';
 import type { FreeSpaceReport } from '../../src/report/freeSpace.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
 import { runCli, startCli } from '../fixtures/runCli.js';
-import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { AllocatorHost } from '../fixtures/allocatorHost.js';
 import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
@@ -61,7 +61,7 @@ const smallVg = (): Promise<ThinlvTestVg> => createThinlvTestVg({ sizeBytes: 2 *
 describe.skipIf(skipReason !== undefined)('thinlv free --watch on a real VG', () => {
   test('--json prints one report per line, follows allocations a host journals, reports a read error and keeps watching, and SIGINT ends it with 0', async () => {
     const t = await smallVg();
-    let host: SimulatedHost | undefined;
+    let host: AllocatorHost | undefined;
     const watch = startCli(['free', t.vg.vgName, '--watch', '1', '--json', ...t.cliArgs()]);
     try {
       const stdout = lineReader(watch.stdout);
@@ -73,8 +73,8 @@ describe.skipIf(skipReason !== undefined)('thinlv free --watch on a real VG', ()
       expect(second).toMatchObject({ vg: t.vg.vgName, extentCount: first.extentCount, freeExtents: first.freeExtents });
 
       // h1 journals an allocation of 3 extents (to disk0, which it holds): a later report shows it.
-      host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'h1');
-      await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'h1');
+      await host.applyGrants();
       await host.allocate('disk0', 3);
       await host.close();
       host = undefined;

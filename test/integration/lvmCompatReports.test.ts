@@ -17,7 +17,7 @@ import { readVgReport } from '../../src/lvm/readVgReport.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { realLvmUnavailableReason, TEST_LVM_CONFIG } from '../fixtures/loopVg.js';
 import { CLI_PATH, runCli } from '../fixtures/runCli.js';
-import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { AllocatorHost } from '../fixtures/allocatorHost.js';
 import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
@@ -144,12 +144,12 @@ describe.skipIf(skipReason !== undefined)('lvm-compatible report commands on a r
 
   test('thin LVs include every host\'s unreplayed allocations, as stock lvm shows them after replay; nothing else changes and nothing is written', async () => {
     const vg = t.vg.vgName;
-    const h1 = await SimulatedHost.open(t.vg.lvm, vg, 'h1');
-    const h2 = await SimulatedHost.open(t.vg.lvm, vg, 'h2');
+    const h1 = await AllocatorHost.open(t.vg.lvm, vg, 'h1');
+    const h2 = await AllocatorHost.open(t.vg.lvm, vg, 'h2');
     try {
       // disk0 and disk2 are held by h1, disk1 by h2 (the fixture's owners).
-      await h1.applyGrants(t.vg.lvm, vg);
-      await h2.applyGrants(t.vg.lvm, vg);
+      await h1.applyGrants();
+      await h2.applyGrants();
       await h1.allocate('disk0', 3);
       await h1.allocate('disk2', 1);
       await h1.allocate('disk0', 2);

@@ -11,7 +11,7 @@ import { addHost, removeHost } from '../../src/master/hostMembership.js';
 import { MasterSession, runPass, type MasterDeps } from '../../src/master/replayPass.js';
 import { fileRegionOpener } from '../../src/rings/ringRegions.js';
 import { createLoopVg, realLvmUnavailableReason, type LoopVg } from '../fixtures/loopVg.js';
-import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { AllocatorHost } from '../fixtures/allocatorHost.js';
 
 const skipReason = realLvmUnavailableReason();
 
@@ -47,11 +47,11 @@ describe.skipIf(skipReason !== undefined)('the master on a real VG', () => {
     expect([...first.grantedHosts].sort()).toEqual(['hostA', 'hostB']);
     expect(first.seqnoAfter).toBe(first.seqnoBefore + 1);
 
-    const hostA = await SimulatedHost.open(vg.lvm, vg.vgName, 'hostA');
-    const hostB = await SimulatedHost.open(vg.lvm, vg.vgName, 'hostB');
+    const hostA = await AllocatorHost.open(vg.lvm, vg.vgName, 'hostA');
+    const hostB = await AllocatorHost.open(vg.lvm, vg.vgName, 'hostB');
     try {
-      expect(await hostA.applyGrants(vg.lvm, vg.vgName)).toBe(true);
-      expect(await hostB.applyGrants(vg.lvm, vg.vgName)).toBe(true);
+      expect(await hostA.applyGrants()).toBe(true);
+      expect(await hostB.applyGrants()).toBe(true);
       expect(hostA.poolExtentCount).toBe(64);
       for (let i = 0; i < 10; i++) {
         await hostA.allocate('disk1', 2);

@@ -12,7 +12,7 @@ import { toUuidRanges } from '../../src/replay/planReplay.js';
 import { ringLocation } from '../../src/rings/ringRegions.js';
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG, type LoopVg } from '../fixtures/loopVg.js';
 import { runCli, startCli } from '../fixtures/runCli.js';
-import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { AllocatorHost } from '../fixtures/allocatorHost.js';
 import { createThinlvTestVg, holdLv, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
@@ -129,9 +129,9 @@ describe.skipIf(skipReason !== undefined)('thin LV commands and the master daemo
   test('a held LV cannot be removed; records for an LV removed behind thinlv\'s back, and return records, give their extents back to VG free space', async () => {
     await cli('lvcreate', '-n', 'doomed', '-V', '1g', t.vg.vgName);
     await holdLv(t, 'doomed', 'hostA');
-    const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    const host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
-      await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      await host.applyGrants();
       const toDoomed = await host.allocate('doomed', 3);
       // thinlv refuses: hostA holds it and has extents of it not yet replayed.
       expect(JSON.parse((await cli('lvremove', `${t.vg.vgName}/doomed`)).stdout)).toMatchObject({ ok: false, error: { code: 'LV_IN_USE' } });
@@ -141,7 +141,7 @@ describe.skipIf(skipReason !== undefined)('thin LV commands and the master daemo
       const pool = (await readVgMetadata(t.vg.lvm, t.vg.vgName)).lvs.find((lv) => lv.name === hostLvNames('hostA').free)!;
       const giveBack = linearSegments(pool)!.at(-1)!;
       const returned = { pv: giveBack.pv, firstExtent: giveBack.firstExtent + giveBack.extentCount - 2, extentCount: 2 };
-      await host.appendRaw({ kind: 'return', ranges: toUuidRanges(host.metadata, [returned]) });
+      await host.appendRaw({ kind: 'return', ranges: toUuidRanges(current, [returned]) });
 
       const pass = await runPass(t.deps(), new MasterSession(), t.vg.vgName);
       expect(pass.rejectedRecordCount).toBe(0);
@@ -171,10 +171,10 @@ describe.skipIf(skipReason !== undefined)('thin LV commands and the master daemo
 
   test('the daemon replays when asked with SIGUSR1, keeps history in SQLite, and loses nothing when that file is deleted', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'thinlv-state-'));
-    const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    const host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
       await runPass(t.deps(), new MasterSession(), t.vg.vgName);
-      await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      await host.applyGrants();
       // An hour between passes: only SIGUSR1 can make this daemon replay within the test.
       const daemon = startCli(['master', t.vg.vgName, '--interval-ms', '3600000', '--state-dir', stateDir, '--run-dir', t.runDir, ...t.cliArgs()]);
       try {

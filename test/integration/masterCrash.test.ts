@@ -7,7 +7,7 @@ import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import { expectInvariantsAfterReplay } from '../fixtures/invariants.js';
 import { createLoopVg, realLvmUnavailableReason, TEST_LVM_CONFIG } from '../fixtures/loopVg.js';
 import { runCli } from '../fixtures/runCli.js';
-import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { AllocatorHost } from '../fixtures/allocatorHost.js';
 import { createThinlvTestVg, holdLv, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
@@ -21,7 +21,7 @@ async function masterOnce(t: ThinlvTestVg, faults?: string): Promise<Awaited<Ret
 }
 
 /** Allocates enough on every host that the next pass both replays and refills. */
-async function allocateBelowLowWater(hosts: readonly SimulatedHost[], lvs: readonly string[]): Promise<void> {
+async function allocateBelowLowWater(hosts: readonly AllocatorHost[], lvs: readonly string[]): Promise<void> {
   for (const [h, host] of hosts.entries()) {
     // The fixture hands thin LV i to host i mod hosts.
     const mine = lvs.filter((_, n) => n % hosts.length === h);
@@ -30,10 +30,10 @@ async function allocateBelowLowWater(hosts: readonly SimulatedHost[], lvs: reado
 }
 
 /** Pool the host believes it has must equal its free LV in metadata once everything is replayed. */
-async function expectHostPoolsMatchMetadata(t: ThinlvTestVg, hosts: readonly SimulatedHost[]): Promise<void> {
+async function expectHostPoolsMatchMetadata(t: ThinlvTestVg, hosts: readonly AllocatorHost[]): Promise<void> {
   const metadata = await readVgMetadata(t.vg.lvm, t.vg.vgName);
   for (const host of hosts) {
-    await host.applyGrants(t.vg.lvm, t.vg.vgName);
+    await host.applyGrants();
     const free = metadata.lvs.find((lv) => lv.name === hostLvNames(host.host).free);
     const pool = ExtentSet.fromRanges(free ? (linearSegments(free) ?? []) : []);
     expect(host.poolExtentCount, `${host.host} pool`).toBe(pool.extentCount);
@@ -45,9 +45,9 @@ describe.skipIf(skipReason !== undefined)('the master killed between the steps o
     'killed at %s, then restarted: nothing lost, nothing applied twice, no grant applied twice',
     async (point) => {
       const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 3, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
-      const hosts = [await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA'), await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostB')];
+      const hosts = [await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA'), await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostB')];
       try {
-        for (const host of hosts) expect(await host.applyGrants(t.vg.lvm, t.vg.vgName)).toBe(true);
+        for (const host of hosts) expect(await host.applyGrants()).toBe(true);
         await allocateBelowLowWater(hosts, t.thinLvs);
         const before = readThinlvVg(await readVgMetadata(t.vg.lvm, t.vg.vgName));
 
@@ -67,7 +67,7 @@ describe.skipIf(skipReason !== undefined)('the master killed between the steps o
         // A further pass, and a grant read again, change nothing.
         const again = await runPass(t.deps(), new MasterSession(), t.vg.vgName);
         expect(again.committed).toBe(false);
-        for (const host of hosts) expect(await host.applyGrants(t.vg.lvm, t.vg.vgName)).toBe(false);
+        for (const host of hosts) expect(await host.applyGrants()).toBe(false);
       } finally {
         for (const host of hosts) await host.close();
         await t.destroy();
@@ -118,11 +118,11 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
       expect(readThinlvVg(await readVgMetadata(t.vg.lvm, t.vg.vgName)).incompleteHosts).toEqual([]);
       // The host now works: the master grants it a pool and replays what it journals.
       await runPass(t.deps(), new MasterSession(), t.vg.vgName);
-      const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostC');
+      const host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostC');
       try {
-        expect(await host.applyGrants(t.vg.lvm, t.vg.vgName)).toBe(true);
+        expect(await host.applyGrants()).toBe(true);
         await holdLv(t, 'disk0', 'hostC');
-        await host.applyGrants(t.vg.lvm, t.vg.vgName); // re-reads metadata: hostC holds disk0 now
+        await host.applyGrants(); // re-reads metadata: hostC holds disk0 now
         await host.allocate('disk0', 3);
         await runPass(t.deps(), new MasterSession(), t.vg.vgName);
         await expectInvariantsAfterReplay(t.vg, [host], 1);
@@ -138,9 +138,9 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
 
   test('host removal killed after its replay is finished by running it again; nothing is lost', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 2, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
-    const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    const hostA = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
-      await hostA.applyGrants(t.vg.lvm, t.vg.vgName);
+      await hostA.applyGrants();
       for (let i = 0; i < 5; i++) await hostA.allocate(t.thinLvs[0]!, 1);
       const killed = await runCli(['host', 'remove', t.vg.vgName, 'hostA', ...t.cliArgs()], { env: { ...process.env, THINLV_FAULTS: 'host.remove.afterReplay:kill' } as Record<string, string> });
       expect(killed.signal).toBe('SIGKILL');
@@ -161,9 +161,9 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
 
   test('host removal killed while it holds the host lease is finished by running it again, which waits the dead lease out', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 1, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
-    const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    const hostA = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
-      await hostA.applyGrants(t.vg.lvm, t.vg.vgName);
+      await hostA.applyGrants();
       for (let i = 0; i < 3; i++) await hostA.allocate('disk0', 1);
       const lease = ['--lease-interval-ms', '50'];
       const killed = await runCli(['host', 'remove', t.vg.vgName, 'hostA', ...lease, ...t.cliArgs()], { env: { ...process.env, THINLV_FAULTS: 'host.remove.afterLease:kill' } as Record<string, string> });
@@ -184,9 +184,9 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
 
   test('a host that reports active LVs is not removed; once it reports none, it is', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 1, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
-    const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    const hostA = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
-      await hostA.applyGrants(t.vg.lvm, t.vg.vgName);
+      await hostA.applyGrants();
       await hostA.appendRaw({ kind: 'activity', activeLvCount: 2 });
       await hostA.allocate('disk0', 1);
       const refused = await runCli(['host', 'remove', t.vg.vgName, 'hostA', '--json', ...t.cliArgs()]);
@@ -209,9 +209,9 @@ describe.skipIf(skipReason !== undefined)('host membership killed half-way', () 
 
   test('a host declared dead with unreplayed records: the records land, then its pool returns to free space', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 2, quantumExtents: QUANTUM, lowWaterExtents: LOW_WATER });
-    const hostB = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostB');
+    const hostB = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostB');
     try {
-      await hostB.applyGrants(t.vg.lvm, t.vg.vgName);
+      await hostB.applyGrants();
       for (let i = 0; i < 6; i++) await hostB.allocate(t.thinLvs[1]!, 2);
       await hostB.appendRaw({ kind: 'activity', activeLvCount: 2 });
       await hostB.allocate(t.thinLvs[1]!, 2);

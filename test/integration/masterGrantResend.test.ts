@@ -13,7 +13,7 @@ import { MasterSession, runPass, type MasterDeps } from '../../src/master/replay
 import { decodeGrantRecord } from '../../src/records/records.js';
 import { ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
-import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { AllocatorHost } from '../fixtures/allocatorHost.js';
 import { createThinlvTestVg } from '../fixtures/thinlvVg.js';
 import { observedRegions } from '../fixtures/observedRegions.js';
 
@@ -33,8 +33,8 @@ describe.skipIf(skipReason !== undefined)('grants re-sent by a new master sessio
     const t = await createThinlvTestVg({ hosts: hostNames, thinLvCount: 6, quantumExtents: 20, lowWaterExtents: 2 });
     try {
       // h1 takes its grant in (and consumes it); h2 leaves it unconsumed; h3's ring is recreated empty.
-      const h1 = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'h1');
-      expect(await h1.applyGrants(t.vg.lvm, t.vg.vgName)).toBe(true);
+      const h1 = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'h1');
+      expect(await h1.applyGrants()).toBe(true);
       await h1.close();
       const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
       const h3Grants = ringLocation(vg, hostLvNames('h3').grants);

@@ -10,7 +10,7 @@ import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { MasterSession, runPass, type MasterDeps } from '../../src/master/replayPass.js';
 import { ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
-import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { AllocatorHost } from '../fixtures/allocatorHost.js';
 import { createThinlvTestVg } from '../fixtures/thinlvVg.js';
 import { observedRegions } from '../fixtures/observedRegions.js';
 
@@ -34,8 +34,8 @@ describe.skipIf(skipReason !== undefined)('idle master passes', () => {
     try {
       const reads = new Map<string, { calls: number; bytes: number }>();
       const deps: MasterDeps = { ...t.deps(), regions: countingReads(t.deps().regions, reads) };
-      const h1 = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'h1');
-      await h1.applyGrants(t.vg.lvm, t.vg.vgName);
+      const h1 = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'h1');
+      await h1.applyGrants();
       await h1.allocate('disk0', 1);
       await h1.close();
       const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);

@@ -8,7 +8,7 @@ import { toUuidRanges } from '../../src/replay/planReplay.js';
 import { expectInvariantsAfterReplay } from '../fixtures/invariants.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
 import { CLI_PATH, runCli, startCli } from '../fixtures/runCli.js';
-import { SimulatedHost } from '../fixtures/simulatedHost.js';
+import { AllocatorHost } from '../fixtures/allocatorHost.js';
 import { createThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
@@ -17,12 +17,12 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
   test('10,000 records from 8 hosts land in one commit; a second pass changes nothing; vgck, lvs and thinlv check agree', async () => {
     const hostNames = Array.from({ length: 8 }, (_, i) => `host${i}`);
     const t = await createThinlvTestVg({ sizeBytes: 64 * 1024 ** 3, hosts: hostNames, thinLvCount: 100, quantumExtents: 1300, lowWaterExtents: 10 });
-    const hosts: SimulatedHost[] = [];
+    const hosts: AllocatorHost[] = [];
     try {
       for (const name of hostNames) {
-        const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, name);
+        const host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, name);
         hosts.push(host);
-        expect(await host.applyGrants(t.vg.lvm, t.vg.vgName)).toBe(true);
+        expect(await host.applyGrants()).toBe(true);
       }
       // 1,250 one-extent allocations per host, spread over 100 LVs, issued 25 at a time
       // so group commit shares writes as it would on a busy host.
@@ -70,9 +70,9 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
 
   test('when the VG seqno moves underneath a pass, its commit is refused, it re-reads, retries, and applies each record once', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 2, quantumExtents: 32, lowWaterExtents: 4 });
-    const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    const host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
-      await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      await host.applyGrants();
       for (let i = 0; i < 6; i++) await host.allocate(t.thinLvs[i % 2]!, 1);
       let interfered = 0;
       const faults = {
@@ -100,10 +100,10 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
 
   test('a pass right after its own commit starts from the metadata it read back; a change made since is never lost, and a pass with nothing to commit reads the VG', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 2, quantumExtents: 32, lowWaterExtents: 4 });
-    const host = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    const host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     const session = new MasterSession({ keepJournalsOpen: true });
     try {
-      await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      await host.applyGrants();
       await host.allocate(t.thinLvs[0]!, 1);
       const first = await runPass(t.deps(), session, t.vg.vgName);
       expect(first.committed).toBe(true);
@@ -133,13 +133,13 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
 
   test('a daemon session keeps each journal reader open across passes and still applies every record once', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 4, quantumExtents: 64, lowWaterExtents: 4 });
-    const hosts = [await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA'), await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostB')];
+    const hosts = [await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA'), await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostB')];
     const opened: string[] = [];
     const base = t.deps();
     const deps = { ...base, regions: { open: (location: RingLocation) => (opened.push(location.ringId), base.regions.open(location)) } };
     const session = new MasterSession({ keepJournalsOpen: true });
     try {
-      for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      for (const host of hosts) await host.applyGrants();
       const vg = await readVgMetadata(t.vg.lvm, t.vg.vgName);
       const journalIds = new Set(['hostA', 'hostB'].map((h) => ringLocation(vg, hostLvNames(h).journal).ringId));
       let replayed = 0;
@@ -148,7 +148,7 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
         for (const [h, host] of hosts.entries()) for (let i = 0; i < 3; i++) await host.allocate(t.thinLvs[h + 2 * ((i + round) % 2)]!, 1);
         const pass = await runPass(deps, session, t.vg.vgName);
         replayed += pass.replayedRecordCount;
-        for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
+        for (const host of hosts) await host.applyGrants();
       }
       expect(replayed).toBe(5 * 2 * 3);
       // Each journal was opened once, in the first pass; later passes reused the readers.
@@ -163,7 +163,7 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
       const retry = await runPass(deps, session, t.vg.vgName);
       expect(opened.filter((id) => journalIds.has(id)).length).toBe(2);
       expect(retry.committed).toBe(false); // the failed pass had committed; only the consume was left
-      for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      for (const host of hosts) await host.applyGrants();
       await expectInvariantsAfterReplay(t.vg, hosts, 1);
     } finally {
       await session.close();
@@ -174,9 +174,9 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
 
   test('two masters on one VG never double-apply: on one machine the second is refused, from two they serialise on the seqno', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 3, quantumExtents: 64, lowWaterExtents: 8 });
-    const hosts = [await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA'), await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostB')];
+    const hosts = [await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA'), await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostB')];
     try {
-      for (const host of hosts) await host.applyGrants(t.vg.lvm, t.vg.vgName);
+      for (const host of hosts) await host.applyGrants();
       const once = (runDir: string) => runCli(['master', t.vg.vgName, '--once', '--no-history', '--run-dir', runDir, ...t.cliArgs()]);
       // The master lock is a fixed path (/run/lock/thinlv), so "another machine" is a mount
       // namespace with its own tmpfs there; lvm's lock directory stays shared, as before.
@@ -220,9 +220,9 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
 
   test('a record claiming extents outside its host pool is rejected, counted, and reported by thinlv check with its reason until cleared', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 1, quantumExtents: 32, lowWaterExtents: 4 });
-    const hostA = await SimulatedHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    const hostA = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
     try {
-      await hostA.applyGrants(t.vg.lvm, t.vg.vgName);
+      await hostA.applyGrants();
       await hostA.allocate('disk0', 2);
       // hostA claims an extent of hostB's pool.
       const metadata = await readVgMetadata(t.vg.lvm, t.vg.vgName);
