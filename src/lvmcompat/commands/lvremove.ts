@@ -9,6 +9,7 @@
 
 import { existsSync } from 'node:fs';
 import { commitBatch, readVgMetadata } from '../../lvm/commitBatch.js';
+import { dmName } from '../../dm/deviceMapper.js';
 import { ownerOf } from '../../format/thinlvVg.js';
 import { withMetadataLock } from '../../cli/masterContext.js';
 import type { CommandContext } from '../../cli/context.js';
@@ -26,11 +27,8 @@ const OPTIONS: readonly OptionSpec[] = [
 
 export const run = (args: readonly string[]): Promise<number> => runLvmCompatCommand(COMMAND, args, OPTIONS, remove);
 
-/** lvm's device-mapper name of an LV: each "-" in a name doubled, VG and LV joined by "-". */
-export const dmNameOf = (vg: string, lv: string): string => `${vg.replaceAll('-', '--')}-${lv.replaceAll('-', '--')}`;
-
 /** Whether an ordinary LV is active on this machine (only device-mapper can say). */
-export const isActiveHere = (context: CommandContext, path: LvPath): boolean => context.deviceMapper.available && existsSync(`/dev/mapper/${dmNameOf(path.vg, path.lv)}`);
+export const isActiveHere = (context: CommandContext, path: LvPath): boolean => context.deviceMapper.available && existsSync(`/dev/mapper/${dmName(path.vg, path.lv)}`);
 
 async function remove(context: CommandContext, parsed: ParsedLvmArgs): Promise<number> {
   if (parsed.positionals.length === 0) throw lvmUsage(COMMAND, 'Please enter one or more logical volume paths.');
