@@ -17,14 +17,15 @@
 //     are the reads the daemon makes every 30 s and on every claim, on demand.
 // The daemon's peak RSS (VmHWM) is printed after start-up and after the rounds. What
 // bounds it is the largest heap the daemon holds at once, which is during a metadata
-// read: the text, its parsed tree and the report built from it, beside the report the
-// allocator still holds.
+// read: the text, the report built from it as it is parsed (diskMetadata.ts), beside the
+// layout the allocator still holds.
 //
 // --bundle LABEL=PATH (repeatable) runs the same rounds against each CLI in turn on the
 // same VG (say, a copy of the bundle before a change, and dist/bundle/thinlv.js), so
 // before and after come from one run; the default is dist/bundle/thinlv.js alone.
 // THINLV_BENCH_DAEMON_NODE_ARGS adds node options to the daemon (V8 flags, to try them);
-// THINLV_BENCH_DAEMON_STDOUT names a file for the daemon's stdout (--trace-gc writes there).
+// THINLV_BENCH_DAEMON_STDOUT names a file for the daemon's stdout (--trace-gc writes there);
+// THINLV_BENCH_DAEMON_LOG_LEVEL=debug logs its start-up steps there, each timed (hostDaemon.ts).
 //
 // Prints a table, then one JSON line. The first SIGINT or SIGTERM stops the run and
 // cleans up; only what this run created is touched (a thinlvtest_* VG on its own loop
@@ -150,7 +151,7 @@ async function refresh(socketPath: string, extentBytes: number): Promise<number>
 
 async function runDaemon(t: ThinlvTestVg, options: Options, bundle: Options['bundles'][number], dir: string, running: { daemon?: ChildProcess }, signal: AbortSignal): Promise<DaemonRun> {
   const socketPath = join(dir, `${bundle.label}.sock`);
-  const args = ['host', 'run', t.vg.vgName, hostName(0), '--socket', socketPath, '--state-dir', join(dir, `state-${bundle.label}`), '--log-level', 'error', ...t.cliArgs()];
+  const args = ['host', 'run', t.vg.vgName, hostName(0), '--socket', socketPath, '--state-dir', join(dir, `state-${bundle.label}`), '--log-level', process.env['THINLV_BENCH_DAEMON_LOG_LEVEL'] ?? 'error', ...t.cliArgs()];
   const nodeArgs = (process.env['THINLV_BENCH_DAEMON_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
   // Each daemon starts on a text it must parse, as after a commit: not on the report cache another run left.
   rmSync(join(VG_CACHE_DIR, `${t.vg.vgName}.json`), { force: true });
@@ -206,7 +207,7 @@ function printReport(options: Options, vg: { segments: number; metadataBytes: nu
   for (const r of runs) {
     console.log(`  ${r.label.padEnd(12)} peak RSS ${r.rssAtStartMb.toFixed(1)} MB at start, ${r.rssAfterRoundMb.at(-1)!.toFixed(1)} MB after (rounds: ${r.rssAfterRoundMb.join(', ')}); start ${Math.round(r.startMs)} ms, extend p50 ${r.extendP50Ms} ms, re-read p50 ${Math.round(r.refreshMissP50Ms)} ms after a commit / ${Math.round(r.refreshHitP50Ms)} ms unchanged`);
   }
-  console.log('  bound: the largest heap held at once, during a metadata re-read (text + parsed tree + new report, beside the report in use); target <= 100 MB');
+  console.log('  bound: the largest heap held at once, during a metadata re-read (text + the report built as it is parsed, beside the layout in use); target <= 100 MB');
   console.log(JSON.stringify({ lvs: options.lvs, hosts: options.hosts, segmentsPerLv: options.segments, segments: vg.segments, metadataBytes: vg.metadataBytes, rounds: options.rounds, extendsPerRound: options.extendsPerRound, daemonNodeArgs: process.env['THINLV_BENCH_DAEMON_NODE_ARGS'] ?? '', runs }));
 }
 

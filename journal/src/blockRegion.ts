@@ -15,6 +15,12 @@ export interface BlockRegion {
    * from a cache that could be stale. Offsets and lengths are multiples of BLOCK_BYTES.
    */
   read(offsetBytes: number, lengthBytes: number): Promise<Uint8Array>;
+  /**
+   * As read(), into `target` (target.length bytes at offsetBytes): a buffer from
+   * allocateBuffer(), or a view of one that starts at its first byte. Lets a reader reuse
+   * its buffers; a region without it is read with read(), one new buffer per call.
+   */
+  readInto?(offsetBytes: number, target: Uint8Array): Promise<void>;
   /** Resolves only once the bytes are durable. `data` comes from allocateBuffer(). */
   write(offsetBytes: number, data: Uint8Array): Promise<void>;
   close(): Promise<void>;

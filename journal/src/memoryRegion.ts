@@ -110,6 +110,12 @@ export class MemoryRegion implements BlockRegion {
     return this.disk.bytes.slice(offsetBytes, offsetBytes + lengthBytes);
   }
 
+  async readInto(offsetBytes: number, target: Uint8Array): Promise<void> {
+    this.checkRange(offsetBytes, target.length);
+    if (!this.disk.isLive(this.generation)) throw deadHandleError();
+    target.set(this.disk.bytes.subarray(offsetBytes, offsetBytes + target.length));
+  }
+
   write(offsetBytes: number, data: Uint8Array): Promise<void> {
     this.checkRange(offsetBytes, data.length);
     if (!this.disk.isLive(this.generation)) return Promise.reject(deadHandleError());

@@ -82,11 +82,64 @@ export async function readConsumerState(region: BlockRegion, header: RingHeader)
 }
 
 /**
+ * The buffers a chunked reader reads into, reused: the survey of a writer's open reads the
+ * whole ring (16 MiB at host start-up) and a buffer per chunk would be that much memory V8
+ * does not see (fileRegion.ts), waiting for a collection. At most `maxBuffers` exist: the
+ * chunk being scanned, the reads ahead, and one to join a record that crosses a chunk end.
+ * A region without readInto is read with read(), a buffer per chunk, as before.
+ */
+class ChunkBuffers {
+  private readonly free: Uint8Array[] = [];
+  /** Every buffer this pool made, by its memory. */
+  private readonly owned = new Map<ArrayBufferLike, Uint8Array>();
+
+  constructor(
+    private readonly region: BlockRegion,
+    readonly bufferBytes: number,
+    private readonly maxBuffers: number,
+  ) {}
+
+  /** [offset, offset + length) of the region, in a buffer of this pool when the region can read into one. */
+  async read(offsetBytes: number, lengthBytes: number): Promise<Uint8Array> {
+    if (this.region.readInto === undefined || lengthBytes > this.bufferBytes) return this.region.read(offsetBytes, lengthBytes);
+    const view = this.take().subarray(0, lengthBytes);
+    try {
+      await this.region.readInto(offsetBytes, view);
+    } catch (error) {
+      this.give(view);
+      throw error;
+    }
+    return view;
+  }
+
+  /** A buffer to fill, whole (bufferBytes long). */
+  take(): Uint8Array {
+    const reused = this.free.pop();
+    if (reused !== undefined) return reused;
+    assert(this.owned.size < this.maxBuffers, () => `a chunked reader wanted more than ${this.maxBuffers} buffers`);
+    const buffer = this.region.allocateBuffer(this.bufferBytes);
+    this.owned.set(buffer.buffer, buffer);
+    return buffer;
+  }
+
+  /** Gives back the buffer `view` lies in, when it is one of this pool's; the caller keeps no view of it. */
+  give(view: Uint8Array): void {
+    const buffer = this.owned.get(view.buffer);
+    if (buffer === undefined || this.free.includes(buffer)) return;
+    this.free.push(buffer);
+  }
+}
+
+/**
  * Blocks of the data area read in large chunks; records are re-read only when they cross
  * a chunk end. The first read after creation or forget() fetches only what was asked, so
  * a reader polling a ring where nothing new was written reads one block, not a chunk.
  * With `readsAhead` (the survey, which reads every chunk in order), that many following
  * chunks are read while the current one is scanned.
+ *
+ * With `reuseBuffers` (a reader that lives only through an open: the survey, the writer's
+ * walk to its tail), chunks are read into a few buffers used again and again, so a view
+ * bytes() returns holds only until the next call of bytes().
  */
 class ChunkedReader {
   private chunkStart = -1;
@@ -94,12 +147,17 @@ class ChunkedReader {
   private firstRead = true;
   /** Chunk reads in flight ahead of the scan, by start offset. */
   private readonly ahead = new Map<number, Promise<Uint8Array>>();
+  private readonly buffers: ChunkBuffers | undefined;
 
   constructor(
     private readonly region: BlockRegion,
     private readonly header: RingHeader,
     private readonly readsAhead = 0,
-  ) {}
+    reuseBuffers = false,
+  ) {
+    // A chunk, or the rest of one joined to the next: a record crossing a chunk end starts less than a record before it.
+    this.buffers = reuseBuffers ? new ChunkBuffers(region, READ_CHUNK_BYTES + header.maxRecordBytes, readsAhead + 2) : undefined;
+  }
 
   /** Bytes [offset, offset + length), never past the end of the ring. */
   async bytes(offsetBytes: number, lengthBytes: number): Promise<Uint8Array> {
@@ -107,12 +165,23 @@ class ChunkedReader {
     if (this.chunkStart < 0 || offsetBytes < this.chunkStart || offsetBytes + lengthBytes > this.chunkStart + this.chunk.length) {
       const chunkBytes = this.firstRead ? lengthBytes : Math.min(Math.max(READ_CHUNK_BYTES, lengthBytes), this.header.ringBytes - offsetBytes);
       this.firstRead = false;
-      this.chunk = (await this.fromReadsAhead(offsetBytes, lengthBytes)) ?? (await this.region.read(offsetBytes, chunkBytes));
+      const previous = this.chunk;
+      let next = await this.fromReadsAhead(offsetBytes, lengthBytes);
+      // The chunk scanned so far is not needed once the next one is known (a join copied what it needed).
+      this.chunkStart = -1;
+      this.chunk = new Uint8Array(0);
+      this.buffers?.give(previous);
+      next ??= await this.readChunk(offsetBytes, chunkBytes);
+      this.chunk = next;
       this.chunkStart = offsetBytes;
       this.readAhead(offsetBytes + this.chunk.length);
     }
     const start = offsetBytes - this.chunkStart;
     return this.chunk.subarray(start, start + lengthBytes);
+  }
+
+  private readChunk(offsetBytes: number, lengthBytes: number): Promise<Uint8Array> {
+    return this.buffers === undefined ? this.region.read(offsetBytes, lengthBytes) : this.buffers.read(offsetBytes, lengthBytes);
   }
 
   /**
@@ -128,19 +197,28 @@ class ChunkedReader {
     if (pending === undefined) return undefined;
     this.ahead.delete(key);
     const next = await pending;
-    if (!crossing) return next.length >= lengthBytes ? next : undefined;
+    if (!crossing) {
+      if (next.length >= lengthBytes) return next;
+      this.buffers?.give(next);
+      return undefined;
+    }
     const rest = this.chunk.subarray(offsetBytes - this.chunkStart);
-    if (rest.length + next.length < lengthBytes) return undefined;
-    const joined = new Uint8Array(rest.length + next.length);
+    if (rest.length + next.length < lengthBytes) {
+      this.buffers?.give(next);
+      return undefined;
+    }
+    const joinedBytes = rest.length + next.length;
+    const joined = this.buffers !== undefined && joinedBytes <= this.buffers.bufferBytes ? this.buffers.take().subarray(0, joinedBytes) : new Uint8Array(joinedBytes);
     joined.set(rest, 0);
     joined.set(next, rest.length);
+    this.buffers?.give(next);
     return joined;
   }
 
   private readAhead(fromBytes: number): void {
     for (let i = 0, start = fromBytes; i < this.readsAhead && start < this.header.ringBytes; i++, start += READ_CHUNK_BYTES) {
       if (this.ahead.has(start)) continue;
-      const read = this.region.read(start, Math.min(READ_CHUNK_BYTES, this.header.ringBytes - start));
+      const read = this.readChunk(start, Math.min(READ_CHUNK_BYTES, this.header.ringBytes - start));
       // Awaited when the scan gets there (which rethrows a failure), or by settle().
       read.catch(() => undefined);
       this.ahead.set(start, read);
@@ -189,11 +267,13 @@ export type ChainStopReason =
 export class ChainReader {
   private readonly chunks: ChunkedReader;
 
+  /** `reuseBuffers`: for a chain read once and dropped (a writer's open), see ChunkedReader. */
   constructor(
     region: BlockRegion,
     private readonly header: RingHeader,
+    reuseBuffers = false,
   ) {
-    this.chunks = new ChunkedReader(region, header);
+    this.chunks = new ChunkedReader(region, header, 0, reuseBuffers);
   }
 
   /** Drop cached bytes so the next call sees what the other side wrote since. */
@@ -283,7 +363,7 @@ export interface RingSurvey {
  * every record on disk, ghosts included.
  */
 export async function surveyDataArea(region: BlockRegion, header: RingHeader, consumer?: ConsumerState): Promise<RingSurvey> {
-  const chunks = new ChunkedReader(region, header, SURVEY_READS_AHEAD);
+  const chunks = new ChunkedReader(region, header, SURVEY_READS_AHEAD, true);
   try {
     return await surveyChunks(chunks, header, consumer);
   } finally {

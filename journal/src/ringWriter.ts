@@ -129,7 +129,7 @@ export class RingWriter {
 
     // Find the tail by following the chain from the consumer position, exactly as a
     // reader does; the writer continues right after the last record a reader accepts.
-    const chain = new ChainReader(region, header);
+    const chain = new ChainReader(region, header, true);
     const unconsumed = new UnconsumedIndex(consumer.consumedSeq, consumer.consumedSeq > 0 ? survey.anchorOffsetBytes : undefined);
     let tail = positionOfConsumer(consumer);
     for (;;) {

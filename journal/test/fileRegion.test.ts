@@ -51,6 +51,21 @@ describe('file region', () => {
     await readerRegion.close();
   });
 
+  it('reads into a buffer of its own, or the head of one, what read() returns, and checks the range as read() does', async () => {
+    const file = sparseFile(os.tmpdir(), 2 * MIN_RING_BYTES);
+    const bytes = Buffer.alloc(MIN_RING_BYTES);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + 7) & 0xff;
+    fs.writeFileSync(file, bytes, { flag: 'r+' });
+    const region = await openFileRegion(file, { offsetBytes: 0, lengthBytes: MIN_RING_BYTES });
+    const buffer = region.allocateBuffer(8 * 4096);
+    await region.readInto(4096, buffer);
+    expect(hex(buffer)).toBe(hex(await region.read(4096, 8 * 4096)));
+    await region.readInto(12 * 4096, buffer.subarray(0, 4096));
+    expect(hex(buffer.subarray(0, 4096))).toBe(hex(bytes.subarray(12 * 4096, 13 * 4096)));
+    expect(await codeOf(region.readInto(MIN_RING_BYTES - 4096, buffer))).not.toBe('no error');
+    await region.close();
+  });
+
   it('where O_DIRECT is refused (EINVAL, as tmpfs before Linux 6.6 does), falls back to O_DSYNC plus fdatasync and logs it', async () => {
     const file = sparseFile(os.tmpdir(), MIN_RING_BYTES);
     const logged: { level: JournalLogLevel; message: string }[] = [];

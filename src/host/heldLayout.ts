@@ -9,20 +9,9 @@
 // What the allocator does not use (the report's free-range list and space figures) is
 // left out.
 
+import { isOwnReport } from '../lvm/diskMetadata.js';
+import { ownCopy, StringTable } from '../lvm/ownStrings.js';
 import type { LvLayout, PvLayout, Segment, VgLayout } from '../metadata/vgModel.js';
-
-/** A string equal to `text` that shares no memory with the string it was cut from. */
-const ownCopy = (text: string): string => Buffer.from(text, 'utf8').toString('utf8');
-
-/** Copies strings, once per distinct value for the ones that repeat. */
-class StringTable {
-  private readonly strings = new Map<string, string>();
-  shared(text: string): string {
-    let own = this.strings.get(text);
-    if (own === undefined) this.strings.set(text, (own = ownCopy(text)));
-    return own;
-  }
-}
 
 function segmentOf(segment: Segment, table: StringTable): Segment {
   return {
@@ -47,8 +36,16 @@ function pvOf(pv: PvLayout, table: StringTable): PvLayout {
   return { device: table.shared(pv.device), uuid: ownCopy(pv.uuid), peStartSectors: pv.peStartSectors, peCount: pv.peCount };
 }
 
-/** The layout of `vg` (a report as read) in memory of its own, for keeping. */
+/**
+ * The layout of `vg` (a report as read) in memory of its own, for keeping. A report read
+ * from the PVs here (diskMetadata.ts) already is: its LVs are kept as they are, rather
+ * than copied at the moment the daemon's memory peaks (a second 6 MB at 10,000 LVs).
+ */
 export function heldLayout(vg: VgLayout): VgLayout {
+  if (isOwnReport(vg)) {
+    const pvs = vg.pvs.map((pv) => ({ device: pv.device, uuid: pv.uuid, peStartSectors: pv.peStartSectors, peCount: pv.peCount }));
+    return { name: vg.name, uuid: vg.uuid, seqno: vg.seqno, extentSizeSectors: vg.extentSizeSectors, tags: vg.tags, pvs, lvs: vg.lvs };
+  }
   const table = new StringTable();
   return {
     name: ownCopy(vg.name),

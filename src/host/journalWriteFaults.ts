@@ -45,6 +45,8 @@ export function withJournalWriteFaults(region: BlockRegion, faults: FaultPoints 
     description: region.description,
     allocateBuffer: (lengthBytes) => region.allocateBuffer(lengthBytes),
     read: (offsetBytes, lengthBytes) => region.read(offsetBytes, lengthBytes),
+    // Kept, so the writer's open survey reuses its buffers here too (journal/src/ringChain.ts).
+    ...(region.readInto === undefined ? {} : { readInto: (offsetBytes: number, target: Uint8Array) => region.readInto!(offsetBytes, target) }),
     close: () => region.close(),
     async write(offsetBytes, data) {
       if (!startsWithRecord(data)) return region.write(offsetBytes, data);

@@ -107,10 +107,37 @@ function lineEnd(text: string, at: number): number {
   return end < 0 ? text.length : end;
 }
 
+/**
+ * Called as each section ends, with the names of the sections around it (outermost
+ * first; the list is the parser's own, good only during the call) and its entries.
+ * Returning true takes the section: it is left out of the tree. A reader can so turn each
+ * LV into what it keeps as soon as it is read (metadataText.ts, parseVgSummary) instead of
+ * holding the tree of every LV at once. What it throws, parseConfigLines throws.
+ */
+export type SectionEndHook = (parents: readonly string[], name: string, entries: ConfigEntry[]) => boolean;
+
+export interface ConfigLinesOptions {
+  readonly onSectionEnd?: SectionEndHook;
+  /**
+   * How many different lines a parse shares (MAX_SHARED_LINES by default). A reader that
+   * takes each section as it ends keeps no tree, so sharing saves it nothing but
+   * allocations, while every line in the table (most lines of a pool's text are unique: ids,
+   * stripes) lives to the end of the parse: it asks for a small table.
+   */
+  readonly maxSharedLines?: number;
+}
+
 /** LVM's text as a tree, when it is laid out as LVM lays it out; undefined otherwise. */
-export function parseConfigLines(text: string): ConfigEntry[] | undefined {
+export function parseConfigLines(text: string, options: ConfigLinesOptions = {}): ConfigEntry[] | undefined {
+  const { onSectionEnd, maxSharedLines = MAX_SHARED_LINES } = options;
   const stack: { name: string; entries: ConfigEntry[] }[] = [{ name: '', entries: [] }];
+  /** The names of the open sections but the top level, for onSectionEnd. */
+  const parents: string[] = [];
   const shared = new Map<string, ConfigEntry>();
+  const share = (lineText: string, entry: ConfigEntry): ConfigEntry => {
+    if (shared.size < maxSharedLines) shared.set(lineText, entry);
+    return entry;
+  };
   // A line at a time, each sliced as it is read: an array of every line of a text of
   // megabytes would be hundreds of thousands of strings alive for the whole parse.
   for (let lineStart = 0, end = 0; lineStart <= text.length; lineStart = end + 1) {
@@ -122,6 +149,8 @@ export function parseConfigLines(text: string): ConfigEntry[] | undefined {
     if (line.charCodeAt(start) === 125) {
       if (stack.length === 1 || !restIsEmpty(line, start + 1)) return undefined;
       const done = stack.pop()!;
+      parents.pop();
+      if (onSectionEnd?.(parents, done.name, done.entries) === true) continue;
       stack[stack.length - 1]!.entries.push({ kind: 'section', name: done.name, entries: done.entries });
       continue;
     }
@@ -138,6 +167,7 @@ export function parseConfigLines(text: string): ConfigEntry[] | undefined {
     if (code === 123) {
       if (!restIsEmpty(line, after + 1) || stack.length > MAX_SECTION_DEPTH) return undefined;
       stack.push({ name: key, entries: [] });
+      parents.push(key);
       continue;
     }
     if (code !== 61) return undefined;
@@ -152,17 +182,13 @@ export function parseConfigLines(text: string): ConfigEntry[] | undefined {
       if (array === undefined || !restIsEmpty(line, array.end)) return undefined;
       const entry: ConfigEntry = { kind: 'assign', key, value: array.value };
       // Only a line is looked up: an array over several lines is never found again.
-      entries.push(line.includes('\n') ? entry : share(shared, line.slice(start), entry));
+      entries.push(line.includes('\n') ? entry : share(line.slice(start), entry));
       continue;
     }
     const scalar = scalarAt(line, valueAt);
     if (scalar === undefined || !restIsEmpty(line, scalar.end)) return undefined;
-    entries.push(share(shared, line.slice(start), { kind: 'assign', key, value: scalar.value }));
+    entries.push(share(line.slice(start), { kind: 'assign', key, value: scalar.value }));
   }
   return stack.length === 1 ? stack[0]!.entries : undefined;
 }
 
-function share(shared: Map<string, ConfigEntry>, lineText: string, entry: ConfigEntry): ConfigEntry {
-  if (shared.size < MAX_SHARED_LINES) shared.set(lineText, entry);
-  return entry;
-}

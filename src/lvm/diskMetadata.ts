@@ -25,7 +25,8 @@ import { createRequire } from 'node:module';
 import { ExtentSet } from '../extent/extentSet.js';
 import { computeFreeExtents } from '../metadata/checkLayout.js';
 import type { LvLayout, VgMetadata, VgReport } from '../metadata/vgModel.js';
-import { parseVgMetadata } from './metadataText.js';
+import { parseVgMetadata, parseVgSummary, type VgSummary } from './metadataText.js';
+import { ownCopy } from './ownStrings.js';
 import { compareUtf8 } from './utf8Order.js';
 import { cacheKeyOf, readCachedReport, writeCachedReport } from './vgReportCache.js';
 import {
@@ -148,10 +149,13 @@ const miss = (message: string): never => {
   throw new DiskMetadataMiss(message);
 };
 
-/** The newest metadata of `vgName` among the PVs read, checked as lvm checks it before trusting it. */
-export function vgFromPvs(pvs: readonly DevicePv[], vgName: string): { metadata: VgMetadata; byUuid: Map<string, DevicePv> } {
+/**
+ * The newest metadata of `vgName` among the PVs read, checked as lvm checks it before
+ * trusting it; each text read with `parse` (a report needs only the summary).
+ */
+export function vgFromPvs<M extends VgSummary>(pvs: readonly DevicePv[], vgName: string, parse: (text: string) => M): { metadata: M; byUuid: Map<string, DevicePv> } {
   const byUuid = new Map(pvs.map((pv) => [pv.label.pvUuid, pv]));
-  const copies = pvs.flatMap((pv) => pv.areas.map((area) => ({ pv, metadata: parseVgMetadata(area.text), header: area.header })));
+  const copies = pvs.flatMap((pv) => pv.areas.map((area) => ({ pv, metadata: parse(area.text), header: area.header })));
   const ours = copies.filter((copy) => copy.metadata.name === vgName);
   if (ours.length === 0) miss(`no metadata of VG ${vgName} on ${pvs.map((pv) => pv.device).join(', ') || 'no device'}`);
   const newest = ours.reduce((a, b) => (b.metadata.seqno > a.metadata.seqno ? b : a)).metadata;
@@ -165,35 +169,62 @@ export function vgFromPvs(pvs: readonly DevicePv[], vgName: string): { metadata:
 }
 
 
-/** The report lvm fullreport gives, computed from the metadata: PVs named by the device they were read on. */
-export function reportFromPvs(pvs: readonly DevicePv[], vgName: string): VgReport {
-  const { metadata, byUuid } = vgFromPvs(pvs, vgName);
-  const deviceOf = new Map(metadata.pvs.map((pv) => [pv.device, byUuid.get(pv.uuid)!.device]));
-  // Sorted as lvm's report sorts them: LVs by name, tags by strcmp.
-  const byName = [...metadata.lvs].sort((a, b) => compareUtf8(a.name, b.name));
-  const lvs: LvLayout[] = byName.map((lv) => ({
+const isSorted = (strings: readonly string[]): boolean => strings.every((s, i) => i === 0 || compareUtf8(strings[i - 1]!, s) <= 0);
+
+/**
+ * `lv` as the report gives it: tags sorted, stripes on the devices the PVs were read on.
+ * A summary's LV already is, when its tags are in order and the devices keep their names
+ * (the usual case): it is taken as it is (the summary is made for this and dropped), so a
+ * large VG's LVs are not built twice.
+ */
+function reportLv(lv: LvLayout, deviceOf: ReadonlyMap<string, string>): LvLayout {
+  const samePlaces = lv.segments.every((s) => s.stripes.every((st) => deviceOf.get(st.pv) === st.pv));
+  if (samePlaces && isSorted(lv.tags)) return lv;
+  return {
     name: lv.name,
     uuid: lv.uuid,
     tags: [...lv.tags].sort(compareUtf8),
     activationSkip: lv.activationSkip,
     segments: lv.segments.map((s) => ({ logicalStart: s.logicalStart, extentCount: s.extentCount, type: s.type, stripes: s.stripes.map((st) => ({ pv: deviceOf.get(st.pv)!, firstExtent: st.firstExtent })) })),
-  }));
+  };
+}
+
+/**
+ * The report lvm fullreport gives, computed from the metadata: PVs named by the device they
+ * were read on. Its strings are its own (ownStrings.ts): it keeps nothing of the texts alive.
+ */
+export function reportFromPvs(pvs: readonly DevicePv[], vgName: string): VgReport {
+  const { metadata, byUuid } = vgFromPvs(pvs, vgName, parseVgSummary);
+  const deviceOf = new Map(metadata.pvs.map((pv) => [pv.device, byUuid.get(pv.uuid)!.device]));
+  // Sorted as lvm's report sorts them: LVs by name, tags by strcmp.
+  const lvs = [...metadata.lvs].sort((a, b) => compareUtf8(a.name, b.name)).map((lv) => reportLv(lv, deviceOf));
   const reportPvs = metadata.pvs.map((pv) => {
     const read = byUuid.get(pv.uuid)!;
-    return { device: read.device, uuid: pv.uuid, peStartSectors: pv.peStartSectors, peCount: pv.peCount, deviceSizeBytes: read.deviceSizeBytes };
+    return { device: read.device, uuid: ownCopy(pv.uuid), peStartSectors: pv.peStartSectors, peCount: pv.peCount, deviceSizeBytes: read.deviceSizeBytes };
   });
-  const layout = { name: metadata.name, uuid: metadata.uuid, seqno: metadata.seqno, extentSizeSectors: metadata.extentSizeSectors, tags: [...metadata.tags].sort(compareUtf8), pvs: reportPvs, lvs };
+  const layout = { name: ownCopy(metadata.name), uuid: ownCopy(metadata.uuid), seqno: metadata.seqno, extentSizeSectors: metadata.extentSizeSectors, tags: [...metadata.tags].sort(compareUtf8).map(ownCopy), pvs: reportPvs, lvs };
   const free: ExtentSet = computeFreeExtents(layout);
   const areas = metadata.pvs.flatMap((pv) => byUuid.get(pv.uuid)!.areas.map((area) => area.header));
-  return {
+  return ownReport({
     ...layout,
     extentCount: reportPvs.reduce((sum, pv) => sum + pv.peCount, 0),
     freeExtentCount: free.extentCount,
     metadataAreaSizeBytes: Math.min(...areas.map((h) => h.sizeBytes)),
     metadataAreaFreeBytes: Math.min(...areas.map(mdaFreeBytes)),
     freeRanges: free.ranges(),
-  };
+  });
 }
+
+/**
+ * Reports made here (reportFromPvs): their strings are their own and those that repeat are
+ * one string each (ownStrings.ts), and nothing else holds their objects, so keeping one
+ * costs no more than a copy of it (src/host/heldLayout.ts takes them as they are).
+ */
+const ownReports = new WeakSet<VgReport>();
+const ownReport = (report: VgReport): VgReport => (ownReports.add(report), report);
+
+/** Whether `report` was made here and given to no one before: see ownReports. */
+export const isOwnReport = (report: object): boolean => ownReports.has(report as VgReport);
 
 /** Every PV on `devices` (`read`: texts and all, or headers only); a device that cannot be read is a miss. */
 async function readPvs<T>(devices: readonly string[], read: (device: string) => Promise<T | undefined>): Promise<T[]> {
@@ -219,6 +250,9 @@ function missOnError<T>(read: () => T): T {
   }
 }
 
+/** reportFromPvs, any error but a miss made one; a function of its own, so no closure of the caller's keeps the texts. */
+const reportOrMiss = (pvs: readonly DevicePv[], vgName: string): VgReport => missOnError(() => reportFromPvs(pvs, vgName));
+
 /**
  * `vgName`'s metadata as vgcfgbackup gives it (the master's commits read and check it so),
  * from `devices`; throws DiskMetadataMiss when lvm must answer.
@@ -227,7 +261,7 @@ export async function readVgMetadataFromDisk(devices: readonly string[], vgName:
   const known = unlessUnchanged?.name === vgName ? textsOf.get(unlessUnchanged) : undefined;
   if (known !== undefined && known.devices === devices.join('\n') && (await readTextsKey(devices)) === known.key) return unlessUnchanged!;
   const pvs = await readPvs(devices, readDevicePv);
-  const metadata = missOnError(() => vgFromPvs(pvs, vgName).metadata);
+  const metadata = missOnError(() => vgFromPvs(pvs, vgName, parseVgMetadata).metadata);
   textsOf.set(metadata, { devices: devices.join('\n'), key: cacheKeyOf(pvs) });
   return metadata;
 }
@@ -250,11 +284,13 @@ const textsOf = new WeakMap<VgMetadata, { readonly devices: string; readonly key
 
 /** `vgName` read from `devices` (every PV of the VG among them); throws DiskMetadataMiss when lvm must answer. */
 export async function readVgFromDisk(devices: readonly string[], vgName: string): Promise<VgReport> {
-  const pvs = await readPvs(devices, readDevicePv);
+  let pvs: DevicePv[] | undefined = await readPvs(devices, readDevicePv);
   const key = cacheKeyOf(pvs);
   const cached = await readCachedReport(vgName, key);
   if (cached !== undefined) return cached;
-  const report = missOnError(() => reportFromPvs(pvs, vgName));
+  const report = reportOrMiss(pvs, vgName);
+  // The texts (megabytes at 10,000 LVs) may go before the cache is written: the report holds nothing of them.
+  pvs = undefined;
   await writeCachedReport(vgName, key, report);
   return report;
 }

@@ -1,9 +1,11 @@
 import { describe, expect, test } from 'vitest';
 
 import { heldLayout } from '../../src/host/heldLayout.js';
+import { isOwnReport, reportFromPvs, type DevicePv } from '../../src/lvm/diskMetadata.js';
+import { printVgMetadata } from '../../src/lvm/metadataText.js';
 import { MAX_SHARED_LINES, parseConfigLines } from '../../src/lvm/configLines.js';
 import { parseConfigTokens } from '../../src/lvm/configTree.js';
-import type { VgReport } from '../../src/metadata/vgModel.js';
+import type { VgMetadata, VgReport } from '../../src/metadata/vgModel.js';
 
 const report: VgReport = {
   name: 'vg0',
@@ -45,6 +47,51 @@ describe('the layout the host daemon keeps', () => {
     expect(held.lvs[0]).not.toBe(report.lvs[0]);
     expect(held.lvs[0]!.segments[0]!.stripes).not.toBe(report.lvs[0]!.segments[0]!.stripes);
     expect(held.pvs[0]).not.toBe(report.pvs[0]);
+  });
+});
+
+describe('a report read from the PVs (diskMetadata.ts)', () => {
+  const metadata: VgMetadata = {
+    header: [],
+    name: 'vg_held_test_0123456789',
+    uuid: 'vg-uuid-0123456789-abcdef',
+    seqno: 9,
+    status: ['RESIZEABLE', 'READ', 'WRITE'],
+    flags: [],
+    tags: ['thinlv_format=1', 'thinlv_quantum_extents=400'],
+    extentSizeSectors: 8192,
+    extra: [],
+    pvs: [{ key: 'pv0', uuid: 'pv-uuid-0123456789-abcdef', device: '/dev/loop9', status: ['ALLOCATABLE'], flags: [], tags: [], devSizeSectors: 8 * 1024 ** 2, peStartSectors: 2048, peCount: 1000, extra: [] }],
+    lvs: ['vdi00001', 'vdi00000', 'vdi00002'].map((name, i) => ({
+      name,
+      uuid: `lv-uuid-0123456789-abcdef-${i}`,
+      status: ['READ', 'WRITE', 'VISIBLE'],
+      flags: [],
+      activationSkip: true,
+      // Out of order on one LV: its report entry is a sorted copy.
+      tags: i === 2 ? ['thinlv_virtual_bytes=107374182400', 'thinlv_owner=h01'] : ['thinlv_owner=h01', 'thinlv_virtual_bytes=107374182400'],
+      segments: [0, 1].map((k) => ({ logicalStart: k, extentCount: 1, type: 'striped', stripes: [{ pv: '/dev/loop9', firstExtent: k * 3 + i }], extra: [] })),
+      extra: [],
+    })),
+  };
+  const text = printVgMetadata(metadata);
+  const pv: DevicePv = {
+    device: '/dev/loop9',
+    label: { pvUuid: metadata.pvs[0]!.uuid, deviceSizeBytes: 4 * 1024 ** 3, dataAreas: [], metadataAreas: [] },
+    deviceSizeBytes: 4 * 1024 ** 3,
+    areas: [{ header: { startBytes: 4096, sizeBytes: 1024 ** 2, text: { offsetBytes: 512, sizeBytes: text.length, checksum: 0 } }, text }],
+  };
+
+  test('is kept as it is, LVs and all, and equals the copy any other report gets', () => {
+    const read = reportFromPvs([pv], metadata.name);
+    expect(isOwnReport(read)).toBe(true);
+    const held = heldLayout(read);
+    expect(held.lvs).toBe(read.lvs);
+    const copied = JSON.parse(JSON.stringify(read)) as VgReport;
+    expect(isOwnReport(copied)).toBe(false);
+    expect(held).toStrictEqual(heldLayout(copied));
+    expect(held.lvs.map((lv) => lv.name)).toEqual(['vdi00000', 'vdi00001', 'vdi00002']);
+    expect(held.lvs.every((lv) => lv.tags[0] === 'thinlv_owner=h01')).toBe(true);
   });
 });
 

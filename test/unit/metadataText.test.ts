@@ -2,8 +2,9 @@ import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
 
 import { ThinlvError } from '../../src/errors.js';
+import { parseConfigLines } from '../../src/lvm/configLines.js';
 import { parseConfig, printConfig, type ConfigEntry, type ConfigValue } from '../../src/lvm/configTree.js';
-import { parseVgMetadata, printVgMetadata } from '../../src/lvm/metadataText.js';
+import { parseVgMetadata, parseVgSummary, parseVgSummaryLines, printVgMetadata, summaryOf } from '../../src/lvm/metadataText.js';
 import {
   extraEntriesArbitrary,
   RESERVED_LV_KEYS,
@@ -450,5 +451,64 @@ describe('printVgMetadata', () => {
 
     const printed = printVgMetadata(parseVgMetadata(printConfig(edited)));
     expect(keyPaths(parseConfig(printed))).toEqual(withoutEmptyTags(keyPaths(edited)));
+  });
+});
+
+// A report is made from the summary (diskMetadata.ts), which reads each LV as its section
+// ends instead of building the whole tree and model: it must give what parseVgMetadata
+// gives, less what a summary leaves out, and refuse what it refuses with the same error.
+describe('parseVgSummary', () => {
+  /** The summary of `text`, or the error it throws, as parseVgMetadata's path gives them. */
+  const slowly = (text: string): { summary: unknown } | { error: string } => {
+    try {
+      return { summary: summaryOf(parseVgMetadata(text)) };
+    } catch (error) {
+      return { error: (error as Error).message };
+    }
+  };
+  const quickly = (text: string): { summary: unknown } | { error: string } => {
+    try {
+      return { summary: parseVgSummary(text) };
+    } catch (error) {
+      return { error: (error as Error).message };
+    }
+  };
+
+  test('reads LVM\'s own layout on the fast path, as parseVgMetadata reads it', () => {
+    expect(parseVgSummaryLines(FIXTURE)).toBeDefined();
+    expect(parseVgSummaryLines(FIXTURE)).toEqual(summaryOf(parseVgMetadata(FIXTURE)));
+    expect(parseVgSummary(FIXTURE).lvs.map((lv) => lv.name)).toEqual(parseVgMetadata(FIXTURE).lvs.map((lv) => lv.name));
+  });
+
+  test.prop([vgMetadataArbitrary], { numRuns: 150 })('on any valid metadata, gives parseVgMetadata\'s summary, on the fast path unless the line parser declines the text', (vg) => {
+    const text = printVgMetadata(vg);
+    const fast = parseVgSummaryLines(text);
+    if (fast === undefined) expect(parseConfigLines(text)).toBeUndefined();
+    else expect(fast).toEqual(summaryOf(parseVgMetadata(text)));
+    expect(parseVgSummary(text)).toEqual(summaryOf(parseVgMetadata(text)));
+  });
+
+  test.prop([vgMetadataArbitrary, fc.nat(), fc.constantFrom('', ' ', '\n', '{', '}', '[', ']', '"', '=', ',', '#', 'x', '1', '\\', 'segment1 {\n', 'logical_volumes {\n', 'physical_volumes {\n')], { numRuns: 300 })(
+    'on damaged metadata, gives parseVgMetadata\'s summary or its error',
+    (vg, at, inserted) => {
+      const printed = printVgMetadata(vg);
+      const position = at % (printed.length + 1);
+      const text = printed.slice(0, position) + inserted + printed.slice(position);
+      expect(quickly(text)).toEqual(slowly(text));
+    },
+  );
+
+  test('LVs before the PVs, or a value among the LVs, are left to parseVgMetadata, whose answer it is', () => {
+    const vgBody = FIXTURE.slice(FIXTURE.indexOf('\tphysical_volumes {'), FIXTURE.lastIndexOf('}'));
+    const pvs = vgBody.slice(0, vgBody.indexOf('\tlogical_volumes {'));
+    const lvs = vgBody.slice(vgBody.indexOf('\tlogical_volumes {'));
+    const swapped = FIXTURE.replace(vgBody, lvs + pvs);
+    expect(parseVgSummaryLines(swapped)).toBeUndefined();
+    expect(quickly(swapped)).toEqual(slowly(swapped));
+    expect(parseVgSummary(swapped).lvs.length).toBe(parseVgMetadata(FIXTURE).lvs.length);
+    const stray = FIXTURE.replace('\tlogical_volumes {\n', '\tlogical_volumes {\n\t\tx = 1\n');
+    expect(parseVgSummaryLines(stray)).toBeUndefined();
+    expect(quickly(stray)).toEqual(slowly(stray));
+    expect(quickly(stray)).toHaveProperty('error');
   });
 });

@@ -3,7 +3,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 
-import { readCachedReport, VG_CACHE_DIR, writeCachedReport } from '../../src/lvm/vgReportCache.js';
+import { cacheFilePieces, readCachedReport, VG_CACHE_DIR, writeCachedReport } from '../../src/lvm/vgReportCache.js';
 import type { VgReport } from '../../src/metadata/vgModel.js';
 
 const vgName = `thinlvtest_cache_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -27,5 +27,24 @@ describe('the VG report cache', () => {
     expect(await readCachedReport(vgName, key)).toBeUndefined();
     rmSync(join(VG_CACHE_DIR, `${vgName}.json`));
     expect(await readCachedReport(vgName, key)).toBeUndefined();
+  });
+
+  test('a report of many LVs is written in pieces that read back as the whole text would, the key first', async () => {
+    const lvs = Array.from({ length: 1234 }, (_, i) => ({
+      name: `vdi${i}`,
+      uuid: `uuid-"quoted"-\\-${i}`,
+      tags: i % 3 === 0 ? [] : ['thinlv_owner=h01', `t\u00e9${i}`],
+      activationSkip: i % 2 === 0,
+      segments: [{ logicalStart: 0, extentCount: 1, type: 'striped', stripes: [{ pv: '/dev/loop9', firstExtent: i }] }],
+    }));
+    for (const count of [0, 1, 500, 501, 1234]) {
+      const many = { ...report, lvs: lvs.slice(0, count) };
+      const pieces = [...cacheFilePieces(key, many)];
+      expect(pieces.join('').startsWith(`{"key":${JSON.stringify(key)},`)).toBe(true);
+      expect(JSON.parse(pieces.join(''))).toEqual(JSON.parse(JSON.stringify({ key, report: many })));
+      expect(pieces.length).toBe(2 + Math.ceil(count / 500));
+    }
+    await writeCachedReport(vgName, key, { ...report, lvs });
+    expect(await readCachedReport(vgName, key)).toEqual({ ...report, lvs });
   });
 });
