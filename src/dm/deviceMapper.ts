@@ -3,11 +3,14 @@
 //   DeviceMapper                       activate / reload / deactivate / table / exists
 //     └─ createDeviceMapper(commands)  the sequencing: suspend → load → resume, a resume
 //          │                           after any failure, one operation per device at a time
-//          ├─ dmsetupCommands(runner)  real: one `dmsetup` run per command (dmsetup.ts)
+//          ├─ ioctlCommands(runner)    real, the default where it works: one ioctl per command,
+//          │                           create and remove through dmsetup (dmIoctl.ts)
+//          ├─ dmsetupCommands(runner)  real, the fallback: one `dmsetup` run per command (dmsetup.ts)
 //          └─ FakeDeviceMapper         in memory, for tests (fakeDeviceMapper.ts)
 //
-// Both implementations share the sequencing, so a property test on the fake exercises
-// the same reload logic that runs on a host; the dmsetup tests check the exact commands.
+// selectDeviceMapper.ts chooses between the real two. All share the sequencing, so a
+// property test on the fake exercises the same reload logic that runs on a host; the
+// dmsetup tests check the exact commands, the rig's smoke run the ioctls against them.
 //
 // reload (design hot path step 4, invariant I6). A metadata commit never touches an
 // active table: the host that grew an LV loads the new table itself.
@@ -51,7 +54,7 @@ const DM_NAME_CHARS = /^[A-Za-z0-9#+\-.:=@_]+$/;
 const DEVICE_NUMBER = /^(\d+):(\d+)$/;
 
 export interface DmCallOptions {
-  /** Per dmsetup run; a reload makes up to three runs. */
+  /** Per dmsetup run or ioctl; a reload makes up to three (five after a failure). */
   readonly timeoutMs?: number;
   /** Cancels a pending run. A reload's resume is never cancelled: it must run. */
   readonly signal?: AbortSignal;

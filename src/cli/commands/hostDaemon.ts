@@ -5,7 +5,8 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ErrorCode, ThinlvError, UsageError } from '../../errors.js';
-import { createDmsetupDeviceMapper, type DeviceMapper } from '../../dm/deviceMapper.js';
+import type { DeviceMapper } from '../../dm/deviceMapper.js';
+import { selectDeviceMapper } from '../../dm/selectDeviceMapper.js';
 import { FakeDeviceMapper } from '../../dm/fakeDeviceMapper.js';
 import { validateHostName } from '../../format/thinlvVg.js';
 import { faultsFromSpec } from '../../faults.js';
@@ -59,7 +60,9 @@ export async function runHostDaemon(context: CommandContext, args: HostRunArgs):
   let metricsServer: MetricsServer | undefined;
   const dbs: StateDb[] = [];
   // Without device-mapper (a test machine) tables are computed and kept, not loaded; status says so.
-  const dm: DeviceMapper = context.deviceMapper.available ? createDmsetupDeviceMapper() : new FakeDeviceMapper();
+  // Real dm through its ioctls where the addon loads (src/dm/selectDeviceMapper.ts), else dmsetup.
+  const selected = context.deviceMapper.available ? selectDeviceMapper() : undefined;
+  const dm: DeviceMapper = selected?.deviceMapper ?? new FakeDeviceMapper();
   let stop: (() => void) | undefined;
   const signalled = new Promise<DaemonStop>((resolve) => (stop = () => resolve({ reason: 'signal' })));
   process.on('SIGTERM', () => stop?.());
@@ -86,7 +89,7 @@ export async function runHostDaemon(context: CommandContext, args: HostRunArgs):
       },
       { vg: args.vg, host: args.host, socketPath, outOfSpaceWaitMs: args.outOfSpaceWaitMs, claimWaitMs: args.claimWaitMs, leaseRenewMs: args.leaseIntervalMs, localLockDir: process.env['THINLV_LOCAL_LOCK_DIR'] },
     );
-    log.info({ vg: args.vg, socket: socketPath, protocol: PROTOCOL_VERSION, deviceMapper: context.deviceMapper.detail, ...daemon.allocator.status() }, 'host allocator serving');
+    log.info({ vg: args.vg, socket: socketPath, protocol: PROTOCOL_VERSION, deviceMapper: context.deviceMapper.detail, deviceMapperBackend: selected?.detail ?? 'none (tables kept, not loaded)', ...daemon.allocator.status() }, 'host allocator serving');
     const why = await Promise.race([signalled, daemon.stopped]);
     await daemon.stop();
     log.info({ vg: args.vg, host: args.host, reason: why.reason }, 'host allocator stopped');
