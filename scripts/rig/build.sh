@@ -7,6 +7,11 @@
 #
 #   bash scripts/rig/build.sh           # work directory /var/tmp/thinlv-rig
 #   THINLV_RIG_DIR=/somewhere bash scripts/rig/build.sh
+#   THINLV_RIG_DIST=dist-h3 bash scripts/rig/build.sh   # thinlv's compiled files from there
+#                                                       # (they appear as /tools/thinlv/dist)
+#
+# It also builds the device-mapper ioctl addon (native/dmIoctl, which `npm ci` builds when
+# it can) and requires it: the smoke run checks the ioctl path against dmsetup's.
 #
 # The kernel package is installed for its files only: it is not made this machine's
 # boot kernel (its postinst runs update-initramfs, which is harmless in a container).
@@ -17,6 +22,7 @@ started_s=$(date +%s)
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 rig_dir=${THINLV_RIG_DIR:-/var/tmp/thinlv-rig}
 force=${THINLV_RIG_FORCE:-0}
+dist=${THINLV_RIG_DIST:-dist}
 # Modules for virtio block and serial and for device-mapper; their dependencies are
 # added from modules.dep. ext4 and crc32c are built into the cloud kernel.
 wanted_modules=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk virtio_console dm-mod)
@@ -27,10 +33,17 @@ say() { printf 'rig-build: %s\n' "$*"; }
 die() { printf 'rig-build: ERROR: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get and mke2fs -d with root-owned files need it)"
-[ -f "$repo/dist/bundle/thinlv.js" ] || die "no $repo/dist/bundle/thinlv.js: run 'npm run build' first"
+case "$dist" in */*|''|.|..) die "THINLV_RIG_DIST must be a directory name in the repository, got '$dist'" ;; esac
+[ -d "$repo/$dist" ] || die "no $repo/$dist: run 'npm run build' (or tsc --outDir $dist) first"
+if [ ! -f "$repo/$dist/bundle/thinlv.js" ]; then
+  # The smoke and dm-bench runs use only tsc's output; the others run the CLI bundle.
+  [ "$dist" = dist ] && die "no $repo/dist/bundle/thinlv.js: run 'npm run build' first"
+  say "WARNING: no $repo/$dist/bundle/thinlv.js: runs that use the thinlv CLI (all but smoke and dm-bench) will fail"
+fi
 
 # --- 1. packages -------------------------------------------------------------------
-packages=(qemu-system-x86 linux-image-cloud-amd64 busybox-static e2fsprogs lvm2 dmsetup cpio)
+# gcc and libc6-dev (with linux-libc-dev) build the device-mapper ioctl addon.
+packages=(qemu-system-x86 linux-image-cloud-amd64 busybox-static e2fsprogs lvm2 dmsetup cpio gcc libc6-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
@@ -117,9 +130,13 @@ say "initramfs modules: $(sed 's#.*/##' "$staging/etc/rig/modules" | tr '\n' ' '
 mv "$rig_dir/initramfs.cpio.gz.tmp" "$rig_dir/initramfs.cpio.gz"
 say "built $rig_dir/initramfs.cpio.gz"
 
-# --- 4. tools image ----------------------------------------------------------------
+# --- 4. device-mapper ioctl addon -----------------------------------------------------
+addon=native/dmIoctl/build/dmIoctl.node
+THINLV_DM_ADDON_REQUIRED=1 node "$repo/native/dmIoctl/build.mjs" || die "the device-mapper ioctl addon did not build"
+
+# --- 5. tools image ----------------------------------------------------------------
 tools_image=$rig_dir/tools.img
-inputs=("$repo/dist" "$repo/node_modules" "$repo/package.json" "$repo/scripts/rig/build.sh")
+inputs=("$repo/$dist" "$repo/node_modules" "$repo/package.json" "$repo/$addon" "$repo/scripts/rig/build.sh")
 stale=1
 if [ "$force" != 1 ] && [ -f "$tools_image" ]; then
   stale=0
@@ -127,7 +144,7 @@ if [ "$force" != 1 ] && [ -f "$tools_image" ]; then
   for binary in /usr/bin/node /usr/sbin/lvm /usr/sbin/dmsetup; do [ "$(readlink -f "$binary")" -nt "$tools_image" ] && stale=1; done
 fi
 if [ "$stale" = 0 ]; then
-  say "tools image up to date (nothing in dist/, node_modules/, package.json or the binaries is newer)"
+  say "tools image up to date (nothing in $dist/, node_modules/, package.json, the addon or the binaries is newer)"
 else
   tools_staging=$(mktemp -d "$rig_dir/tools.XXXXXX")
   mkdir -p "$tools_staging"/{bin,lib,thinlv}
@@ -139,14 +156,15 @@ else
   for verb in vgs lvs pvs vgchange lvchange lvcreate lvremove vgcreate pvcreate vgcfgbackup vgcfgrestore vgck vgremove lvextend; do
     ln -s lvm "$tools_staging/bin/$verb"
   done
-  say "copying thinlv (dist/, node_modules/ without dev-only packages, package.json)"
+  say "copying thinlv ($dist/ as dist/, node_modules/ without dev-only packages, package.json, the dm addon)"
   excludes=()
   for module in "${dev_only_modules[@]}"; do excludes+=(--exclude="./node_modules/$module"); done
-  (cd "$repo" && tar -cf - "${excludes[@]}" ./package.json ./dist ./node_modules) | tar -xf - -C "$tools_staging/thinlv"
+  (cd "$repo" && tar -cf - "${excludes[@]}" --transform="s,^\./$dist/,./dist/," --transform="s,^\./$dist\$,./dist," ./package.json "./$dist" ./node_modules "./$addon") | tar -xf - -C "$tools_staging/thinlv"
+  [ -f "$tools_staging/thinlv/dist/src/dm/deviceMapper.js" ] || die "the tools image has no dist/src/dm/deviceMapper.js (copied from $dist/)"
   # Every ELF file's libraries, flattened into /tools/lib (the guest links
   # /lib/x86_64-linux-gnu there), plus the ELF interpreter.
   libraries=$( { ldd "$tools_staging/bin/node" "$tools_staging/bin/lvm" "$tools_staging/bin/dmsetup";
-                 find "$tools_staging/thinlv/node_modules" -name '*.node' -type f -exec ldd {} \; ; } 2> /dev/null |
+                 find "$tools_staging/thinlv/node_modules" "$tools_staging/thinlv/native" -name '*.node' -type f -exec ldd {} \; ; } 2> /dev/null |
                awk '/=> \// { print $3 } /^\t\/lib64\// { print $1 }' | sort -u)
   for library in $libraries; do cp -L "$library" "$tools_staging/lib/$(basename "$library")"; done
   cp -L /lib64/ld-linux-x86-64.so.2 "$tools_staging/lib/ld-linux-x86-64.so.2"

@@ -57,6 +57,12 @@ export async function runRigEndToEnd(config: RigConfig = {}): Promise<RigStepRes
       const status = await pollUntil(guest, `thinlv host status ${VG} ${host}`, (out) => /pool [1-9]\d* extents/.test(out), 240_000);
       lines.push(`${guest.name}: ${status.trim().split('\n')[0]}`);
     }
+    // The daemons load tables through the ioctls (the rig's build requires the addon).
+    for (const guest of [hostA, hostB]) {
+      const serving = (await guest.exec('grep -h "host allocator serving" /tmp/host.log')).stdout;
+      const backend = /"deviceMapperBackend":"([^"]*)"/.exec(serving)?.[1] ?? '(not logged)';
+      expect(backend.startsWith('ioctls'), `${guest.name}: the host daemon uses the device-mapper ioctls`, backend);
+    }
 
     await step(hostA, 'thinlv lvcreate (thin, 8 MiB allocated)', `thinlv lvcreate ${VG} -n ${LV} -V 256m -L ${INITIAL_BYTES / 1024 ** 2}m ${devices}`);
     await step(hostA, 'thinlv lvchange -ay on host A', `thinlv lvchange -ay ${VG}/${LV} ${devices}`);

@@ -39,12 +39,13 @@ export async function runRigSmoke(config: RigConfig = {}): Promise<RigStepResult
     }
     if (report !== undefined) {
       for (const check of report.checks) {
-        lines.push(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.detail ? ` (${check.detail.slice(0, 300)})` : ''}`);
+        lines.push(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.detail ? ` (${check.detail.slice(0, 300).replaceAll('\n', ' / ')})` : ''}`);
         if (!check.ok) failures.push(`${check.name}: ${check.detail}`);
       }
       for (const entry of report.classifierCases) {
         const text = `${entry.stderr.trim()}${entry.stdout.trim() ? ` | stdout: ${entry.stdout.trim()}` : ''}`.replaceAll('\n', ' / ');
-        lines.push(`${entry.ok ? 'ok  ' : 'MISMATCH'} classifier: ${entry.name}: dmsetup ${entry.args.join(' ')} -> exit ${entry.exitCode}, "${text}" -> ${entry.classifiedCode} (expected ${entry.expectedCode})`);
+        const ran = entry.args[0] === '(ioctl)' ? `${entry.args.slice(1).join(' ')} over ioctls` : `dmsetup ${entry.args.join(' ')} -> exit ${entry.exitCode}`;
+        lines.push(`${entry.ok ? 'ok  ' : 'MISMATCH'} classifier: ${entry.name}: ${ran}, "${text}" -> ${entry.classifiedCode} (expected ${entry.expectedCode})`);
         if (!entry.ok) failures.push(`classifier: ${entry.name}: exit ${entry.exitCode} "${text}" classified ${entry.classifiedCode}, expected ${entry.expectedCode}`);
       }
     }

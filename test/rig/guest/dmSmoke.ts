@@ -8,11 +8,13 @@
 // The LUN must hold nothing: its first MiBs are written.
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
 
 import type { DmTableLine } from '../../../src/extent/dmTable.js';
-import { createDmsetupDeviceMapper } from '../../../src/dm/deviceMapper.js';
+import { createDmsetupDeviceMapper, type DeviceMapper, type DmCommands } from '../../../src/dm/deviceMapper.js';
 import { classifyDmsetupFailure, DmErrorCode, probeDeviceMapper } from '../../../src/dm/dmsetup.js';
+import { selectDeviceMapper } from '../../../src/dm/selectDeviceMapper.js';
+import { DmIoctlRunner, ioctlCommands, openDmIoctl } from '../../../src/dm/dmIoctl.js';
 
 export interface SmokeCheck {
   readonly name: string;
@@ -99,6 +101,104 @@ async function expectCode(name: string, operation: () => Promise<unknown>, expec
 function liveState(name: string): string {
   const { stdout } = dmsetupRaw(['info', name]);
   return /State:\s*(\S+)/.exec(stdout)?.[1] ?? `(no state: ${stdout.trim()})`;
+}
+
+/** Runs one DmCommands primitive (which must fail) over ioctls and records its class. */
+async function ioctlClassifierCase(name: string, command: keyof DmCommands, run: () => Promise<unknown>, expectedCode: string): Promise<void> {
+  let classifiedCode = '(no error)';
+  let message = '';
+  try {
+    await run();
+  } catch (error) {
+    classifiedCode = (error as { code?: string }).code ?? '(no code)';
+    message = (error as Error).message;
+  }
+  classifierCases.push({ name: `ioctl: ${name}`, args: ['(ioctl)', command], input: undefined, exitCode: null, stdout: '', stderr: message, expectedCode, classifiedCode, ok: classifiedCode === expectedCode });
+}
+
+/**
+ * The ioctl path (src/dm/dmIoctl.ts) against dmsetup's: the same extend leaves the same
+ * `dmsetup table`, and the same failures give the same DmError codes.
+ */
+async function ioctlPathChecks(lunPath: string, offsetSectors: number): Promise<void> {
+  const opened = openDmIoctl();
+  check('the ioctl addon loads and /dev/mapper/control answers DM_VERSION', opened.ok, opened.ok ? `driver ${opened.dmIoctl.driverVersion}, ${opened.dmIoctl.addonPath}` : opened.reason);
+  if (!opened.ok) return;
+  const selected = selectDeviceMapper();
+  check('selectDeviceMapper picks the ioctls where they work', selected.backend === 'ioctl', selected.detail);
+  const viaIoctl: DeviceMapper = selected.deviceMapper;
+  const viaDmsetup = createDmsetupDeviceMapper();
+  const commands = ioctlCommands(new DmIoctlRunner(opened.dmIoctl), { create: async () => {}, remove: async () => {} });
+  const lines = (...lengths: number[]): DmTableLine[] => {
+    let start = 0;
+    return lengths.map((lengthSectors, index) => {
+      const line: DmTableLine = { startSector: start, lengthSectors, targetType: 'linear', devicePath: lunPath, offsetSector: offsetSectors + index * 8192 };
+      start += lengthSectors;
+      return line;
+    });
+  };
+  const tableText = (): string => dmsetupRaw(['table', DEVICE]).stdout;
+
+  await viaIoctl.activate(DEVICE, lines(2048));
+  // Read-ahead and size as the kernel reports them: dmsetup's resume could set read-ahead
+  // (it does not by default); the ioctl resume never does.
+  const blockdev = (): string => {
+    const rdev = statSync(`/dev/mapper/${DEVICE}`).rdev;
+    const sys = `/sys/dev/block/${Math.floor(rdev / 256)}:${rdev % 256}`;
+    return `${readFileSync(`${sys}/queue/read_ahead_kb`, 'utf8').trim()} ${readFileSync(`${sys}/size`, 'utf8').trim()}`;
+  };
+  await viaDmsetup.reload(DEVICE, lines(2048, 1024, 512));
+  const afterDmsetup = tableText();
+  const blockdevAfterDmsetup = blockdev();
+  const readByDmsetup = await viaDmsetup.table(DEVICE);
+  await viaDmsetup.reload(DEVICE, lines(2048));
+  await viaIoctl.reload(DEVICE, lines(2048, 1024, 512));
+  const afterIoctl = tableText();
+  const blockdevAfterIoctl = blockdev();
+  check('read-ahead and size after an ioctl extend equal those after a dmsetup extend', blockdevAfterIoctl === blockdevAfterDmsetup && blockdevAfterIoctl.endsWith(' 3584'), JSON.stringify({ blockdevAfterDmsetup, blockdevAfterIoctl }));
+  check('an extend through the ioctls leaves the `dmsetup table` an extend through dmsetup leaves', afterIoctl === afterDmsetup && afterIoctl.split('\n').length === 4, JSON.stringify({ afterDmsetup, afterIoctl }));
+  const readByIoctl = await viaIoctl.table(DEVICE);
+  check('table() through the ioctls reads what table() through dmsetup reads', JSON.stringify(readByIoctl) === JSON.stringify(readByDmsetup), JSON.stringify({ readByIoctl, readByDmsetup }));
+  check('the device is active, not suspended, after an ioctl reload', liveState(DEVICE) === 'ACTIVE', liveState(DEVICE));
+  check('a write past the old end goes through after an ioctl reload', ddWrite(`/dev/mapper/${DEVICE}`, 3000 / 8 + 1));
+  check('exists() through the ioctls', await viaIoctl.exists(DEVICE));
+
+  // DeviceMapper-level failures through both paths: the same codes, the device live after each.
+  const lun = statSync(lunPath);
+  const beyond = [{ ...lines(4096)[0]!, offsetSector: Math.floor(Number(lun.size || 0) / SECTOR_BYTES) + 1_000_000_000 }];
+  for (const [label, dm] of [['dmsetup', viaDmsetup], ['ioctl', viaIoctl]] as const) {
+    await expectCode(`${label}: reload with a table beyond the LUN fails as DM_INVALID_TABLE`, () => dm.reload(DEVICE, beyond), DmErrorCode.invalidTable);
+    await expectCode(`${label}: reload naming a device that does not exist fails as DM_INVALID_TABLE`, () => dm.reload(DEVICE, lines(4096).map((l) => ({ ...l, devicePath: '/dev/vdz' }))), DmErrorCode.invalidTable);
+    await expectCode(`${label}: reload of a missing device fails as DM_NOT_FOUND`, () => dm.reload(MISSING_DEVICE, lines(2048)), DmErrorCode.notFound);
+    check(`${label}: table of a missing device is undefined`, (await dm.table(MISSING_DEVICE)) === undefined);
+    check(`${label}: exists of a missing device is false`, (await dm.exists(MISSING_DEVICE)) === false);
+    check(`${label}: after the refused reloads the old table is live and the device active`, tableText() === afterIoctl && liveState(DEVICE) === 'ACTIVE', `${liveState(DEVICE)} ${tableText()}`);
+  }
+
+  // The primitives, against the texts dmsetup's classifier reads (the classifier cases above).
+  for (const command of ['table', 'info', 'suspend', 'resume', 'clear'] as const) {
+    await ioctlClassifierCase(`${command} of a missing device`, command, () => commands[command](MISSING_DEVICE, {}), DmErrorCode.notFound);
+  }
+  await ioctlClassifierCase('load of a missing device', 'load', () => commands.load(MISSING_DEVICE, `0 2048 linear ${lunPath} 0\n`, {}), DmErrorCode.notFound);
+  const invalidTables: [string, string][] = [
+    ['an unknown target type', `0 2048 bogus ${lunPath} 0\n`],
+    ['a line missing fields', '0 2048 linear\n'],
+    ['a device that does not exist', `0 2048 linear /dev/vdz 0\n`],
+    ['a gap between lines', `0 1024 linear ${lunPath} 0\n2048 1024 linear ${lunPath} 0\n`],
+    ['a non-numeric length', `0 x linear ${lunPath} 0\n`],
+  ];
+  for (const [what, table] of invalidTables) {
+    await ioctlClassifierCase(`load with ${what}`, 'load', () => commands.load(DEVICE, table, {}), DmErrorCode.invalidTable);
+    await commands.clear(DEVICE, {});
+  }
+  await commands.load(DEVICE, `0 4096 linear ${lunPath} 999999999999\n`, {});
+  await commands.suspend(DEVICE, {});
+  await ioctlClassifierCase('resume of a loaded table beyond the end of the LUN', 'resume', () => commands.resume(DEVICE, {}), DmErrorCode.invalidTable);
+  await commands.clear(DEVICE, {});
+  await commands.resume(DEVICE, {});
+  check('ioctl clear then resume after a refused resume brings the old table back, active', liveState(DEVICE) === 'ACTIVE' && tableText() === afterIoctl, `${liveState(DEVICE)} ${tableText()}`);
+  await viaIoctl.deactivate(DEVICE);
+  check('deactivate through the ioctl DeviceMapper removes the device', !(await viaIoctl.exists(DEVICE)));
 }
 
 async function main(): Promise<void> {
@@ -212,6 +312,8 @@ async function main(): Promise<void> {
   check('clear then resume after a refused resume brings the old table back, active', liveState(DEVICE) === 'ACTIVE' && dmsetupRaw(['table', DEVICE]).stdout.includes(' 2048 linear '), `${liveState(DEVICE)} ${dmsetupRaw(['table', DEVICE]).stdout.trim()}`);
   for (const name of [DEVICE, OTHER_DEVICE]) dmsetupRaw(['remove', name]);
   check('no smoke device is left', !/rigsmoke/.test(dmsetupRaw(['ls']).stdout), dmsetupRaw(['ls']).stdout.trim());
+
+  await ioctlPathChecks(lunPath, offsetSectors);
 
   const report: SmokeReport = { driver: probe.detail, checks, classifierCases };
   process.stdout.write(`${JSON.stringify(report)}\n`);
