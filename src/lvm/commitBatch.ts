@@ -14,7 +14,10 @@
 //
 // Steps 3 and 6 read the PVs directly when lvm is restricted to known devices (see
 // readVgMetadata), else run `vgcfgbackup --nolocking`: so a commit is one lvm call, the
-// restore, where it was three.
+// restore, where it was three. A runner that names its texts (LvmRunner.textKey: the
+// simulator's LVM) lets step 3 skip the read the same way. The lock and the files handed
+// to lvm are the runner's `local` when it has one (in memory in the simulator), else
+// this machine's (machineLocal below).
 //
 // Why the text carries S and not S + 1: vgcfgrestore writes the file's seqno + 1,
 // even when that is lower than the VG's (measured: it rolled a VG back from 25
@@ -40,7 +43,7 @@ import { noFaults, type FaultPoints } from '../faults.js';
 import { DiskMetadataMiss, readVgMetadataFromDisk } from './diskMetadata.js';
 import { parseVgMetadata, printVgMetadata } from './metadataText.js';
 import { devicesToRead, noteDevices } from './readVgReport.js';
-import type { LvmCallOptions, LvmRunner } from './runLvm.js';
+import type { LvmCallOptions, LvmLocal, LvmRunner } from './runLvm.js';
 import { withVgLock, type VgLockOptions } from './vgLock.js';
 
 /** LVM's id alphabet and layout (6-4-4-4-4-4-6 characters). */
@@ -69,11 +72,30 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
+/** This machine: lvm's lock directory (or `lock.lockDir`) and a temporary directory (private: mode 0600 files). */
+export function machineLocal(lock: VgLockOptions = {}): LvmLocal {
+  return {
+    withVgLock: (vgName, fn) => withVgLock(vgName, fn, lock),
+    withScratchDir: withTempDir,
+    writeFile: (path, text) => writeFile(path, text, { mode: 0o600 }),
+    readFile: (path) => readFile(path, 'utf8'),
+  };
+}
+
+/**
+ * Models read through a runner that names its texts (LvmRunner.textKey), with the key
+ * read just before the text: a commit in between makes the next key differ, never the
+ * other way round. Models are never changed in place, so the entry stays true of its model.
+ */
+const textKeyOf = new WeakMap<VgMetadata, string>();
+/** The last model read through each such runner: any read of the same text returns it (lvmcache, too, parses a text once). */
+const lastReadThrough = new WeakMap<LvmRunner, VgMetadata>();
+
 export interface ReadVgOptions extends LvmCallOptions {
   readonly noLocking?: boolean;
   /** Ask lvm (vgcfgbackup), never the PVs directly. */
   readonly via?: 'lvm';
-  /** A model read before: returned as it is when the PVs' headers say its text is still the VG's (diskMetadata.ts). */
+  /** A model read before: returned as it is when the PVs' headers (diskMetadata.ts), or the runner (LvmRunner.textKey), say its text is still the VG's. */
   readonly unlessUnchanged?: VgMetadata | undefined;
 }
 
@@ -81,9 +103,12 @@ export interface ReadVgOptions extends LvmCallOptions {
  * The VG's metadata text: read from its PVs when thinlv knows where they are (devicesToRead;
  * diskMetadata.ts: the bytes vgcfgbackup would read, checked as lvm checks them, without
  * an lvm process), else, or when the PVs cannot vouch for it, with vgcfgbackup (one lvm call).
+ * `unlessUnchanged` comes back as it is when the PVs or the runner (textKey) say its text is
+ * still the VG's; through such a runner, so does the last model read through it.
  */
 export async function readVgMetadata(lvm: LvmRunner, vgName: string, options: ReadVgOptions = {}): Promise<VgMetadata> {
-  const devices = options.via === 'lvm' ? undefined : await devicesToRead(lvm, vgName);
+  const viaLvm = options.via === 'lvm';
+  const devices = viaLvm ? undefined : await devicesToRead(lvm, vgName);
   if (devices !== undefined) {
     try {
       return await readVgMetadataFromDisk(devices, vgName, options.unlessUnchanged);
@@ -91,12 +116,21 @@ export async function readVgMetadata(lvm: LvmRunner, vgName: string, options: Re
       if (!(error instanceof DiskMetadataMiss)) throw error;
     }
   }
-  const metadata = await withTempDir(async (dir) => {
+  const key = viaLvm ? undefined : await lvm.textKey?.(vgName);
+  for (const known of key === undefined ? [] : [options.unlessUnchanged, lastReadThrough.get(lvm)]) {
+    if (known?.name === vgName && textKeyOf.get(known) === key) return known;
+  }
+  const local = lvm.local ?? machineLocal();
+  const metadata = await local.withScratchDir(async (dir) => {
     const file = join(dir, 'vg.txt');
     const lockArgs = options.noLocking ? ['--nolocking'] : [];
     await lvm.run('vgcfgbackup', [...lockArgs, '-f', file, vgName], options);
-    return parseVgMetadata(await readFile(file, 'utf8'));
+    return local.readVgFile !== undefined ? local.readVgFile(file) : parseVgMetadata(await local.readFile(file));
   });
+  if (key !== undefined) {
+    textKeyOf.set(metadata, key);
+    lastReadThrough.set(lvm, metadata);
+  }
   await noteDevices(lvm, vgName, metadata.pvs.map((pv) => pv.device));
   return metadata;
 }
@@ -109,6 +143,7 @@ function comparable(vg: VgMetadata): unknown {
 
 export interface CommitOptions extends LvmCallOptions {
   readonly identity?: NewLvIdentity;
+  /** Where lvm's lock is on this machine; unused when the runner brings its own `local`. */
   readonly lock?: VgLockOptions;
   /** Named points inside the commit ("commit.afterBackup", "commit.afterRestore") for crash tests. */
   readonly faults?: FaultPoints;
@@ -131,11 +166,12 @@ export async function commitBatch(lvm: LvmRunner, base: VgMetadata, changes: rea
   // Step 1: refuse a bad batch before touching lvm at all.
   const plannedOnBase = applyChanges(base, changes, identity);
   const vgName = base.name;
+  const local = lvm.local ?? machineLocal(options.lock);
 
-  return withVgLock(
+  return local.withVgLock(
     vgName,
     () =>
-      withTempDir(async (dir) => {
+      local.withScratchDir(async (dir) => {
         // Unchanged since `base` was read (its text still the VG's): `base` itself, nothing parsed.
         const current = await readVgMetadata(lvm, vgName, { ...options, noLocking: true, unlessUnchanged: base });
         if (current.seqno !== base.seqno || current.uuid !== base.uuid) {
@@ -148,9 +184,9 @@ export async function commitBatch(lvm: LvmRunner, base: VgMetadata, changes: rea
         // The same seqno means the same metadata, so the first plan normally stands; if the
         // caller's model differs from what LVM holds (built by hand, or from another reader),
         // plan again on what LVM wrote so its entries are kept exactly as written.
-        const planned = isDeepStrictEqual(comparable(current), comparable(base)) ? plannedOnBase : applyChanges(current, changes, identity);
+        const planned = current === base || isDeepStrictEqual(comparable(current), comparable(base)) ? plannedOnBase : applyChanges(current, changes, identity);
         const file = join(dir, 'vg-next.txt');
-        await writeFile(file, printVgMetadata({ ...planned, seqno: current.seqno }), { mode: 0o600 });
+        await local.writeFile(file, printVgMetadata({ ...planned, seqno: current.seqno }));
         await (options.faults ?? noFaults).hit('commit.afterBackup');
         await lvm.run('vgcfgrestore', ['--nolocking', '--yes', '-f', file, vgName], options);
         await (options.faults ?? noFaults).hit('commit.afterRestore');
@@ -165,6 +201,5 @@ export async function commitBatch(lvm: LvmRunner, base: VgMetadata, changes: rea
         }
         return { metadata: written, seqno: written.seqno };
       }),
-    options.lock,
   );
 }

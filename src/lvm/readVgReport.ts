@@ -174,11 +174,14 @@ export async function devicesToRead(lvm: LvmRunner, vgName: string): Promise<rea
 }
 
 /**
- * What identifies the VG's metadata now, from its PVs' label and header sectors alone:
- * whoever read the VG when the key was the same has it still. Undefined when thinlv does
- * not know the VG's devices or they cannot say (only lvm could).
+ * What identifies the VG's metadata now, from its PVs' label and header sectors alone (or
+ * the runner's own word, LvmRunner.textKey, when it has one): whoever read the VG when the
+ * key was the same has it still. Undefined when thinlv does not know the VG's devices or
+ * they cannot say (only lvm could).
  */
 export async function vgTextKey(lvm: LvmRunner, vgName: string): Promise<string | undefined> {
+  const named = await lvm.textKey?.(vgName);
+  if (named !== undefined) return named;
   const devices = await devicesToRead(lvm, vgName);
   if (devices === undefined) return undefined;
   try {

@@ -11,6 +11,7 @@
 import { runProcess } from '../runProcess.js';
 import { ErrorCode, LvmError } from '../errors.js';
 import { DEFAULT_LVM_TIMEOUT_MS } from './lvmDefaults.js';
+import type { VgMetadata } from '../metadata/vgModel.js';
 
 export { DEFAULT_LVM_TIMEOUT_MS };
 
@@ -43,7 +44,36 @@ export interface LvmRunner {
   readonly devices?: readonly string[];
   /** Without `devices`: remember where lvm finds a VG's PVs, and read them directly next time (readVgReport.ts). */
   readonly rememberPvDevices?: boolean;
+  /**
+   * What identifies the VG's metadata text now, when the runner can say without an lvm
+   * process (the simulator's LVM holds its text): equal keys, the same text. Without it,
+   * or when it answers undefined, readers ask the PVs' headers (vgTextKey) or lvm.
+   */
+  textKey?(vgName: string): Promise<string | undefined>;
+  /** What a commit shares with lvm besides the command line; the machine's (commitBatch.ts) unless the runner brings its own. */
+  readonly local?: LvmLocal;
   run(command: string, args: readonly string[], options?: LvmCallOptions): Promise<LvmResult>;
+}
+
+/**
+ * The machine lvm runs on, as a commit uses it: lvm's local VG lock (vgLock.ts) and the
+ * files handed to lvm by path (`vgcfgbackup -f`, `vgcfgrestore -f`). The default is the
+ * real lock directory and a temporary directory (commitBatch.ts); the simulator keeps both
+ * in memory, so runs neither wait on each other's flock nor touch the file system.
+ */
+export interface LvmLocal {
+  /** Runs `fn` holding lvm's exclusive local lock on the VG. */
+  withVgLock<T>(vgName: string, fn: () => Promise<T>): Promise<T>;
+  /** Runs `fn` with a fresh directory for files lvm reads and writes, removed afterwards. */
+  withScratchDir<T>(fn: (dir: string) => Promise<T>): Promise<T>;
+  writeFile(path: string, text: string): Promise<void>;
+  readFile(path: string): Promise<string>;
+  /**
+   * The VG text file lvm wrote at `path`, parsed: without this, readFile and parseVgMetadata.
+   * A store that holds the parse of that very text (the simulator's LVM, which parsed what
+   * it holds) may hand it over instead of parsing again; it must never be changed.
+   */
+  readVgFile?(path: string): Promise<VgMetadata>;
 }
 
 export interface LvmRunnerConfig {

@@ -1,8 +1,7 @@
 // `npm run sim -- --seed S --steps N [--minutes M] [--verbose]`: one simulator run.
 // Without --seed a random seed is chosen and printed first, so any run can be repeated.
 
-import { useTmpfsScratch } from './scratchDir.js';
-import { runSimulation, SimFailure, type SimOptions } from './simulator.js';
+import { runSimulation, SimFailure, THROUGHPUT_PROFILE, type SimOptions } from './simulator.js';
 
 function argValue(name: string): string | undefined {
   const index = process.argv.indexOf(`--${name}`);
@@ -16,9 +15,12 @@ async function main(): Promise<void> {
   const steps = Number(argValue('steps') ?? 10_000);
   const minutes = argValue('minutes');
   const burst = argValue('burst');
+  const waves = argValue('waves');
+  const quantum = argValue('quantum');
+  const peCount = argValue('pe-count');
   const verbose = process.argv.includes('--verbose');
   if (!Number.isSafeInteger(seed) || seed < 0 || !Number.isSafeInteger(steps) || steps < 1) {
-    console.error('usage: npm run sim -- [--seed S] [--steps N] [--minutes M] [--burst B] [--throughput] [--claims] [--membership] [--workaround-stale-grant] [--verbose]');
+    console.error('usage: npm run sim -- [--seed S] [--steps N] [--minutes M] [--burst B] [--waves W] [--quantum Q] [--pe-count N] [--throughput] [--claims] [--membership] [--workaround-stale-grant] [--verbose]');
     process.exit(2);
   }
   console.log(`thinlv simulator: seed ${seed}, ${steps} steps`);
@@ -26,18 +28,18 @@ async function main(): Promise<void> {
     seed,
     steps,
     ...(minutes === undefined ? {} : { maxWallMs: Number(minutes) * 60_000 }),
+    // Throughput (simulator.ts): bursts of extends in waves, so that a commit carries hundreds of records.
+    ...(process.argv.includes('--throughput') ? THROUGHPUT_PROFILE : {}),
     ...(burst === undefined ? {} : { extendBurst: Number(burst) }),
-    // Throughput: long bursts of extends, crashes and torn writes rarer (still hundreds a run),
-    // fewer scheduled passes (the daemon's poll still passes as soon as a host waits), so a
-    // commit carries more records.
-    ...(process.argv.includes('--throughput') ? { extendBurst: Number(burst ?? 40), hostCrashPerPoint: 0.0002, masterCrashPerPoint: 0.0005, tornWritePerWrite: 0.0003, quietCheckEvery: 1000, passWeight: 3 } : {}),
+    ...(waves === undefined ? {} : { extendWaves: Number(waves) }),
+    ...(quantum === undefined ? {} : { quantumExtents: Number(quantum) }),
+    ...(peCount === undefined ? {} : { peCount: Number(peCount) }),
     ...(process.argv.includes('--claims') ? { oneOffExtendChance: 0.1, longClockJumpChance: 0.1, bigExtendChance: 0.07, quantumExtents: 16 } : {}),
     // Membership: host remove, declare-dead, second daemons, lvrename and deflates ten times as often.
     ...(process.argv.includes('--membership') ? { membershipRate: 10, deflateChance: 0.5 } : {}),
     ...(process.argv.includes('--workaround-stale-grant') ? { workaroundStaleGrant: true } : {}),
     ...(verbose ? { onTrace: (line: string) => console.log(line) } : {}),
   };
-  useTmpfsScratch();
   const cpuBefore = process.cpuUsage();
   try {
     const stats = await runSimulation(options);
@@ -51,7 +53,8 @@ async function main(): Promise<void> {
     console.log(`  crashes: host ${stats.hostCrashes}, master ${stats.masterCrashes} (${perMinute(stats.hostCrashes + stats.masterCrashes)}/min); host restarts ${stats.hostRestarts}`);
     console.log(`  fault points hit ${stats.faultPointsHit}, fired ${stats.faultsFired}; torn writes ${stats.tornWrites} (${perMinute(stats.tornWrites)}/min); bit flips ${stats.bitFlips}`);
     console.log(`  passes ${stats.passes}, commits ${stats.commits}, second-master passes ${stats.secondMasterPasses}; LVs created ${stats.lvsCreated}, removed ${stats.lvsRemoved}; effect points ${stats.effectPoints}`);
-    console.log(`  lvm calls ${JSON.stringify(stats.lvmCalls)}`);
+    console.log(`  lvm calls ${JSON.stringify(stats.lvmCalls)} (${stats.restoresAsGiven} restores printed back as given); metadata text ${stats.metadataTextBytes} bytes, at most ${stats.maxMetadataTextBytes}`);
+    console.log(`  extends per commit ${(stats.extendsAcknowledged / Math.max(1, stats.commits)).toFixed(1)}, per step ${(stats.extendsAcknowledged / Math.max(1, stats.steps)).toFixed(2)}`);
     console.log(`  membership, rename, deflate ${JSON.stringify(stats.operations)}`);
     console.log(`  cpu ${cpuSeconds.toFixed(1)} s (${(stats.extendsAcknowledged / cpuSeconds).toFixed(0)} extends and ${((stats.hostCrashes + stats.masterCrashes) / cpuSeconds).toFixed(2)} crashes per cpu-second)`);
   } catch (error) {

@@ -21,8 +21,10 @@ import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
 import { HostAllocator, type HostDeviceMapper, type HostJournal, type UnreplayedRecord } from '../../src/host/allocator.js';
 import { grantFollower } from '../../src/host/grantFollower.js';
 import { leasedJournal } from '../../src/host/leasedJournal.js';
+import { metadataRefresher } from '../../src/host/metadataRefresh.js';
 import { unreplayedRecords } from '../../src/host/unreplayedRecords.js';
 import { createLogger } from '../../src/log.js';
+import { vgTextKey } from '../../src/lvm/readVgReport.js';
 import type { LvmRunner } from '../../src/lvm/runLvm.js';
 import { linearSegments, type VgLayout } from '../../src/metadata/vgModel.js';
 import { acquireLease, type HeldLease } from '../../src/ownership/index.js';
@@ -195,9 +197,7 @@ export class SimHost {
         await deps.dm.deactivate(name);
       },
     };
-    let refreshImpl: () => Promise<void> = async () => undefined;
-    let inFlight: Promise<void> | undefined;
-    const refresh = () => (inFlight ??= refreshImpl().finally(() => (inFlight = undefined)));
+    let refresh: () => Promise<void> = async () => undefined;
     const allocator = new HostAllocator(
       {
         host,
@@ -241,15 +241,20 @@ export class SimHost {
       })().catch(() => undefined);
     };
     lease.onLost(() => halt('lease lost'));
-    refreshImpl = async () => {
-      const fresh = await deps.reports.read(deps.lvm, vgName);
-      const freshInfo = readThinlvVg(fresh).hosts.get(host);
-      if (freshInfo === undefined || freshInfo.journalLv.uuid !== journalLocation.ringId) {
-        halt('removed');
-        return;
-      }
-      await allocator.refreshMetadata(fresh, freshInfo.appliedSeq);
-    };
+    // As hostDaemon.ts: a refresh first asks what names the text (vgTextKey: the simulated
+    // lvm's textKey), and reads and applies it only when it is not the text last applied.
+    refresh = metadataRefresher({
+      textKey: () => vgTextKey(deps.lvm, vgName),
+      read: () => deps.reports.read(deps.lvm, vgName),
+      apply: async (fresh) => {
+        const freshInfo = readThinlvVg(fresh).hosts.get(host);
+        if (freshInfo === undefined || freshInfo.journalLv.uuid !== journalLocation.ringId) {
+          halt('removed');
+          return;
+        }
+        await allocator.refreshMetadata(fresh, freshInfo.appliedSeq);
+      },
+    });
     if (deps.skipStaleGrants === true) {
       const applyGrant = allocator.applyGrant.bind(allocator);
       const appliedSeqOf = () => (allocator as unknown as { appliedSeq: number }).appliedSeq;

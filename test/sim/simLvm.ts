@@ -10,8 +10,14 @@
 //   - fullreport must be read-only (--readonly), as every report thinlv runs;
 //   - anything else (another command, other arguments) throws: a new lvm call in
 //     src shows up here instead of being silently faked.
+// Beside the commands, what a runner may bring (src/lvm/runLvm.ts):
+//   - textKey: the text's serial number, bumped at each restore (what the PVs' headers
+//     tell a real reader: the text is the one read before), so the master's commit and
+//     pass start skip re-reading a text they hold, and hosts skip refreshing it;
+//   - local: lvm's VG lock and the files handed to lvm (-f), in memory (simLocal.ts);
+//     a backup's file carries the parse of the text LVM holds, frozen, so the master's
+//     read of it is not a second parse of a text parsed once already.
 
-import { readFileSync, writeFileSync } from 'node:fs';
 import { ExtentSet } from '../../src/extent/extentSet.js';
 import { FULLREPORT_ARGS } from '../../src/lvm/readVgReport.js';
 import { parseVgMetadata, printVgMetadata } from '../../src/lvm/metadataText.js';
@@ -19,6 +25,7 @@ import { classifyLvmFailure, type LvmCallOptions, type LvmResult, type LvmRunner
 import { invalidNameReason, invalidTagReason } from '../../src/metadata/names.js';
 import { SECTOR_BYTES, type LvMetadata, type VgMetadata } from '../../src/metadata/vgModel.js';
 import type { SimKernel, SimProcess } from './simKernel.js';
+import { SimLocalFiles } from './simLocal.js';
 
 export class UnexpectedLvmCall extends Error {}
 
@@ -80,22 +87,35 @@ export class SimLvm {
   /** The VG's text as LVM holds it (what vgcfgbackup writes), and its fullreport output: both change only at a restore. */
   private text: string;
   private textBytes: number;
+  /** The largest text LVM held (bytes), for the run's summary. */
+  maxTextBytes = 0;
   private reportJson: string | undefined;
+  /** Bumped at each restore: what names the text (LvmRunner.textKey). */
+  private textSerial = 1;
+  /** The lock and the files handed to lvm, on the master's machine (simLocal.ts). */
+  readonly local = new SimLocalFiles();
   /** lvm commands run, by command name. */
   readonly calls = new Map<string, number>();
+  /** Restores whose text printed back as the file it was given (no second parse needed). */
+  restoresAsGiven = 0;
 
   constructor(
     initial: VgMetadata,
     /** Bytes of one metadata area (LVM's mda_size); a copy may use half of it. */
     readonly metadataAreaBytes: number,
   ) {
-    this.vg = initial;
+    this.vg = deepFreeze(initial);
     this.text = printVgMetadata(initial);
     this.textBytes = Buffer.byteLength(this.text);
   }
 
   /** Told of every commit as it lands, before its writer can crash (the checker follows deliberate cuts). */
   onCommit: ((before: VgMetadata, after: VgMetadata) => Promise<void>) | undefined;
+
+  /** Bytes of the text LVM holds now. */
+  get metadataTextBytes(): number {
+    return this.textBytes;
+  }
 
   /** The VG as LVM holds it now (for the checker: it reads what LVM holds, not what thinlv thinks). */
   get metadata(): VgMetadata {
@@ -105,6 +125,12 @@ export class SimLvm {
   /** A runner for one process; hosts get a read-only one (a host never writes metadata). */
   runner(proc: SimProcess, kernel: SimKernel, options: { readOnly: boolean }): LvmRunner {
     return {
+      // A real reader reads the PVs' label and header sectors for this: an effect, where it may crash.
+      textKey: async (vgName) => {
+        await kernel.point(proc, 'lvm.textKey');
+        return vgName === this.vg.name ? `${this.vg.uuid} text ${this.textSerial}` : undefined;
+      },
+      ...(options.readOnly ? {} : { local: this.local.forProcess(proc) }),
       run: async (command, args, callOptions) => {
         await kernel.point(proc, `lvm.${command}`);
         if (options.readOnly && command !== 'fullreport') throw new UnexpectedLvmCall(`host process ${proc} ran "lvm ${command} ${args.join(' ')}": hosts only read metadata`);
@@ -216,13 +242,18 @@ export class SimLvm {
 
   private vgcfgbackup(args: readonly string[]): LvmResult {
     const file = this.fileArg('vgcfgbackup', args, [['--nolocking', '-f', '*', '*'], ['-f', '*', '*']]);
-    writeFileSync(file, this.text, { mode: 0o600 });
+    this.local.writeFile(file, this.text, this.vg);
     return { stdout: `  Volume group "${this.vg.name}" successfully backed up.\n`, stderr: '', exitCode: 0 };
   }
 
   private vgcfgrestore(args: readonly string[]): LvmResult {
     const file = this.fileArg('vgcfgrestore', args, [['--nolocking', '--yes', '-f', '*', '*']]);
-    const text = readFileSync(file, 'utf8');
+    let text: string;
+    try {
+      text = this.local.readFile(file);
+    } catch (error) {
+      this.fail('vgcfgrestore', args, `  Couldn't read volume group metadata from file ${file}: ${(error as Error).message}\n  Restore failed.\n`);
+    }
     let parsed: VgMetadata;
     try {
       parsed = parseVgMetadata(text);
@@ -237,11 +268,18 @@ export class SimLvm {
     if (bytes > this.metadataAreaBytes / 2) {
       this.fail('vgcfgrestore', args, `  VG ${next.name} ${next.seqno} metadata on ${next.pvs[0]!.device} (${bytes} bytes) too large for circular buffer (${this.metadataAreaBytes / 2} bytes with ${this.textBytes} used)\n  Failed to write VG ${next.name}.\n  Restore failed.\n`);
     }
-    // What LVM holds is what it reads back from the text it wrote (parsed again, not the
-    // parsed file with a new seqno), so a text that does not print back as it parsed shows.
-    this.vg = parseVgMetadata(nextText);
+    // What LVM holds is what it reads back from the text it wrote, so a text that does not
+    // print back as it parsed shows. When that text is the file's but for the seqno line,
+    // its parse is the file's parse with the new seqno (`next`), and parsing it again would
+    // only repeat the first parse.
+    const asGiven = withSeqno(text, parsed.seqno, next.seqno) === nextText;
+    if (asGiven) this.restoresAsGiven += 1;
+    // Frozen: readers may be handed it (simLocal.ts's readVgFile), and must not change it.
+    this.vg = deepFreeze(asGiven ? next : parseVgMetadata(nextText));
     this.text = nextText;
     this.textBytes = bytes;
+    this.maxTextBytes = Math.max(this.maxTextBytes, bytes);
+    this.textSerial += 1;
     this.reportJson = undefined;
     return { stdout: `  Restored volume group ${next.name}.\n`, stderr: '', exitCode: 0 };
   }
@@ -287,4 +325,22 @@ export class SimLvm {
     }
     return undefined;
   }
+}
+
+/**
+ * `text` with the VG's seqno line (the first "seqno" one tab in: printVgMetadata puts it
+ * right after the VG's id) saying `to` instead of `from`; `text` itself when there is none.
+ * Replacing another line could only make the result differ from the printed text, never
+ * match it by mistake: that one has `to` on the VG's own line.
+ */
+function withSeqno(text: string, from: number, to: number): string {
+  const line = `\n\tseqno = ${from}\n`;
+  const at = text.indexOf(line);
+  return at < 0 ? text : `${text.slice(0, at)}\n\tseqno = ${to}\n${text.slice(at + line.length)}`;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  for (const child of Object.values(value)) deepFreeze(child);
+  return Object.freeze(value);
 }

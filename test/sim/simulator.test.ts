@@ -3,9 +3,8 @@
 // crashes, torn writes and fault points, checking the invariants after every step.
 // Longer runs: `npm run sim -- --seed S --steps N`.
 
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { useTmpfsScratch } from './scratchDir.js';
-import { runSimulation, SimFailure, type SimOptions } from './simulator.js';
+import { describe, expect, test } from 'vitest';
+import { runSimulation, SimFailure, THROUGHPUT_PROFILE, type SimOptions } from './simulator.js';
 
 const STEPS = 200;
 
@@ -20,18 +19,20 @@ async function run(options: SimOptions) {
 }
 
 describe('simulator', () => {
-  let restoreTmpdir: () => void = () => undefined;
-  beforeAll(() => {
-    restoreTmpdir = useTmpfsScratch();
-  });
-  afterAll(() => restoreTmpdir());
-
   test('one seed gives the same run twice (same trace hash)', async () => {
     const first = await run({ seed: 11, steps: 80 });
     const second = await run({ seed: 11, steps: 80 });
     expect(second.traceHash, 'seed 11').toBe(first.traceHash);
     expect(second.extendsAcknowledged, 'seed 11').toBe(first.extendsAcknowledged);
     expect(first.extendsAcknowledged, 'seed 11 acknowledges extends').toBeGreaterThan(0);
+  });
+
+  test('the throughput profile keeps every invariant, one seed giving the same run twice, with many records per commit', async () => {
+    const first = await run({ seed: 14, steps: 80, ...THROUGHPUT_PROFILE });
+    const second = await run({ seed: 14, steps: 80, ...THROUGHPUT_PROFILE });
+    expect(second.traceHash, 'seed 14').toBe(first.traceHash);
+    expect(first.commits, 'seed 14').toBeGreaterThan(0);
+    expect(first.extendsAcknowledged / first.commits, 'seed 14: extends per commit').toBeGreaterThan(20);
   });
 
   for (const seed of [1, 2, 3]) {

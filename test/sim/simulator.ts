@@ -25,7 +25,7 @@ import { MasterSession, runPass, type MasterDeps, type PassResult } from '../../
 import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { createThinLv, deflateThinLv, removeThinLv, renameLv, setVirtualSize } from '../../src/master/thinLvs.js';
 import { lvExtentCount } from '../../src/metadata/vgModel.js';
-import type { ExtendResult } from '../../src/host/allocator.js';
+import { VIRTUAL_SIZE_RECHECK_MS, type ExtendResult } from '../../src/host/allocator.js';
 import { planReplay } from '../../src/replay/planReplay.js';
 import type { VgMetadata } from '../../src/metadata/vgModel.js';
 import { hostLvNames } from '../../src/format/thinlvVg.js';
@@ -38,6 +38,7 @@ import { SharedReports } from './sharedReports.js';
 import { SimHost, SimHostStateStore, silentLog } from './simHost.js';
 import { drainMicrotasks, SimCrash, SimKernel, SimProcess } from './simKernel.js';
 import { initialVgMetadata, SimLvm, UnexpectedLvmCall } from './simLvm.js';
+import { ExtendTargets, SMALL_EXTEND_MAX_EXTENTS } from './extendTargets.js';
 
 export interface SimOptions {
   readonly seed: number;
@@ -67,6 +68,8 @@ export interface SimOptions {
   readonly quantumExtents?: number;
   /** Most extends one "extend" step starts (a burst across hosts). */
   readonly extendBurst?: number;
+  /** Most waves a burst runs in (each fills the LVs' queues, the next starts when they returned). */
+  readonly extendWaves?: number;
   /** Weight of a scheduled master pass among the step kinds (an extend burst weighs 40; the daemon's poll, which passes when a host waits or runs low, 6). */
   readonly passWeight?: number;
   /** Multiplies the weights of host remove, declare-dead, second daemons, lvrename and master deflates (issue 13). */
@@ -76,6 +79,29 @@ export interface SimOptions {
   /** Wall-clock budget; the run stops early (reporting how far it got). */
   readonly maxWallMs?: number;
 }
+
+/**
+ * `--throughput` (issue 13): a million extends with crashes in half an hour. Bursts of up
+ * to 1000 extends in up to 100 waves between passes (each VM asks again as soon as its
+ * extend returns), so a pass replays hundreds of records, as a production pass does; pools
+ * of 512 extents (big extends are still larger than a pool: the host waits on a demand) in a
+ * VG four times as large, so a burst does not empty them at once; crashes, torn writes and
+ * faults per effect point rarer (each step has many more points: still about a hundred
+ * crashes a minute); scheduled passes a third as often (the daemon's poll still passes as
+ * soon as a host waits); the quiet check every 1000 steps. Every other step kind, the
+ * membership ones included, keeps its weight, and every step is checked as in any run.
+ */
+export const THROUGHPUT_PROFILE = {
+  extendBurst: 1000,
+  extendWaves: 100,
+  quantumExtents: 512,
+  peCount: 24_000,
+  hostCrashPerPoint: 0.0002,
+  masterCrashPerPoint: 0.0005,
+  tornWritePerWrite: 0.0003,
+  quietCheckEvery: 1000,
+  passWeight: 3,
+} as const satisfies Partial<SimOptions>;
 
 export interface SimStats {
   seed: number;
@@ -100,6 +126,10 @@ export interface SimStats {
   wallMs: number;
   traceHash: string;
   lvmCalls: Record<string, number>;
+  /** The metadata text's size at the end and at its largest (bytes); restores whose text printed back as given. */
+  metadataTextBytes: number;
+  maxMetadataTextBytes: number;
+  restoresAsGiven: number;
   /** Membership, rename and deflate operations by outcome ("host remove ok", "lvrename LV_IN_USE", ...). */
   operations: Record<string, number>;
 }
@@ -207,6 +237,8 @@ export class Simulator {
   /** The uuid of the LV a master deflate (lvresize -L) is cutting, while it runs. */
   private masterDeflating: string | undefined;
   private readonly unfinishedAdds = new Set<string>();
+  /** When each host last refused to grow an LV past its virtual size (extendTargets.ts). */
+  private readonly sizeRefusedAt = new WeakMap<SimHost, Map<string, number>>();
   readonly stats: SimStats;
   private readonly o: Required<Omit<SimOptions, 'onTrace'>> & Pick<SimOptions, 'onTrace'>;
 
@@ -221,6 +253,7 @@ export class Simulator {
       quietCheckEvery: 200,
       workaroundStaleGrant: false,
       extendBurst: 6,
+      extendWaves: 1,
       passWeight: 9,
       oneOffExtendChance: 0.01,
       bigExtendChance: 0.03,
@@ -242,6 +275,7 @@ export class Simulator {
       seed: options.seed, steps: 0, extendsAcknowledged: 0, extentsAcknowledged: 0, extendsRefused: {}, hostCrashes: 0, masterCrashes: 0,
       tornWrites: 0, bitFlips: 0, faultPointsHit: 0, faultsFired: 0, passes: 0, commits: 0, secondMasterPasses: 0, hostRestarts: 0,
       lvsCreated: 0, lvsRemoved: 0, effectPoints: 0, simulatedMs: 0, wallMs: 0, traceHash: '', lvmCalls: {}, operations: {},
+      metadataTextBytes: 0, maxMetadataTextBytes: 0, restoresAsGiven: 0,
     };
   }
 
@@ -401,7 +435,7 @@ export class Simulator {
       const count = this.prng.between(1, 4);
       for (let i = 0; i < count; i++) {
         if (this.prng.chance(0.75)) {
-          if (!this.startExtend()) break;
+          if (this.startExtend() !== 'started') break;
         } else this.startPoll();
       }
       await drainMicrotasks();
@@ -523,6 +557,11 @@ export class Simulator {
         settled();
         const code = this.codeOf(error, what, host.proc);
         if (what.includes(' extend ')) this.stats.extendsRefused[code] = (this.stats.extendsRefused[code] ?? 0) + 1;
+        if (code === 'VIRTUAL_SIZE_EXCEEDED' && lv !== undefined) {
+          const refused = this.sizeRefusedAt.get(host) ?? new Map<string, number>();
+          refused.set(lv, this.kernel.nowMs());
+          this.sizeRefusedAt.set(host, refused);
+        }
         this.note(`${what} -> ${code}`);
       },
     );
@@ -532,44 +571,73 @@ export class Simulator {
     return [...thinlvOf(this.lvm.metadata).thinLvs.keys()];
   }
 
-  /** Starts one extend; false when no active LV has room (the burst stops: it started an activation instead). */
-  private startExtend(): boolean {
-    const hosts = this.liveHosts().filter((h) => h.halted === undefined);
-    if (hosts.length === 0) return false;
-    const all = this.thinLvNames();
-    if (all.length === 0) return false;
-    // A storage manager stops growing an LV at its virtual size (each refused extend costs
-    // the host a metadata read): extend only LVs with room, mostly.
+  /** The active LVs each live host may be asked to grow (extendTargets.ts). */
+  private extendTargets(hosts: readonly SimHost[]): ExtendTargets {
     const thin = thinlvOf(this.lvm.metadata).thinLvs;
-    const roomy = (host: SimHost) =>
-      host.allocator.status().activeLvs.filter((lv) => {
-        if (!this.hasRoomInQueue(host, lv)) return false;
-        const virtualExtents = (thin.get(lv)?.virtualBytes ?? 0) / EXTENT_BYTES;
-        try {
-          return host.allocator.segmentsOf(lv).reduce((sum, seg) => sum + seg.extentCount, 0) + 2 <= virtualExtents;
-        } catch {
-          return false;
-        }
-      });
-    const withActive = hosts.filter((h) => roomy(h).length > 0);
-    if (withActive.length === 0) {
+    const paused = (host: SimHost, lv: string) => {
+      const at = this.sizeRefusedAt.get(host)?.get(lv);
+      if (at === undefined) return false;
+      if (this.kernel.nowMs() - at < VIRTUAL_SIZE_RECHECK_MS) return true;
+      this.sizeRefusedAt.get(host)!.delete(lv);
+      return false;
+    };
+    return new ExtendTargets(hosts, (lv) => (thin.get(lv)?.virtualBytes ?? 0) / EXTENT_BYTES, MAX_QUEUED_OPS_PER_LV, paused);
+  }
+
+  /**
+   * Starts one extend: 'started'; 'no room' when no active LV has room, and 'queues full'
+   * when every one that has is waiting for its queued extends: either way the burst stops
+   * and starts an activation instead, unless `nextWave` (a wave of a burst ends, and the next
+   * starts when these returned). `targets`: this wave's view of the hosts' active LVs.
+   */
+  private startExtend(nextWave = false, targets?: ExtendTargets): 'started' | 'queues full' | 'no room' {
+    const hosts = this.liveHosts().filter((h) => h.halted === undefined);
+    if (hosts.length === 0) return 'no room';
+    const all = this.thinLvNames();
+    if (all.length === 0) return 'no room';
+    const view = targets ?? this.extendTargets(hosts);
+    if (!view.anyRoom()) {
       // No active LV has room: a VM starts on a disk that has (full ones are deactivated by
       // the "deactivate" step, which picks them first, and then removed).
       this.startActivate();
-      return false;
+      return 'no room';
+    }
+    const withActive = hosts.filter((h) => view.roomy(h).length > 0);
+    if (withActive.length === 0) {
+      if (!nextWave) this.startActivate();
+      return 'queues full';
     }
     const oneOff = this.prng.chance(this.o.oneOffExtendChance);
     const host = this.prng.pick(oneOff ? hosts : withActive);
-    const lv = oneOff ? this.prng.pick(all) : this.prng.pick(roomy(host));
-    if (!this.hasRoomInQueue(host, lv)) return true;
-    const extents = this.prng.chance(1 - this.o.bigExtendChance) ? this.prng.between(1, 2) : this.prng.between(this.o.quantumExtents, 2 * this.o.quantumExtents);
+    const lv = oneOff ? this.prng.pick(all) : this.prng.pick(view.roomy(host));
+    if (!this.hasRoomInQueue(host, lv)) return 'started';
+    const extents = this.prng.chance(1 - this.o.bigExtendChance) ? this.prng.between(1, SMALL_EXTEND_MAX_EXTENTS) : this.prng.between(this.o.quantumExtents, 2 * this.o.quantumExtents);
     const what = `${host.proc} extend ${lv} +${extents}`;
     const journalRingId = host.journalRingId;
     this.hostOp(host, what, () => host.allocator.extendBy(lv, extents * EXTENT_BYTES), (result: ExtendResult) => {
       if (result.seq !== null && result.extentsGranted > 0) this.acknowledge(host, journalRingId, result);
       return `ok seq ${result.seq} size ${result.sizeBytes / EXTENT_BYTES}`;
     }, lv);
-    return true;
+    return 'started';
+  }
+
+  /**
+   * Up to `extendBurst` extends across hosts, in at most `extendWaves` waves: a wave fills
+   * the queues of active LVs with room, and the next starts once those extends returned
+   * (a VM's disk driver asks again as soon as its extend returns). Hosts' grant polls and
+   * their crashes go on in between, as in any step.
+   */
+  private async extendBurst(): Promise<void> {
+    const count = this.prng.between(1, this.o.extendBurst);
+    let started = 0;
+    for (let wave = 1; started < count; ) {
+      const targets = this.extendTargets(this.liveHosts().filter((h) => h.halted === undefined));
+      let outcome = this.startExtend(wave < this.o.extendWaves, targets);
+      while (outcome === 'started' && ++started < count) outcome = this.startExtend(wave < this.o.extendWaves, targets);
+      if (outcome !== 'queues full' || wave >= this.o.extendWaves) break;
+      wave += 1;
+      await drainMicrotasks();
+    }
   }
 
   private hasRoomInQueue(host: SimHost, lv: string): boolean {
@@ -837,7 +905,7 @@ export class Simulator {
       if (!proc.alive) await new Promise(() => undefined);
     };
     // An lvm command takes 20 to 100 ms here (40 to 500 on real SANs): the world goes on meanwhile.
-    const lvm = { run: async (...args: Parameters<MasterDeps['lvm']['run']>) => {
+    const lvm: MasterDeps['lvm'] = { ...m.deps.lvm, run: async (...args: Parameters<MasterDeps['lvm']['run']>) => {
       await this.worldTime(this.prng.between(20, 100));
       return m.deps.lvm.run(...args);
     } };
@@ -960,11 +1028,9 @@ export class Simulator {
       lvdeflate: masterUp ? 0.4 * rate : 0,
     });
     switch (action) {
-      case 'extend': {
-        const count = this.prng.between(1, this.o.extendBurst);
-        for (let i = 0; i < count && this.startExtend(); i++);
+      case 'extend':
+        await this.extendBurst();
         break;
-      }
       case 'pass':
         await this.pass();
         break;
@@ -1136,6 +1202,9 @@ export class Simulator {
       this.stats.simulatedMs = this.kernel.nowMs();
       this.stats.effectPoints = this.kernel.pointCount;
       this.stats.lvmCalls = Object.fromEntries(this.lvm.calls);
+      this.stats.metadataTextBytes = this.lvm.metadataTextBytes;
+      this.stats.maxMetadataTextBytes = this.lvm.maxTextBytes;
+      this.stats.restoresAsGiven = this.lvm.restoresAsGiven;
       this.stats.traceHash = this.hash.copy().digest('hex').slice(0, 16);
     }
     return this.stats;
