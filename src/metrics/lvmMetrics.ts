@@ -21,9 +21,14 @@ export function lvmCallHistogram(registry: Registry): LvmCallHistogram {
   });
 }
 
-/** `runner`, with each call's duration observed under its subcommand. */
+/**
+ * `runner`, with each call's duration observed under its subcommand. Everything else the
+ * runner says of itself (its `--devices`, whether it remembers PV devices) passes through:
+ * without it, readers fall back from reading the PVs to an lvm process per read.
+ */
 export function timedLvmRunner(runner: LvmRunner, histogram: LvmCallHistogram): LvmRunner {
   return {
+    ...runner,
     async run(command, args, options) {
       const endTimer = histogram.startTimer({ command });
       try {

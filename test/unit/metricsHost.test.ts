@@ -162,4 +162,11 @@ describe('lvm call timing', () => {
     expect(valueOf(samples, 'thinlv_lvm_call_duration_seconds_count', { command: 'vgcfgrestore' })).toBe(1);
     expect(valueOf(samples, 'thinlv_lvm_call_duration_seconds_sum', { command: 'fullreport' })).toBeGreaterThanOrEqual(0.035);
   });
+
+  test('what the runner says of itself passes through: its devices, and whether it remembers PV devices (a daemon with --metrics-listen once lost its direct PV reads)', () => {
+    const runner: LvmRunner = { devices: ['/dev/loop7'], rememberPvDevices: true, run: () => Promise.resolve({ stdout: '', stderr: '' }) };
+    const timed = timedLvmRunner(runner, lvmCallHistogram(new Registry()));
+    expect(timed.devices).toEqual(['/dev/loop7']);
+    expect(timed.rememberPvDevices).toBe(true);
+  });
 });
