@@ -101,6 +101,9 @@ export const THROUGHPUT_PROFILE = {
   tornWritePerWrite: 0.0003,
   quietCheckEvery: 1000,
   passWeight: 3,
+  // Extends from a pool several LVs share interleave, one segment each: a 1 MiB area (half
+  // of it usable) filled within minutes and then refused every commit.
+  metadataAreaBytes: 16 * 1024 * 1024,
 } as const satisfies Partial<SimOptions>;
 
 export interface SimStats {
