@@ -16,7 +16,7 @@ import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { linearSegments, lvExtentCount, type VgMetadata } from '../../src/metadata/vgModel.js';
 import { HostState, openStateDb } from '../../src/state/index.js';
 import { realLvmUnavailableReason, TEST_LVM_CONFIG } from '../fixtures/loopVg.js';
-import { CLI_PATH, runCli } from '../fixtures/runCli.js';
+import { CLI_PATH, runCli, runningDaemonsLog } from '../fixtures/runCli.js';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon, type Daemon } from '../fixtures/hostDaemons.js';
 import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
@@ -51,7 +51,7 @@ describe.skipIf(skipReason !== undefined)('a thin LV through a PATH of lvm-compa
   };
   const ok = async (command: string, args: string[], input?: string): Promise<Ran> => {
     const result = await sm(command, args, input);
-    expect(result.exitCode, `${command} ${args.join(' ')}: ${result.stderr}`).toBe(0);
+    expect(result.exitCode, `${command} ${args.join(' ')}: ${result.stderr}${runningDaemonsLog()}`).toBe(0);
     return result;
   };
   /** `lvs -o lv_size` in bytes: through the symlink (thinlv's), or stock lvm's own report. */

@@ -9,7 +9,7 @@ import { MasterSession, runPass } from '../../src/master/replayPass.js';
 import type { Volume } from '../../src/vdi/volume.js';
 import { HostDaemonProcess, startMasterDaemon, stopDaemon } from '../fixtures/hostDaemons.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
-import { runCli } from '../fixtures/runCli.js';
+import { runCli, runningDaemonsLog } from '../fixtures/runCli.js';
 import { createThinlvTestVg, type ThinlvTestVg } from '../fixtures/thinlvVg.js';
 
 const skipReason = realLvmUnavailableReason();
@@ -27,7 +27,7 @@ describe.skipIf(skipReason !== undefined)('thinlv vdi: a JSON volume API on real
   /** Runs a call that must succeed and returns its JSON. */
   async function ok<T = Volume>(action: string, ...args: string[]): Promise<T> {
     const result = await vdi(action, ...args);
-    expect(result.exitCode, `vdi ${action} ${args.join(' ')}: ${result.stdout}${result.stderr}`).toBe(0);
+    expect(result.exitCode, `vdi ${action} ${args.join(' ')}: ${result.stdout}${result.stderr}${runningDaemonsLog()}`).toBe(0);
     return JSON.parse(result.stdout) as T;
   }
 
