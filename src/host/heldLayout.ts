@@ -10,27 +10,8 @@
 // left out.
 
 import { isOwnReport } from '../lvm/diskMetadata.js';
-import { ownCopy, StringTable } from '../lvm/ownStrings.js';
-import type { LvLayout, PvLayout, Segment, VgLayout } from '../metadata/vgModel.js';
-
-function segmentOf(segment: Segment, table: StringTable): Segment {
-  return {
-    logicalStart: segment.logicalStart,
-    extentCount: segment.extentCount,
-    type: table.shared(segment.type),
-    stripes: segment.stripes.map((stripe) => ({ pv: table.shared(stripe.pv), firstExtent: stripe.firstExtent })),
-  };
-}
-
-function lvOf(lv: LvLayout, table: StringTable): LvLayout {
-  return {
-    name: ownCopy(lv.name),
-    uuid: ownCopy(lv.uuid),
-    tags: lv.tags.map((tag) => table.shared(tag)),
-    activationSkip: lv.activationSkip,
-    segments: lv.segments.map((segment) => segmentOf(segment, table)),
-  };
-}
+import { ownCopy, ownLvLayout, StringTable } from '../lvm/ownStrings.js';
+import type { PvLayout, VgLayout } from '../metadata/vgModel.js';
 
 function pvOf(pv: PvLayout, table: StringTable): PvLayout {
   return { device: table.shared(pv.device), uuid: ownCopy(pv.uuid), peStartSectors: pv.peStartSectors, peCount: pv.peCount };
@@ -54,6 +35,6 @@ export function heldLayout(vg: VgLayout): VgLayout {
     extentSizeSectors: vg.extentSizeSectors,
     tags: vg.tags.map((tag) => table.shared(tag)),
     pvs: vg.pvs.map((pv) => pvOf(pv, table)),
-    lvs: vg.lvs.map((lv) => lvOf(lv, table)),
+    lvs: vg.lvs.map((lv) => ownLvLayout(lv, table)),
   };
 }

@@ -13,7 +13,7 @@
 
 import { ErrorCode, ThinlvError } from '../errors.js';
 import { parseConfigLines } from './configLines.js';
-import { ownCopy, StringTable } from './ownStrings.js';
+import { ownLvLayout, StringTable } from './ownStrings.js';
 import {
   type ConfigEntry,
   type ConfigValue,
@@ -23,7 +23,7 @@ import {
   parseConfig,
   printConfig,
 } from './configTree.js';
-import type { LvLayout, LvMetadata, PvMetadata, Segment, SegmentMetadata, StripeArea, VgMetadata } from '../metadata/vgModel.js';
+import type { LvLayout, LvMetadata, PvMetadata, SegmentMetadata, StripeArea, VgMetadata } from '../metadata/vgModel.js';
 
 const ACTIVATION_SKIP = 'ACTIVATION_SKIP';
 
@@ -222,24 +222,10 @@ export interface VgSummary extends Omit<VgMetadata, 'lvs'> {
   readonly lvs: readonly LvLayout[];
 }
 
-/**
- * The layout of `lv`, in strings of its own (ownStrings.ts): a summary's LVs keep nothing of
- * the text alive, so it can go as soon as it is read.
- */
-function lvLayoutOf(lv: LvMetadata, strings: StringTable): LvLayout {
-  const segmentOf = (segment: SegmentMetadata): Segment => ({
-    logicalStart: segment.logicalStart,
-    extentCount: segment.extentCount,
-    type: strings.shared(segment.type),
-    stripes: segment.stripes.map((stripe) => ({ pv: strings.shared(stripe.pv), firstExtent: stripe.firstExtent })),
-  });
-  return { name: ownCopy(lv.name), uuid: ownCopy(lv.uuid), tags: lv.tags.map((tag) => strings.shared(tag)), activationSkip: lv.activationSkip, segments: lv.segments.map(segmentOf) };
-}
-
 /** `vg` less what a summary leaves out. */
 export function summaryOf(vg: VgMetadata): VgSummary {
   const strings = new StringTable();
-  return { ...vg, lvs: vg.lvs.map((lv) => lvLayoutOf(lv, strings)) };
+  return { ...vg, lvs: vg.lvs.map((lv) => ownLvLayout(lv, strings)) };
 }
 
 /**
@@ -284,7 +270,7 @@ export function parseVgSummaryLines(text: string): VgSummary | undefined {
     }
     if (parents.length !== 2 || parents[1] !== 'logical_volumes') return false;
     if (pvByKey === undefined) throw new NotInLvmLayout('an LV comes before the PVs');
-    lvs.push(lvLayoutOf(parseLv(name, entries, pvByKey), strings));
+    lvs.push(ownLvLayout(parseLv(name, entries, pvByKey), strings));
     return true;
   };
   try {

@@ -6,6 +6,8 @@
 // made here is a string of its own; the ones that repeat on every LV (tags, PV devices,
 // segment types) are one string each through a StringTable.
 
+import type { LvLayout, Segment } from '../metadata/vgModel.js';
+
 /** V8 copies substrings shorter than this instead of slicing them (SlicedString::kMinLength). */
 const SLICE_MIN_CHARS = 13;
 
@@ -26,4 +28,18 @@ export class StringTable {
     if (own === undefined) this.strings.set(text, (own = ownCopy(text)));
     return own;
   }
+}
+
+/**
+ * The layout of `lv` (an LV of a report or a parsed model: what it carries beyond the layout
+ * is left out) in strings of its own; those that repeat on every LV through `table`.
+ */
+export function ownLvLayout(lv: LvLayout, table: StringTable): LvLayout {
+  const segmentOf = (segment: Segment): Segment => ({
+    logicalStart: segment.logicalStart,
+    extentCount: segment.extentCount,
+    type: table.shared(segment.type),
+    stripes: segment.stripes.map((stripe) => ({ pv: table.shared(stripe.pv), firstExtent: stripe.firstExtent })),
+  });
+  return { name: ownCopy(lv.name), uuid: ownCopy(lv.uuid), tags: lv.tags.map((tag) => table.shared(tag)), activationSkip: lv.activationSkip, segments: lv.segments.map(segmentOf) };
 }
