@@ -20,8 +20,10 @@
 //     ignores a generation it already has.
 // A second master elsewhere cannot double-apply: its commit from a stale seqno
 // is refused, and it re-reads (and then sees the advanced cursors) before retrying.
+// Its journal reads can be stale too: a cursor already past the applied seq it read
+// means another master committed since, and it re-reads the same way.
 
-import { openRingReader, openRingWriter, type BlockRegion, type ReadResult, type RingReader } from '../../journal/index.js';
+import { isJournalError, openRingReader, openRingWriter, type BlockRegion, type ReadResult, type RingReader } from '../../journal/index.js';
 import { CommitError, ErrorCode } from '../errors.js';
 import type { FaultPoints } from '../faults.js';
 import { hostLvNames, readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
@@ -356,6 +358,19 @@ function journalReadKey(vg: VgMetadata, thinlv: ThinlvVg): string | undefined {
   }
 }
 
+/**
+ * Whether a journal read failed because the ring is consumed past the applied seq the
+ * pass read from metadata. A consumer moves only after a commit that applied those
+ * records, so the metadata is older than that commit: another master committed between
+ * this pass's read of the VG and its opening of the journal. That is a stale read, as a
+ * refused seqno is, and the pass re-reads. It persists only if the metadata itself went
+ * back (say, restored from an old backup by hand), and then the retries end with the
+ * journal's own error.
+ */
+function readBehindJournal(error: unknown): boolean {
+  return isJournalError(error, 'SEQ_ALREADY_CONSUMED');
+}
+
 /** Runs one pass. Operating errors (lvm, rings) propagate; the daemon logs them and tries again next interval. */
 export function runPass(deps: MasterDeps, session: MasterSession, vgName: string): Promise<PassResult> {
   const pass = () => replayAndRefill(deps, session, vgName);
@@ -379,7 +394,15 @@ async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName:
     const key = journalReadKey(vg, thinlv);
     const reused = key !== undefined && readOnCachedVg?.key === key ? readOnCachedVg.journals : undefined;
     readOnCachedVg = undefined;
-    const { readers, regions, records, moreWaiting } = reused ?? (await readJournals(deps, session, vg, thinlv));
+    let journals: OpenJournals;
+    try {
+      journals = reused ?? (await readJournals(deps, session, vg, thinlv));
+    } catch (error) {
+      if (!readBehindJournal(error) || attempt >= MAX_STALE_RETRIES) throw error;
+      deps.log.warn({ vg: vgName, attempt }, 'a journal was consumed past the applied seq this pass read: another master committed since; re-reading');
+      continue;
+    }
+    const { readers, regions, records, moreWaiting } = journals;
     let passFailed = true;
     try {
       const replay: ReplayPlan = planReplay(vg, thinlv, records);

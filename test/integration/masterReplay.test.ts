@@ -98,6 +98,35 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
     }
   });
 
+  test('a second master that replays and consumes between a pass reading the VG and opening the journals leaves that pass stale: it re-reads and retries, never fails with a journal error', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 2, quantumExtents: 32, lowWaterExtents: 4 });
+    const host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    try {
+      await host.applyGrants();
+      for (let i = 0; i < 4; i++) await host.allocate(t.thinLvs[i % 2]!, 1);
+      let other: Awaited<ReturnType<typeof runPass>> | undefined;
+      const faults = {
+        async hit(point: string) {
+          // Another master (another machine, by mistake) runs a whole pass right after this
+          // one read the VG: it applies the records and moves the journal's consumer past
+          // the applied seq this pass read.
+          if (point === 'master.afterRead' && other === undefined) other = await runPass(t.deps(), new MasterSession(), t.vg.vgName);
+        },
+      };
+      const pass = await runPass(t.deps(faults), new MasterSession(), t.vg.vgName);
+      expect(other).toMatchObject({ committed: true, replayedRecordCount: 4 });
+      expect(pass.replayedRecordCount).toBe(0);
+      expect(pass.seqnoBefore).toBe(other!.seqnoAfter);
+      // Records journaled since are replayed by the next pass, once.
+      await host.allocate(t.thinLvs[0]!, 1);
+      expect(await runPass(t.deps(), new MasterSession(), t.vg.vgName)).toMatchObject({ committed: true, replayedRecordCount: 1 });
+      await expectInvariantsAfterReplay(t.vg, [host], 1);
+    } finally {
+      await host.close();
+      await t.destroy();
+    }
+  });
+
   test('a pass right after its own commit starts from the metadata it read back; a change made since is never lost, and a pass with nothing to commit reads the VG', async () => {
     const t = await createThinlvTestVg({ hosts: ['hostA'], thinLvCount: 2, quantumExtents: 32, lowWaterExtents: 4 });
     const host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
