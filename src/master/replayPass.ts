@@ -20,8 +20,8 @@
 //     ignores a generation it already has.
 // A second master elsewhere cannot double-apply: its commit from a stale seqno
 // is refused, and it re-reads (and then sees the advanced cursors) before retrying.
-// Its journal reads can be stale too: a cursor already past the applied seq it read
-// means another master committed since, and it re-reads the same way.
+// Its journal reads can be stale too (a cursor already past the applied seq it read, a
+// host's ring replaced since), and it re-reads the same way.
 
 import { isJournalError, openRingReader, openRingWriter, type BlockRegion, type ReadResult, type RingReader } from '../../journal/index.js';
 import { CommitError, ErrorCode } from '../errors.js';
@@ -359,16 +359,18 @@ function journalReadKey(vg: VgMetadata, thinlv: ThinlvVg): string | undefined {
 }
 
 /**
- * Whether a journal read failed because the ring is consumed past the applied seq the
- * pass read from metadata. A consumer moves only after a commit that applied those
- * records, so the metadata is older than that commit: another master committed between
- * this pass's read of the VG and its opening of the journal. That is a stale read, as a
- * refused seqno is, and the pass re-reads. It persists only if the metadata itself went
- * back (say, restored from an old backup by hand), and then the retries end with the
+ * Whether a journal read failed in a way another master's or an operator's commit since
+ * the pass read the VG explains, so that the pass re-reads it:
+ *   - the ring is consumed past the applied seq the pass read: a consumer moves only after
+ *     a commit that applied those records, so another master committed in between;
+ *   - another ring (or none) is where the VG said the host's journal is: the host was
+ *     removed, and maybe re-added at the same extents, in between.
+ * That is a stale read, as a refused seqno is. It persists only if the metadata itself is
+ * wrong (say, an old backup restored by hand), and then the retries end with the
  * journal's own error.
  */
-function readBehindJournal(error: unknown): boolean {
-  return isJournalError(error, 'SEQ_ALREADY_CONSUMED');
+function journalChangedSinceRead(error: unknown): boolean {
+  return isJournalError(error) && ['SEQ_ALREADY_CONSUMED', 'RING_ID_MISMATCH', 'NOT_A_RING'].includes(error.code);
 }
 
 /** Runs one pass. Operating errors (lvm, rings) propagate; the daemon logs them and tries again next interval. */
@@ -398,8 +400,9 @@ async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName:
     try {
       journals = reused ?? (await readJournals(deps, session, vg, thinlv));
     } catch (error) {
-      if (!readBehindJournal(error) || attempt >= MAX_STALE_RETRIES) throw error;
-      deps.log.warn({ vg: vgName, attempt }, 'a journal was consumed past the applied seq this pass read: another master committed since; re-reading');
+      // Read against this session's last commit, any journal may have changed since: read the VG.
+      if (!(cached !== undefined || journalChangedSinceRead(error)) || attempt >= MAX_STALE_RETRIES) throw error;
+      deps.log.warn({ vg: vgName, attempt, error: String(error) }, 'journal read on metadata that may be stale: re-reading the VG');
       continue;
     }
     const { readers, regions, records, moreWaiting } = journals;

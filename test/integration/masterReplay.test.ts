@@ -4,6 +4,7 @@ import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
 import { ringLocation, type RingLocation } from '../../src/rings/ringRegions.js';
 import { readVgMetadata } from '../../src/lvm/commitBatch.js';
 import { MasterSession, runPass } from '../../src/master/replayPass.js';
+import { addHost, removeHost } from '../../src/master/hostMembership.js';
 import { toUuidRanges } from '../../src/replay/planReplay.js';
 import { expectInvariantsAfterReplay } from '../fixtures/invariants.js';
 import { realLvmUnavailableReason } from '../fixtures/loopVg.js';
@@ -120,6 +121,35 @@ describe.skipIf(skipReason !== undefined)('replay on a real VG', () => {
       // Records journaled since are replayed by the next pass, once.
       await host.allocate(t.thinLvs[0]!, 1);
       expect(await runPass(t.deps(), new MasterSession(), t.vg.vgName)).toMatchObject({ committed: true, replayedRecordCount: 1 });
+      await expectInvariantsAfterReplay(t.vg, [host], 1);
+    } finally {
+      await host.close();
+      await t.destroy();
+    }
+  });
+
+  test('a pass that starts from its own last commit while a host was removed and re-added at the same extents since re-reads the VG instead of failing on the new ring', async () => {
+    const t = await createThinlvTestVg({ hosts: ['hostA', 'hostB'], thinLvCount: 2, quantumExtents: 32, lowWaterExtents: 4 });
+    const host = await AllocatorHost.open(t.vg.lvm, t.vg.vgName, 'hostA');
+    // A session that opens each journal afresh, as one does for a journal it has no reader of yet.
+    const session = new MasterSession();
+    // The removal and re-add take longer than a commit is trusted for: the pass's clock stands still.
+    const frozen = Date.now();
+    const deps = { ...t.deps(), nowMs: () => frozen };
+    try {
+      await host.applyGrants();
+      await host.allocate(t.thinLvs[0]!, 1);
+      expect(await runPass(deps, session, t.vg.vgName)).toMatchObject({ committed: true });
+      const ringOf = async () => ringLocation(await readVgMetadata(t.vg.lvm, t.vg.vgName), hostLvNames('hostB').journal);
+      const before = await ringOf();
+      await removeHost(t.deps(), t.vg.vgName, 'hostB');
+      await addHost(t.deps(), t.vg.vgName, 'hostB');
+      const after = await ringOf();
+      // The case that matters: another ring where the cached metadata says hostB's is.
+      expect(after.ringId).not.toBe(before.ringId);
+      expect(after.offsetBytes).toBe(before.offsetBytes);
+      await host.allocate(t.thinLvs[0]!, 1);
+      expect(await runPass(deps, session, t.vg.vgName)).toMatchObject({ committed: true, replayedRecordCount: 1 });
       await expectInvariantsAfterReplay(t.vg, [host], 1);
     } finally {
       await host.close();
