@@ -107,6 +107,7 @@ export class RingWriter {
   private readonly writeBuffer: Uint8Array;
   private readonly maxRecordsPerGroup: number;
   private idleWaiters: (() => void)[] = [];
+  private writeGate: (() => Promise<void>) | undefined;
 
   private constructor(
     private readonly region: BlockRegion,
@@ -181,7 +182,8 @@ export class RingWriter {
 
   /**
    * Appends one record. Resolves with its seq once it is durable; rejects with
-   * PAYLOAD_TOO_LARGE, APPEND_QUEUE_FULL, RING_FULL, WRITER_FAILED or WRITER_CLOSED.
+   * PAYLOAD_TOO_LARGE, APPEND_QUEUE_FULL, RING_FULL, WRITER_FAILED or WRITER_CLOSED,
+   * or with the error of the gate (gateWrites) that refused its write.
    */
   append(payload: Uint8Array): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new JournalError('WRITER_CLOSED', `ring writer for ${this.header.ringId} is closed; open a new one`, { ringId: this.header.ringId }));
@@ -198,6 +200,17 @@ export class RingWriter {
       this.queue.push({ payload: payload.slice(), recordBytes: recordBlocksFor(payload.length) * BLOCK_BYTES, resolve, reject });
       this.scheduleFlush();
     });
+  }
+
+  /**
+   * Runs `gate` right before each group write starts. When it rejects, the appends
+   * queued then are rejected with its error and nothing is written; the writer stays
+   * usable. A caller that checks its right to write before calling append (the host's
+   * lease) needs this too: its append may queue behind a slow write and start only
+   * after that right ran out.
+   */
+  gateWrites(gate: () => Promise<void>): void {
+    this.writeGate = gate;
   }
 
   /** Waits for queued appends to finish, then refuses new ones. The region stays open: its owner closes it. */
@@ -244,7 +257,21 @@ export class RingWriter {
       );
       return;
     }
-    this.writeOneGroup();
+    const gate = this.writeGate;
+    if (gate === undefined) {
+      this.writeOneGroup();
+      return;
+    }
+    // The group is planned and written in the same turn as the gate resolves: no
+    // await between the check and the write's start. The queue only grew meanwhile
+    // and the tail did not move, so its first append still fits.
+    gate().then(
+      () => this.writeOneGroup(),
+      (error: unknown) => {
+        for (const pending of this.queue.splice(0)) pending.reject(error);
+        this.groupDone();
+      },
+    );
   }
 
   private groupDone(): void {

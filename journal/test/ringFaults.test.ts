@@ -320,3 +320,49 @@ describe('an I/O error on a write', () => {
     expect((await readAll(disk)).map((record) => record.seq)).toEqual([1, 2, 3]);
   });
 });
+
+describe('a write gate (the host lease)', () => {
+  it('is checked when each group write starts, not when append is called: an append queued behind a slow write is refused, unwritten, once the gate closes', async () => {
+    const disk = await freshMemoryRing(RING_BYTES);
+    const inner = disk.open();
+    let slowNext = false;
+    let releaseSlowWrite: (() => void) | undefined;
+    const slow = {
+      sizeBytes: inner.sizeBytes,
+      description: 'slow',
+      allocateBuffer: (lengthBytes: number) => inner.allocateBuffer(lengthBytes),
+      read: (offsetBytes: number, lengthBytes: number) => inner.read(offsetBytes, lengthBytes),
+      close: () => inner.close(),
+      write: async (offsetBytes: number, data: Uint8Array): Promise<void> => {
+        if (slowNext) {
+          slowNext = false;
+          await new Promise<void>((resolve) => (releaseSlowWrite = resolve));
+        }
+        await inner.write(offsetBytes, data);
+      },
+    };
+    const writer = await openRingWriter(slow, OPTIONS);
+    let open = true;
+    let checks = 0;
+    writer.gateWrites(async () => {
+      checks++;
+      if (!open) throw new Error('lease lost');
+    });
+    slowNext = true;
+    const first = writer.append(taggedPayload(1, 10));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(releaseSlowWrite).toBeDefined(); // the first group is on its way to the disk
+    // Queued while the gate is open, behind the slow write; the gate closes before it starts.
+    const queued = writer.append(taggedPayload(2, 10));
+    open = false;
+    releaseSlowWrite!();
+    expect(await first).toEqual({ seq: 1 });
+    await expect(queued).rejects.toThrow('lease lost');
+    expect(checks).toBe(2);
+    // Nothing of the refused append reached the disk, and the writer goes on when the gate opens.
+    expect((await readAll(disk)).map((record) => record.seq)).toEqual([1]);
+    open = true;
+    expect(await writer.append(taggedPayload(3, 10))).toEqual({ seq: 2 });
+    expect((await readAll(disk)).map((record) => hex(record.payload))).toEqual([hex(taggedPayload(1, 10)), hex(taggedPayload(3, 10))]);
+  });
+});

@@ -1,6 +1,6 @@
 // The allocator's journal: records appended to the host's ring, only while this
-// daemon holds the host's lease. The lease is checked before a write (so a daemon
-// that lost it writes nothing) and after (so a write that outlived the lease's
+// daemon holds the host's lease. The lease is checked before a write starts (so a
+// daemon that lost it writes nothing) and after (so a write that outlived the lease's
 // validity is acknowledged only once a fresh look at the lease block shows nobody
 // took over meanwhile: see the timing argument in src/ownership/hostLease.ts).
 
@@ -14,13 +14,19 @@ import type { HostJournal } from './allocator.js';
 const REFUSED_BEFORE_WRITE = ['RING_FULL', 'APPEND_QUEUE_FULL', 'PAYLOAD_TOO_LARGE'];
 
 export function leasedJournal(writer: RingWriter, lease: HeldLease, where: { readonly vg: string; readonly host: string }): HostJournal {
+  const ensureHeld = async (): Promise<void> => {
+    try {
+      await lease.ensureHeld();
+    } catch (error) {
+      throw new ThinlvError(codeOf(error), `host ${where.host} no longer holds its journal: ${(error as Error).message}`, { ...where, notWritten: true }, { cause: error });
+    }
+  };
+  // Also right before each group write: an append checked below may wait behind a slow
+  // write and start after the lease's validity (hostLease.ts, point 1).
+  writer.gateWrites(ensureHeld);
   return {
     async append(record: JournalRecord): Promise<{ seq: number }> {
-      try {
-        await lease.ensureHeld();
-      } catch (error) {
-        throw new ThinlvError(codeOf(error), `host ${where.host} no longer holds its journal: ${(error as Error).message}`, { ...where, notWritten: true }, { cause: error });
-      }
+      await ensureHeld();
       let result: { seq: number };
       try {
         result = await writer.append(encodeJournalRecord(record));

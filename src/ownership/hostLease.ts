@@ -36,7 +36,9 @@
 // the settle orders it after the old holder), and the watch before it is only
 // politeness, which is why `force` may skip it.
 //
-// Callers call ensureHeld() both before a journal write and after it completes, and
+// Callers call ensureHeld() both before a journal write starts (right before: an
+// append queued behind a slow write is checked again, by the ring writer's gate, in
+// leasedJournal.ts) and after it completes, and
 // acknowledge the write only if the second call succeeds. A write that outlived
 // the validity is then acknowledged only if a fresh verify read, started after the
 // write completed, still shows us: any taker's claim landed after that read, so the
