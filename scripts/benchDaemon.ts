@@ -26,13 +26,15 @@ export interface StartDaemonOptions {
   readonly pollMs?: number;
   /** A file to append the daemon's stdout to (its log; --trace-gc's lines); by default it is dropped. */
   readonly stdoutPath?: string | undefined;
+  /** Variables added to the daemon's environment (a systemd unit's Environment= lines, say). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** Starts `thinlv ...args` (a `host run`) and resolves when it answers a status request on `socketPath`. */
 export async function startDaemon(args: readonly string[], socketPath: string, options: StartDaemonOptions): Promise<StartedDaemon> {
   const started = performance.now();
   const stdout = options.stdoutPath === undefined ? 'ignore' : openSync(options.stdoutPath, 'a');
-  const daemon = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bundlePath ?? BUNDLE_PATH, ...args], { stdio: ['ignore', stdout, 'inherit'] });
+  const daemon = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bundlePath ?? BUNDLE_PATH, ...args], { stdio: ['ignore', stdout, 'inherit'], env: { ...process.env, ...options.env } });
   if (typeof stdout === 'number') closeSync(stdout);
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {

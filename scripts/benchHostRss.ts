@@ -23,6 +23,10 @@
 // --bundle LABEL=PATH (repeatable) runs the same rounds against each CLI in turn on the
 // same VG (say, a copy of the bundle before a change, and dist/bundle/thinlv.js), so
 // before and after come from one run; the default is dist/bundle/thinlv.js alone.
+// Each daemon runs with the environment its build's unit gives it (the Environment= lines
+// of contrib/systemd/thinlv-host@.service in the tree the bundle was built in, less
+// THINLV_*, which only fill the unit's command line): what is measured is what an operator
+// runs. A bundle with no unit beside it runs with none, and the run says so.
 // THINLV_BENCH_DAEMON_NODE_ARGS adds node options to the daemon (V8 flags, to try them);
 // THINLV_BENCH_DAEMON_STDOUT names a file for the daemon's stdout (--trace-gc writes there);
 // THINLV_BENCH_DAEMON_LOG_LEVEL=debug logs its start-up steps there, each timed (hostDaemon.ts).
@@ -32,9 +36,9 @@
 // device, --devices on every lvm call, the daemon by its pid).
 
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { TAG } from '../src/format/thinlvVg.js';
 import { newRequestId, requestOnce } from '../src/host/socketServer.js';
 import { commitBatch, readVgMetadata } from '../src/lvm/commitBatch.js';
@@ -96,6 +100,23 @@ function parseOptions(argv: readonly string[]): Options {
   };
 }
 
+/** The host unit of the tree a bundle (TREE/dist/bundle/thinlv.js) was built in. */
+const hostUnitOf = (bundlePath: string): string => join(dirname(bundlePath), '../../contrib/systemd/thinlv-host@.service');
+
+/** The unit's Environment= variables a daemon reads (THINLV_* only fill ExecStart's words); none without a unit. */
+function unitEnvironment(bundlePath: string): Record<string, string> {
+  const unit = hostUnitOf(bundlePath);
+  if (!existsSync(unit)) return {};
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(unit, 'utf8').split('\n')) {
+    const match = /^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (match === null || match[1]!.startsWith('THINLV_')) continue;
+    if (/[%$"'\\ ]/.test(match[2]!)) throw new Error(`${unit}: Environment=${match[1]}=${match[2]} needs quoting or expansion this bench does not do`);
+    env[match[1]!] = match[2]!;
+  }
+  return env;
+}
+
 const log = (message: string): void => console.error(`bench:host-rss ${new Date().toISOString().slice(11, 19)} ${message}`);
 const hostName = (i: number): string => `h${String(i + 1).padStart(2, '0')}`;
 const lvName = (i: number): string => `vdi${String(i).padStart(5, '0')}`;
@@ -127,6 +148,8 @@ async function pass(t: ThinlvTestVg, session: MasterSession): Promise<void> {
 
 interface DaemonRun {
   readonly label: string;
+  /** What the build's unit adds to the daemon's environment. */
+  readonly unitEnvironment: Readonly<Record<string, string>>;
   readonly startMs: number;
   readonly rssAtStartMb: number;
   /** Peak RSS after each round. */
@@ -153,9 +176,11 @@ async function runDaemon(t: ThinlvTestVg, options: Options, bundle: Options['bun
   const socketPath = join(dir, `${bundle.label}.sock`);
   const args = ['host', 'run', t.vg.vgName, hostName(0), '--socket', socketPath, '--state-dir', join(dir, `state-${bundle.label}`), '--log-level', process.env['THINLV_BENCH_DAEMON_LOG_LEVEL'] ?? 'error', ...t.cliArgs()];
   const nodeArgs = (process.env['THINLV_BENCH_DAEMON_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
+  const env = unitEnvironment(bundle.path);
+  log(`  ${bundle.label}: environment from ${existsSync(hostUnitOf(bundle.path)) ? hostUnitOf(bundle.path) : 'no unit beside the bundle'}: ${JSON.stringify(env)}`);
   // Each daemon starts on a text it must parse, as after a commit: not on the report cache another run left.
   rmSync(join(VG_CACHE_DIR, `${t.vg.vgName}.json`), { force: true });
-  const started = await startDaemon(args, socketPath, { bundlePath: bundle.path, nodeArgs, timeoutMs: DAEMON_START_TIMEOUT_MS, stdoutPath: process.env['THINLV_BENCH_DAEMON_STDOUT'] });
+  const started = await startDaemon(args, socketPath, { bundlePath: bundle.path, nodeArgs, timeoutMs: DAEMON_START_TIMEOUT_MS, stdoutPath: process.env['THINLV_BENCH_DAEMON_STDOUT'], env });
   running.daemon = started.daemon;
   const pid = started.daemon.pid!;
   const rssAtStartMb = peakRssMb(pid);
@@ -187,7 +212,7 @@ async function runDaemon(t: ThinlvTestVg, options: Options, bundle: Options['bun
     delete running.daemon;
   }
   const median = (xs: number[]): number => round1(percentile(xs.sort((a, b) => a - b), 0.5));
-  return { label: bundle.label, startMs: round1(started.startMs), rssAtStartMb: round1(rssAtStartMb), rssAfterRoundMb: rssAfterRoundMb.map(round1), extendP50Ms: median(extendMs), refreshMissP50Ms: median(missMs), refreshHitP50Ms: median(hitMs) };
+  return { label: bundle.label, unitEnvironment: env, startMs: round1(started.startMs), rssAtStartMb: round1(rssAtStartMb), rssAfterRoundMb: rssAfterRoundMb.map(round1), extendP50Ms: median(extendMs), refreshMissP50Ms: median(missMs), refreshHitP50Ms: median(hitMs) };
 }
 
 function abortOnSignals(): AbortSignal {

@@ -316,7 +316,7 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
         return;
       }
       lowWaterExtents = thinlv.settings.lowWaterExtents;
-      await allocator.refreshMetadata(fresh, info.appliedSeq);
+      await allocator.refreshMetadata(fresh, info.appliedSeq, thinlv);
     },
   });
   const pollGrants = grantFollower({

@@ -19,13 +19,35 @@ export function ownCopy(text: string): string {
   return copy === text ? copy : (JSON.parse(JSON.stringify(text)) as string);
 }
 
-/** Copies strings, once per distinct value. */
+/**
+ * Distinct lists one table shares. Past this many a list is copied for each caller, so a
+ * table stays small on a VG whose LVs all carry different tags.
+ */
+export const MAX_SHARED_LISTS = 4096;
+
+/** Copies strings, once per distinct value; and lists of them (sharedList). */
 export class StringTable {
   private readonly strings = new Map<string, string>();
+  private readonly lists = new Map<string, readonly string[]>();
 
   shared(text: string): string {
     let own = this.strings.get(text);
     if (own === undefined) this.strings.set(text, (own = ownCopy(text)));
+    return own;
+  }
+
+  /**
+   * `items` as a frozen list of shared strings, one list per distinct value: on a pool every
+   * LV of one host and one size carries the same tags, and 10,000 copies of a two-tag list
+   * are 0.6 MB of a host daemon's layout (issue 14). Frozen, since every holder sees it.
+   */
+  sharedList(items: readonly string[]): readonly string[] {
+    const key = JSON.stringify(items);
+    let own = this.lists.get(key);
+    if (own === undefined) {
+      own = Object.freeze(items.map((item) => this.shared(item)));
+      if (this.lists.size < MAX_SHARED_LISTS) this.lists.set(key, own);
+    }
     return own;
   }
 }
@@ -41,5 +63,5 @@ export function ownLvLayout(lv: LvLayout, table: StringTable): LvLayout {
     type: table.shared(segment.type),
     stripes: segment.stripes.map((stripe) => ({ pv: table.shared(stripe.pv), firstExtent: stripe.firstExtent })),
   });
-  return { name: ownCopy(lv.name), uuid: ownCopy(lv.uuid), tags: lv.tags.map((tag) => table.shared(tag)), activationSkip: lv.activationSkip, segments: lv.segments.map(segmentOf) };
+  return { name: ownCopy(lv.name), uuid: ownCopy(lv.uuid), tags: table.sharedList(lv.tags), activationSkip: lv.activationSkip, segments: lv.segments.map(segmentOf) };
 }

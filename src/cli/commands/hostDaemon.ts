@@ -13,6 +13,7 @@ import { faultsFromSpec } from '../../faults.js';
 import { MAX_OUT_OF_SPACE_WAIT_MS } from '../../host/allocator.js';
 import { startHostDaemon, type DaemonStop } from '../../host/hostDaemon.js';
 import { defaultSocketPath } from '../../host/socketPath.js';
+import { keepHeapSmall } from '../../host/heapPolicy.js';
 import { MAX_LEASE_RENEW_MS, MIN_LEASE_RENEW_MS } from '../../ownership/index.js';
 import { PROTOCOL_VERSION } from '../../host/protocol.js';
 import { newRequestId, requestOnce } from '../../host/socketServer.js';
@@ -44,6 +45,8 @@ export interface HostRunArgs {
 }
 
 export async function runHostDaemon(context: CommandContext, args: HostRunArgs): Promise<number> {
+  // Before anything of the VG is read: see heapPolicy.ts (issue 14's 100 MB).
+  keepHeapSmall();
   validateVgName(args.vg);
   validateHostName(args.host);
   if (!Number.isSafeInteger(args.outOfSpaceWaitMs) || args.outOfSpaceWaitMs < 0 || args.outOfSpaceWaitMs > MAX_OUT_OF_SPACE_WAIT_MS) {
