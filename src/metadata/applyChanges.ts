@@ -5,8 +5,9 @@
 // under the VG lock, and writes the result only when both agree it is valid.
 
 import { CommitError, ErrorCode } from '../errors.js';
+import { assertPhysicalRange } from '../extent/argumentChecks.js';
 import { ExtentError } from '../extent/extentErrors.js';
-import { appendSegments, coalesceSegments, removeExtentsFromSegments } from '../extent/segments.js';
+import { appendSegments, assertValidSegments, coalesceSegments, removeExtentsFromSegments } from '../extent/segments.js';
 import type { LinearSegment, PhysicalRange } from '../extent/types.js';
 import type { ConfigEntry } from '../lvm/configTree.js';
 import { configInt, configString } from '../lvm/configTree.js';
@@ -175,6 +176,116 @@ class PendingRemovals {
   }
 }
 
+/**
+ * Adds `ranges` to `mapped` (sorted, disjoint ranges an LV maps) while each is well formed
+ * and maps no extent already there; false at the first that is not (`mapped` is then
+ * spoilt and must be dropped). A range that continues the one before it on its PV is merged
+ * into it, so an LV growing at its tail keeps a short list and the insertion costs nothing.
+ */
+function addDisjoint(mapped: PhysicalRange[], ranges: readonly PhysicalRange[]): boolean {
+  for (const range of ranges) {
+    try {
+      assertPhysicalRange(range, 'range');
+    } catch (error) {
+      if (error instanceof ExtentError) return false;
+      throw error;
+    }
+    // The first entry after `range` in (pv, firstExtent) order.
+    let low = 0;
+    let high = mapped.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      const candidate = mapped[middle]!;
+      if (candidate.pv < range.pv || (candidate.pv === range.pv && candidate.firstExtent <= range.firstExtent)) low = middle + 1;
+      else high = middle;
+    }
+    const before = mapped[low - 1];
+    const after = mapped[low];
+    const end = range.firstExtent + range.extentCount;
+    if (before !== undefined && before.pv === range.pv && before.firstExtent + before.extentCount > range.firstExtent) return false;
+    if (after !== undefined && after.pv === range.pv && after.firstExtent < end) return false;
+    if (before !== undefined && before.pv === range.pv && before.firstExtent + before.extentCount === range.firstExtent) {
+      mapped[low - 1] = { pv: before.pv, firstExtent: before.firstExtent, extentCount: before.extentCount + range.extentCount };
+    } else {
+      mapped.splice(low, 0, { pv: range.pv, firstExtent: range.firstExtent, extentCount: range.extentCount });
+    }
+  }
+  return true;
+}
+
+/**
+ * Extents appended to LVs, appended to each LV once. Replaying a pass appends each journal
+ * record's ranges to its LV, and appending them one record at a time validated and copied
+ * the LV's whole segment list for each: N records onto an LV of S segments cost N x S. Each
+ * range is still checked as it comes, against what the LV maps and what the batch appended
+ * before it (a binary search), so a range mapped twice is refused at the change that names
+ * it, with the error it always had; the flush appends them all at once, and appendSegments
+ * checks the whole result again.
+ */
+class PendingAppends {
+  private readonly pending = new Map<string, { mapped: PhysicalRange[]; appends: { index: number; ranges: readonly PhysicalRange[] }[] }>();
+
+  constructor(
+    private readonly lvs: Map<string, LvMetadata>,
+    private readonly replaceSegments: (lv: LvMetadata, segments: readonly LinearSegment[]) => void,
+  ) {}
+
+  add(lv: LvMetadata, index: number, ranges: readonly PhysicalRange[]): void {
+    let entry = this.pending.get(lv.name);
+    if (entry === undefined) {
+      const segments = editableLinear(lv, index);
+      // As appendSegments does first: an LV whose own segments are wrong is refused at its first append.
+      withExtentErrors(index, () => assertValidSegments(segments, 'lvSegments'));
+      entry = { mapped: sortedRanges(segments), appends: [] };
+      this.pending.set(lv.name, entry);
+    }
+    if (addDisjoint(entry.mapped, ranges)) {
+      entry.appends.push({ index, ranges });
+      return;
+    }
+    // A malformed range or one mapped twice: appended now, on the LV as the earlier appends
+    // left it, so it is refused exactly as it always was.
+    this.pending.delete(lv.name);
+    this.appendAll(lv.name, entry.appends);
+    const current = this.lvs.get(lv.name)!;
+    this.replaceSegments(current, withExtentErrors(index, () => appendSegments(editableLinear(current, index), ranges)));
+  }
+
+  flush(name: string): void {
+    const entry = this.pending.get(name);
+    if (entry === undefined) return;
+    this.pending.delete(name);
+    this.appendAll(name, entry.appends);
+  }
+
+  flushAll(): void {
+    for (const name of [...this.pending.keys()]) this.flush(name);
+  }
+
+  private appendAll(name: string, list: readonly { index: number; ranges: readonly PhysicalRange[] }[]): void {
+    if (list.length === 0) return;
+    const lv = this.lvs.get(name)!;
+    const segments = editableLinear(lv, list[0]!.index);
+    try {
+      this.replaceSegments(lv, appendSegments(segments, list.flatMap((append) => append.ranges)));
+    } catch (error) {
+      if (!(error instanceof ExtentError)) throw error;
+      // The checks as they came should have refused it: a pair assertion that failed. Name
+      // the change that fails, one at a time, rather than a batch.
+      let grown = segments;
+      for (const append of list) grown = withExtentErrors(append.index, () => appendSegments(grown, append.ranges));
+      throw error;
+    }
+  }
+}
+
+/** The LVs whose pending appends a change must see done: all it touches, but an append's own target. */
+function appendsFlushedBy(change: MetadataChange): string[] {
+  if (change.kind === 'appendRanges') return [];
+  if (change.kind === 'moveRanges') return [change.fromLv];
+  return lvsTouched(change);
+}
+
 /** Applies `changes` in order to `vg`; throws INVALID_BATCH before anything is written if any change or the result is invalid. */
 export function applyChanges(vg: VgMetadata, changes: readonly MetadataChange[], identity: NewLvIdentity): VgMetadata {
   if (changes.length > MAX_CHANGES_PER_BATCH) {
@@ -206,9 +317,12 @@ export function applyChanges(vg: VgMetadata, changes: readonly MetadataChange[],
   };
 
   const removals = new PendingRemovals(lvs, replaceSegments);
+  const appends = new PendingAppends(lvs, replaceSegments);
   changes.forEach((change, index) => {
-    // Any change but a move out of it sees an LV with its pending removals done.
+    // Any change but a move out of it sees an LV with its pending removals done, and any but
+    // an append to it with its pending appends done: an LV never has both pending.
     for (const name of lvsTouched(change)) removals.flush(name);
+    for (const name of appendsFlushedBy(change)) appends.flush(name);
     switch (change.kind) {
       case 'createLv': {
         const problem = invalidNameReason(change.name, 'LV');
@@ -257,8 +371,7 @@ export function applyChanges(vg: VgMetadata, changes: readonly MetadataChange[],
         break;
       }
       case 'appendRanges': {
-        const lv = lvNamed(change.lv, index);
-        replaceSegments(lv, withExtentErrors(index, () => appendSegments(editableLinear(lv, index), change.ranges)));
+        appends.add(lvNamed(change.lv, index), index, change.ranges);
         break;
       }
       case 'moveRanges': {
@@ -266,7 +379,7 @@ export function applyChanges(vg: VgMetadata, changes: readonly MetadataChange[],
         const from = lvNamed(change.fromLv, index);
         const to = lvNamed(change.toLv, index);
         removals.add(from, index, change.ranges);
-        replaceSegments(to, withExtentErrors(index, () => appendSegments(editableLinear(to, index), change.ranges)));
+        appends.add(to, index, change.ranges);
         break;
       }
       case 'releaseRanges': {
@@ -293,6 +406,7 @@ export function applyChanges(vg: VgMetadata, changes: readonly MetadataChange[],
   });
 
   removals.flushAll();
+  appends.flushAll();
   const next: VgMetadata = { ...vg, tags: vgTags, lvs: [...lvs.values()] };
   const errors = checkLayout(next).filter((f: Finding) => f.severity === 'error');
   if (errors.length > 0) {

@@ -563,3 +563,75 @@ describe('applyChanges: model-based', () => {
     },
   );
 });
+
+// A replay appends many records to a few LVs in one batch; applyChanges appends each LV's
+// records at once (linear in the batch), checking each range as it comes. These batches
+// are long runs of appends to the same LVs, to catch a wrong merge or a check skipped.
+
+/** Single-extent appends to alpha and beta in a random order: moves out of a pool LV (loop1 0-31) and appends of free extents (loop1 32-63). */
+const appendRunArbitrary = fc.record({
+  order: fc.array(fc.nat(63), { minLength: 20, maxLength: 60 }).map((picks) => [...new Set(picks)]),
+  targets: fc.array(fc.boolean(), { minLength: 60, maxLength: 60 }),
+  moved: fc.array(fc.boolean(), { minLength: 60, maxLength: 60 }),
+});
+
+function appendRun({ order, targets, moved }: { order: number[]; targets: boolean[]; moved: boolean[] }): { vg: VgMetadata; changes: MetadataChange[] } {
+  const vg: VgMetadata = { ...smallVg(), lvs: [...smallVg().lvs, lv('pool', [linear(0, '/dev/loop1', 0, 32)])] };
+  const changes = order.map((extent, i): MetadataChange => {
+    const lvName = targets[i] ? 'alpha' : 'beta';
+    const fromPool = moved[i] ?? false;
+    const firstExtent = fromPool ? extent % 32 : 32 + (extent % 32);
+    return fromPool
+      ? { kind: 'moveRanges', fromLv: 'pool', toLv: lvName, ranges: [{ pv: '/dev/loop1', firstExtent, extentCount: 1 }] }
+      : { kind: 'appendRanges', lv: lvName, ranges: [{ pv: '/dev/loop1', firstExtent, extentCount: 1 }] };
+  });
+  // The same extent drawn twice (modulo 32) would be a double use: keep the first.
+  const seen = new Set<number>();
+  return {
+    vg,
+    changes: changes.filter((change) => {
+      const extent = (change.kind === 'moveRanges' || change.kind === 'appendRanges' ? change.ranges[0]! : { firstExtent: -1 }).firstExtent;
+      if (seen.has(extent)) return false;
+      seen.add(extent);
+      return true;
+    }),
+  };
+}
+
+describe('applyChanges: many appends to the same LVs', () => {
+  test.prop([appendRunArbitrary], { numRuns: 100 })('appending at once equals appending one change at a time', (run) => {
+    const { vg, changes } = appendRun(run);
+    const identity = countingIdentity();
+    const oneByOne = changes.reduce((current, change) => applyChanges(current, [change], identity), vg);
+    const atOnce = applyChanges(deepFreeze(vg), changes, countingIdentity());
+    expect(atOnce).toEqual(oneByOne);
+    const appended = expand(changes.flatMap((c) => (c.kind === 'appendRanges' && c.lv === 'alpha') || (c.kind === 'moveRanges' && c.toLv === 'alpha') ? c.ranges : []));
+    expect(extentsInOrder(lvNamed(atOnce, 'alpha').segments)).toEqual([...extentsInOrder(lvNamed(vg, 'alpha').segments), ...appended]);
+  });
+
+  test.prop([appendRunArbitrary, fc.nat(), fc.boolean(), fc.constantFrom('earlierAppend', 'ownExtent', 'withinChange')], { numRuns: 100 })(
+    'an append of an extent the LV already maps, or an earlier change of the batch appended to it, is refused at that change',
+    (run, position, toAlpha, how) => {
+      const { vg, changes } = appendRun(run);
+      const lvName = toAlpha ? 'alpha' : 'beta';
+      const earlier = changes
+        .slice(0, position % (changes.length + 1))
+        .flatMap((c) => ((c.kind === 'appendRanges' && c.lv === lvName) || (c.kind === 'moveRanges' && c.toLv === lvName) ? c.ranges : []));
+      const at = position % (changes.length + 1);
+      const ranges: PhysicalRange[] = {
+        // An extent appended to the same LV earlier in this batch (or, with none, one it held before).
+        earlierAppend: [earlier[earlier.length - 1] ?? { pv: '/dev/loop0', firstExtent: toAlpha ? 3 : 12, extentCount: 1 }],
+        ownExtent: [{ pv: '/dev/loop0', firstExtent: toAlpha ? 22 : 11, extentCount: 1 }],
+        // Two free extents of loop0 nothing else uses, named twice in one change.
+        withinChange: [{ pv: '/dev/loop0', firstExtent: 40, extentCount: 2 }, { pv: '/dev/loop0', firstExtent: 41, extentCount: 1 }],
+      }[how];
+      const bad: MetadataChange = { kind: 'appendRanges', lv: lvName, ranges };
+      // A later bad change too: a check put off to the end of the batch would name that one.
+      const later: MetadataChange = { kind: 'removeLv', name: 'nosuch' };
+      const batch = [...changes.slice(0, at), bad, ...changes.slice(at), later];
+      const error = invalidBatchOf(() => applyChanges(deepFreeze(structuredClone(vg)), batch, countingIdentity()));
+      expect(error.data['changeIndex']).toBe(at);
+      expect(error.message).toMatch(/twice/);
+    },
+  );
+});
