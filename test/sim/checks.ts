@@ -9,6 +9,8 @@
 //       once, at the logical position the host used (per extent here; ackLedger.ts
 //       keeps the acknowledgements)
 //   I6  an active LV's dm table equals its metadata segments plus its unreplayed ones
+//   I8  a commit never cuts a thin LV a host holds (and journalWriters.ts: one
+//       daemon writes a host's journal)
 //   and a host's applied grant generation is one its grants LV reached in metadata
 //   and the master consumes a journal only through what metadata says is applied.
 
@@ -256,6 +258,17 @@ export function ackExtents(ack: Ack): { logical: number; want: string }[] {
 export function checkAckExtent(ack: Ack, layout: readonly LinearSegment[], logical: number, want: string): void {
   const found = physicalAt(layout, logical);
   if (found !== want) violated(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv}: logical extent ${logical} is ${found ?? 'missing'}, the host gave it ${want}`);
+}
+
+/**
+ * I8 at a commit that shrank thin LV `lvName` (as `before` names it): no host held it
+ * across the commit. A holder may have mapped the extents cut (its table, its VM's data)
+ * and may extend the LV again at positions the cut moved; only a holder whose release
+ * this commit applied (`releasedBy`) gave it up first.
+ */
+export function checkCutUnheld(before: VgMetadata, lvName: string, releasedBy: ReadonlySet<string>): void {
+  const owner = thinlvOf(before).thinLvs.get(lvName)?.owner;
+  if (owner !== undefined && !releasedBy.has(owner)) violated(`I8: a commit cut thin LV ${lvName} while host ${owner} held it (it may map the extents cut)`);
 }
 
 /** I6 for one live host: each active LV's kernel table is metadata plus unreplayed segments. */

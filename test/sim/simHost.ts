@@ -10,6 +10,8 @@
 // daemon for the host waits out the first or is refused, and a daemon that loses
 // its lease, is asked to stop (host remove) or finds itself removed stops: it
 // halts its allocator, releases the lease (unless lost) and exits.
+// A paused daemon (freezer.ts) wakes from no sleep until thawed, so its renewals
+// stop; every journal write is first shown to the I8 ledger (journalWriters.ts).
 
 import { MAX_FULL_WAIT_MS, openRingReader, openRingWriter, type BlockRegion, type RingWriter } from '../../journal/index.js';
 import type { FakeDeviceMapper } from '../../src/dm/fakeDeviceMapper.js';
@@ -31,6 +33,7 @@ import { acquireLease, type HeldLease } from '../../src/ownership/index.js';
 import type { JournalRecord } from '../../src/records/records.js';
 import { leaseLocation, openLeaseRegion, ringLocation, type RegionOpener } from '../../src/rings/ringRegions.js';
 import type { ActiveLv, HostState } from '../../src/state/hostState.js';
+import type { JournalWriters } from './journalWriters.js';
 import type { SharedReports } from './sharedReports.js';
 import type { SimKernel, SimProcess } from './simKernel.js';
 
@@ -94,6 +97,12 @@ export interface SimHostDeps {
   readonly leaseRenewMs: number;
   /** Draws this daemon's lease owner id (deterministic in the simulator). */
   readonly newOwnerId: () => string;
+  /** While the daemon is frozen (freezer.ts), what its effects and timers' wake-ups wait for. */
+  readonly effectGate?: (proc: SimProcess) => Promise<void> | undefined;
+  /** I8: told when this daemon takes the lease and before each write to its journal (journalWriters.ts). */
+  readonly journalWriters?: JournalWriters;
+  /** A slow journal write: how long this record's append waits before it starts (0: none). */
+  readonly journalDelayMs?: (record: JournalRecord) => number;
 }
 
 const MAX_START_METADATA_READS = 10;
@@ -152,16 +161,18 @@ export class SimHost {
 
   private static async serve(deps: SimHostDeps, lease: HeldLease, first: { vg: VgLayout; info: { appliedSeq: number; journalLv: { uuid: string } } }, readLayout: () => Promise<typeof first>): Promise<SimHost> {
     const { vgName, host, kernel, proc } = deps;
+    const sleep = sleepOf(deps);
+    deps.journalWriters?.took(lease.leaseId, proc.toString());
     let layout = first;
     const journalLocation = ringLocation(layout.vg, hostLvNames(host).journal);
-    const journalRegion: BlockRegion = await deps.regions.open(journalLocation);
+    const journalRegion = watchedWrites(await deps.regions.open(journalLocation), () => deps.journalWriters?.writes(lease.leaseId, proc.toString(), host));
     const grantsLocation = ringLocation(layout.vg, hostLvNames(host).grants);
     const grantsRegion = await deps.regions.open(grantsLocation);
     const writer: RingWriter = await openRingWriter(journalRegion, {
       ringId: journalLocation.ringId,
       onFull: { waitMs: Math.max(1, Math.min(deps.outOfSpaceWaitMs, MAX_FULL_WAIT_MS)) },
       nowMs: () => kernel.nowMs(),
-      sleepMs: (ms) => kernel.sleep(proc, ms),
+      sleepMs: sleep,
     });
     // Keyed by the journal LV's uuid, as hostDaemon.ts opens it: a re-added host starts clean.
     const state = deps.states.open(journalLocation.ringId, proc, kernel);
@@ -178,6 +189,8 @@ export class SimHost {
     const leased = leasedJournal(writer, lease, { vg: vgName, host });
     const journal: HostJournal = {
       append: async (record) => {
+        const delayMs = deps.journalDelayMs?.(record) ?? 0;
+        if (delayMs > 0) await sleep(delayMs);
         const result = await leased.append(record);
         written.set(result.seq, record);
         return result;
@@ -214,7 +227,7 @@ export class SimHost {
         journal,
         dm,
         nowMs: () => kernel.nowMs(),
-        sleepMs: (ms) => kernel.sleep(proc, ms),
+        sleepMs: sleep,
         dmName,
         refreshMetadata: () => refresh(),
         onActivityChange: async (activeLvs, changed) => {
@@ -284,10 +297,35 @@ export class SimHost {
 async function takeLease(deps: SimHostDeps, vg: VgLayout): Promise<HeldLease> {
   const location = leaseLocation(vg, deps.host);
   const region = await openLeaseRegion(deps.regions, location);
-  const effects = { region, nowMs: () => deps.kernel.nowMs(), sleepMs: (ms: number) => deps.kernel.sleep(deps.proc, ms), newOwnerId: deps.newOwnerId };
+  const effects = { region, nowMs: () => deps.kernel.nowMs(), sleepMs: sleepOf(deps), newOwnerId: deps.newOwnerId };
   const lease = await acquireLease(effects, { leaseId: location.ringId, holder: `sim ${deps.proc}` }, { renewIntervalMs: deps.leaseRenewMs });
   lease.startRenewing();
   return lease;
+}
+
+/** The daemon's sleep: a frozen daemon's wake-up waits until it thaws (its renewals stop meanwhile). */
+function sleepOf(deps: SimHostDeps): (ms: number) => Promise<void> {
+  return async (ms) => {
+    await deps.kernel.sleep(deps.proc, ms);
+    await deps.effectGate?.(deps.proc);
+  };
+}
+
+/** `region`, with `beforeWrite` called as each write starts (the I8 check). */
+function watchedWrites(region: BlockRegion, beforeWrite: () => void): BlockRegion {
+  const readInto = region.readInto?.bind(region);
+  return {
+    sizeBytes: region.sizeBytes,
+    description: region.description,
+    allocateBuffer: (lengthBytes) => region.allocateBuffer(lengthBytes),
+    read: (offsetBytes, lengthBytes) => region.read(offsetBytes, lengthBytes),
+    ...(readInto === undefined ? {} : { readInto }),
+    write: (offsetBytes, data) => {
+      beforeWrite();
+      return region.write(offsetBytes, data);
+    },
+    close: () => region.close(),
+  };
 }
 
 function freeRangesOf(vg: VgLayout, host: string) {

@@ -30,15 +30,18 @@ import { planReplay } from '../../src/replay/planReplay.js';
 import type { VgMetadata } from '../../src/metadata/vgModel.js';
 import { hostLvNames } from '../../src/format/thinlvVg.js';
 import { ringLocation } from '../../src/rings/ringRegions.js';
+import type { JournalRecord } from '../../src/records/records.js';
 import { Prng } from './prng.js';
 import { AckLedger } from './ackLedger.js';
-import { type CheckerReaders, checkExtents, checkPools, checkTables, freeExtentCountOf, InvariantViolation, Layouts, readUnreplayed, thinlvOf } from './checks.js';
+import { type CheckerReaders, checkCutUnheld, checkExtents, checkPools, checkTables, freeExtentCountOf, InvariantViolation, Layouts, readUnreplayed, thinlvOf } from './checks.js';
 import { SimPv, simRegionOpener, type WritePlan } from './simDisk.js';
 import { SharedReports } from './sharedReports.js';
 import { SimHost, SimHostStateStore, silentLog } from './simHost.js';
 import { drainMicrotasks, SimCrash, SimKernel, SimProcess } from './simKernel.js';
 import { initialVgMetadata, SimLvm, UnexpectedLvmCall } from './simLvm.js';
 import { ExtendTargets, SMALL_EXTEND_MAX_EXTENTS } from './extendTargets.js';
+import { Freezer } from './freezer.js';
+import { JournalWriters } from './journalWriters.js';
 
 export interface SimOptions {
   readonly seed: number;
@@ -72,7 +75,7 @@ export interface SimOptions {
   readonly extendWaves?: number;
   /** Weight of a scheduled master pass among the step kinds (an extend burst weighs 40; the daemon's poll, which passes when a host waits or runs low, 6). */
   readonly passWeight?: number;
-  /** Multiplies the weights of host remove, declare-dead, second daemons, lvrename and master deflates (issue 13). */
+  /** Multiplies the weights of host remove, declare-dead, second daemons, daemon pauses, lvrename and master deflates (issue 13). */
   readonly membershipRate?: number;
   /** Share of deactivations that deflate (`lvchange -an --deflate`). */
   readonly deflateChance?: number;
@@ -240,6 +243,11 @@ export class Simulator {
   /** The uuid of the LV a master deflate (lvresize -L) is cutting, while it runs. */
   private masterDeflating: string | undefined;
   private readonly unfinishedAdds = new Set<string>();
+  /** Daemons stopped (a paused VM, SIGSTOP): the `pauseDaemon` step, thawed at `thawAtMs`. */
+  private readonly freezer = new Freezer();
+  private paused: { daemon: SimHost; thawAtMs: number } | undefined;
+  /** I8 on its own: who may write each host's journal. */
+  private readonly journalWriters = new JournalWriters((message) => (this.failure ??= message));
   /** When each host last refused to grow an LV past its virtual size (extendTargets.ts). */
   private readonly sizeRefusedAt = new WeakMap<SimHost, Map<string, number>>();
   readonly stats: SimStats;
@@ -335,6 +343,7 @@ export class Simulator {
           const again = planReplay(pass.vg, thinlv, left);
           const moved = again.changes.filter((c) => c.kind === 'moveRanges');
           if (pass.didCommit && moved.length > 0) this.failure ??= `I5: replaying the pass's records again on its own commit would move ${moved.length} more ranges`;
+          for (const deflate of pass.replay.deflates) if (!deflate.applied) this.count(`deflate (host) skipped: ${deflate.reason?.startsWith('held') ? 'held by a host' : 'gone'}`);
           this.settleAcks(pass.vg);
         },
       },
@@ -366,11 +375,12 @@ export class Simulator {
     try {
       const replayed = [...(await readUnreplayed(before, this.checkerRegions, this.checkerReaders)).values()].flatMap((host) => {
         const info = thinlvOf(after).hosts.get(host.host);
-        return info === undefined || info.journalLv.uuid !== host.journalRingId ? [] : host.records.filter((r) => r.seq <= info.appliedSeq).map((r) => r.record);
+        return info === undefined || info.journalLv.uuid !== host.journalRingId ? [] : host.records.filter((r) => r.seq <= info.appliedSeq).map((r) => ({ host: host.host, record: r.record }));
       });
       const cut = new Map<string, number>();
       for (const lv of shrunk) {
-        const deflated = this.masterDeflating === lv.uuid || replayed.some((r) => r.kind === 'deflate' && r.lvUuid === lv.uuid);
+        checkCutUnheld(before, lv.name, new Set(replayed.filter(({ record: r }) => r.kind === 'release' && r.lvUuid === lv.uuid).map((r) => r.host)));
+        const deflated = this.masterDeflating === lv.uuid || replayed.some(({ record: r }) => r.kind === 'deflate' && r.lvUuid === lv.uuid);
         if (deflated) cut.set(lv.uuid, lvExtentCount(afterByUuid.get(lv.uuid)!));
       }
       this.acks.settle(after, cut);
@@ -421,6 +431,7 @@ export class Simulator {
   /** The simulator's turn at an effect point: crash the process, or run other work in between. */
   private async atPoint(proc: SimProcess, label: string): Promise<void> {
     if (proc.kind === 'checker') return;
+    await this.freezer.effectGate(proc);
     const crashP = proc.kind === 'master' ? this.o.masterCrashPerPoint : this.o.hostCrashPerPoint;
     if (this.prng.chance(crashP)) {
       this.countCrash(proc, label);
@@ -486,8 +497,10 @@ export class Simulator {
    * state) past the local flock (another lock directory, a container), which the lease must
    * refuse. (One on another machine that outlives the first would leave the first machine's
    * tables mapped with nobody holding their LVs: that is fencing's job, not the lease's.)
+   * `machine`: the device-mapper of another machine the host's daemon starts on (HA
+   * restarted the host there while its first daemon is paused: pauseDaemon).
    */
-  private startHost(name: string, duplicate = false): void {
+  private startHost(name: string, duplicate = false, machine?: FakeDeviceMapper): void {
     const slot = this.slotOf(name);
     const proc = new SimProcess(duplicate ? `${name}b` : name, 'host', ++slot.incarnation);
     if (duplicate) slot.duplicateStarting = true;
@@ -501,7 +514,7 @@ export class Simulator {
       lvm: this.lvm.runner(proc, this.kernel, { readOnly: true }),
       reports: this.reports,
       regions: simRegionOpener(this.pvs, proc, this.kernel, this.writePlan),
-      dm: this.dmOf(name),
+      dm: machine ?? this.dmOf(name),
       states: this.states,
       faults: this.faultPoints(proc),
       outOfSpaceWaitMs: 2_000,
@@ -509,6 +522,9 @@ export class Simulator {
       skipStaleGrants: this.o.workaroundStaleGrant,
       leaseRenewMs: LEASE_RENEW_MS,
       newOwnerId: () => (++this.ownerIdSerial).toString(16).padStart(16, '0'),
+      effectGate: (p) => this.freezer.effectGate(p),
+      journalWriters: this.journalWriters,
+      journalDelayMs: (record) => this.journalDelayMs(record),
     });
     void started.finally(() => slot.startingProcs.delete(proc)).catch(() => undefined);
     started.then(
@@ -551,7 +567,7 @@ export class Simulator {
       if (left === 0) host.pendingByLv.delete(lv);
       else host.pendingByLv.set(lv, left);
     };
-    run().then(
+    this.freezer.whenRunning(host.proc, run).then(
       (value) => {
         settled();
         this.note(`${what} -> ${done(value)}`);
@@ -718,9 +734,22 @@ export class Simulator {
         this.count('deflate (host) journaled');
         return `ok deflate seq ${r.deflate?.seq}`;
       }, lv);
+      if (this.prng.chance(0.5)) this.startMigrationTarget(host, lv);
       return;
     }
     this.hostOp(host, `${host.proc} deactivate ${lv}`, () => host.allocator.deactivate(lv), () => 'ok', lv);
+  }
+
+  /**
+   * Live migration: the VM's disk is activated on another host while the source deactivates
+   * it (its claim and the source's release may reach the master in one pass, the source's
+   * deflate record in a later one: see journalDelayMs).
+   */
+  private startMigrationTarget(source: SimHost, lv: string): void {
+    const targets = this.liveHosts().filter((h) => h.halted === undefined && h.deps.host !== source.deps.host && this.hasRoomInQueue(h, lv));
+    if (targets.length === 0) return;
+    const target = this.prng.pick(targets);
+    this.hostOp(target, `${target.proc} activate ${lv} (migration)`, () => target.allocator.activate(lv), (table) => `ok ${table.length} lines`, lv);
   }
 
   private startRefresh(): void {
@@ -930,6 +959,54 @@ export class Simulator {
     }
   }
 
+  /**
+   * Stops a running daemon past its lease (issue 13): the host's VM is paused, its renewals
+   * stop and requests to it wait in its socket; mostly, HA restarts the host elsewhere (the
+   * same SQLite state, another machine's device-mapper) and that daemon takes the lease
+   * over and serves meanwhile. Thawed 0.6 to 4 s later (thawIfDue), the first must halt
+   * without writing its journal again (I8) or acknowledging what it cannot keep (I3).
+   * (On one machine the local flock keeps a second daemon out while the first is stopped.)
+   */
+  private pauseDaemon(): void {
+    const hosts = [...this.hosts.keys()].sort().filter((name) => {
+      const slot = this.hosts.get(name)!;
+      const daemon = slot.live;
+      return daemon !== undefined && daemon.proc.alive && !daemon.exited && daemon.halted === undefined && slot.duplicate === undefined && !slot.duplicateStarting && this.isMember(name);
+    });
+    if (hosts.length === 0) return;
+    const host = this.prng.pick(hosts);
+    const daemon = this.slotOf(host).live!;
+    this.freezer.freeze(daemon.proc);
+    this.paused = { daemon, thawAtMs: this.kernel.nowMs() + this.prng.between(600, 4_000) };
+    const takeover = this.prng.chance(0.8);
+    this.note(`${daemon.proc} paused until t=${this.paused.thawAtMs}${takeover ? ', a second daemon takes over' : ''}`);
+    this.count(`daemon paused${takeover ? ', taken over' : ''}`);
+    if (takeover) this.startHost(host, true, new FakeDeviceMapper());
+  }
+
+  /** Thaws the paused daemon once due (at once if it died): its queued requests or its woken timers first. */
+  private async thawIfDue(): Promise<void> {
+    const paused = this.paused;
+    if (paused === undefined || (paused.daemon.proc.alive && this.kernel.nowMs() < paused.thawAtMs)) return;
+    this.paused = undefined;
+    const requestsFirst = this.prng.chance(0.5);
+    this.note(`${paused.daemon.proc} thawed, ${requestsFirst ? 'queued requests' : 'timers'} first`);
+    await this.freezer.thaw(paused.daemon.proc, requestsFirst, drainMicrotasks);
+    await drainMicrotasks();
+    const daemon = paused.daemon;
+    this.count(`paused daemon ${!daemon.proc.alive && daemon.halted === undefined ? 'crashed' : daemon.halted !== undefined ? `halted on thawing (${daemon.halted})` : 'ran on'}`);
+  }
+
+  /**
+   * A slow journal write (a SAN stall): half of the deflate records of `lvchange -an
+   * --deflate` start 0.2 to 3 s after the release before them, while the master may replay
+   * the release and another host claim the LV: the deflate then reaches the master for an
+   * LV another host holds, which replay must leave alone (I8).
+   */
+  private journalDelayMs(record: JournalRecord): number {
+    return record.kind === 'deflate' && this.prng.chance(0.5) ? this.prng.between(200, 3_000) : 0;
+  }
+
   /** A second daemon for a member host (issue 13): the host lease must refuse it while the first runs. */
   private startDuplicate(): void {
     const candidates = [...thinlvOf(this.lvm.metadata).hosts.keys()].sort().filter((h) => {
@@ -1029,6 +1106,7 @@ export class Simulator {
       duplicateDaemon: 0.15 * rate,
       lvrename: masterUp ? 0.5 * rate : 0,
       lvdeflate: masterUp ? 0.4 * rate : 0,
+      pauseDaemon: this.paused === undefined ? 0.1 * rate : 0,
     });
     switch (action) {
       case 'extend':
@@ -1105,8 +1183,12 @@ export class Simulator {
       case 'lvdeflate':
         await this.deflateLv();
         break;
+      case 'pauseDaemon':
+        this.pauseDaemon();
+        break;
     }
     await drainMicrotasks();
+    await this.thawIfDue();
     await this.restartWhatCrashed();
   }
 
@@ -1123,6 +1205,11 @@ export class Simulator {
         slot.downUntilStep = this.step + this.prng.between(0, 20);
       }
       if (slot.duplicate !== undefined && (!slot.duplicate.proc.alive || slot.duplicate.exited)) slot.duplicate = undefined;
+      // A second daemon that took the lease over (the first was paused, or died while it watched) serves the host.
+      if (slot.live === undefined && slot.duplicate !== undefined) {
+        [slot.live, slot.duplicate] = [slot.duplicate, undefined];
+        this.dms.set(name, slot.live.deps.dm);
+      }
       if (slot.live === undefined && !slot.starting && this.isMember(name) && this.step >= slot.downUntilStep && this.prng.chance(0.3)) {
         this.stats.hostRestarts += 1;
         this.startHost(name);
@@ -1136,7 +1223,8 @@ export class Simulator {
     const vg = this.lvm.metadata;
     const unreplayed = await readUnreplayed(vg, this.checkerRegions, this.checkerReaders);
     checkExtents(vg, unreplayed);
-    const live = this.liveHosts();
+    // A paused daemon does nothing; what it would find on thawing is checked when it runs again.
+    const live = this.liveHosts().filter((h) => !this.freezer.isFrozen(h.proc));
     checkPools(vg, unreplayed, live);
     const layouts = new Layouts(vg, unreplayed);
     // I3 first: a lost extend also leaves a table that disagrees, and the loss is the finding.

@@ -1,0 +1,78 @@
+// The simulator finds the guards that fixed real bugs (issue 13), through workloads and
+// checks of their own: the freezer holds a paused daemon's effects and requests until it
+// thaws, the journal-writer ledger reports a write by any daemon but the last to take the
+// host's lease (I8), and two seeds reach the guarded situations (each fails, at the step
+// named, with its guard removed: test/sim/README.md).
+
+import { describe, expect, test } from 'vitest';
+import { Freezer } from './freezer.js';
+import { JournalWriters } from './journalWriters.js';
+import { drainMicrotasks, SimProcess } from './simKernel.js';
+import { runSimulation, SimFailure, type SimOptions } from './simulator.js';
+
+describe('a paused daemon', () => {
+  test('runs no request and passes no effect until it thaws, then in the order asked', async () => {
+    const freezer = new Freezer();
+    const proc = new SimProcess('h1', 'host', 1);
+    const order: string[] = [];
+    freezer.freeze(proc);
+    void freezer.whenRunning(proc, async () => order.push('request'));
+    void freezer.effectGate(proc)!.then(() => order.push('effect'));
+    await drainMicrotasks();
+    expect(order).toEqual([]);
+    await freezer.thaw(proc, true, drainMicrotasks);
+    await drainMicrotasks();
+    expect(order).toEqual(['request', 'effect']);
+    expect(freezer.effectGate(proc)).toBeUndefined();
+  });
+});
+
+describe('I8: one daemon writes a host journal', () => {
+  test('a write by a daemon whose lease another took is reported; the taker writes freely', () => {
+    const violations: string[] = [];
+    const writers = new JournalWriters((message) => violations.push(message));
+    writers.took('ring-a', 'h1#1');
+    writers.writes('ring-a', 'h1#1', 'h1');
+    writers.took('ring-a', 'h1b#2');
+    writers.writes('ring-a', 'h1b#2', 'h1');
+    expect(violations).toEqual([]);
+    writers.writes('ring-a', 'h1#1', 'h1');
+    expect(violations).toEqual(["I8: h1#1 writes h1's journal while h1b#2 holds its lease"]);
+  });
+});
+
+async function run(options: SimOptions) {
+  try {
+    return await runSimulation(options);
+  } catch (error) {
+    // The message names the seed, the step, the command to reproduce and the last steps.
+    if (error instanceof SimFailure) throw new Error(error.message);
+    throw error;
+  }
+}
+
+describe('simulator: the guarded situations', () => {
+  test('a daemon paused past its lease and taken over halts on thawing, writing nothing (seed 1, --membership); the same seed gives the same run', async () => {
+    // Without leasedJournal's ensureHeld: "I8: h3#1 writes h3's journal while h3b#2 holds its lease" at step 111.
+    const options: SimOptions = { seed: 1, steps: 150, membershipRate: 10, deflateChance: 0.5 };
+    const first = await run(options);
+    const second = await run(options);
+    expect(second.traceHash, 'seed 1').toBe(first.traceHash);
+    expect(first.operations['daemon paused, taken over'], 'seed 1 pauses a daemon and another takes over').toBeGreaterThan(0);
+    const halted = Object.keys(first.operations).filter((outcome) => outcome.startsWith('paused daemon halted on thawing'));
+    expect(halted.length, `seed 1 outcomes ${JSON.stringify(first.operations)}`).toBeGreaterThan(0);
+  });
+
+  test('a deflate record that reaches the master after a migration target claimed the LV leaves it whole (the first seed that makes one, --membership)', async () => {
+    // Without planReplay's "held by host" skip: "I8: a commit cut thin LV ... while host ... held it"
+    // (README: default seeds 1-6 and --membership seeds 2, 4, 5 find it). The situation is rare
+    // per step and where it falls moves with any change to the code a run goes through, so
+    // seeds are tried in turn until one reaches it, every run checked throughout.
+    const reached: number[] = [];
+    for (let seed = 1; seed <= 24 && reached.length === 0; seed++) {
+      const stats = await run({ seed, steps: 600, membershipRate: 10, deflateChance: 0.5 });
+      if ((stats.operations['deflate (host) skipped: held by a host'] ?? 0) > 0) reached.push(seed);
+    }
+    expect(reached.length, 'no seed of 1 to 24 made a deflate record reach the master after another host claimed its LV').toBeGreaterThan(0);
+  }, 240_000);
+});
