@@ -25,6 +25,13 @@ import type { CommandContext, GlobalOptions } from './context.js';
 import { lvextendArgsOf, readFastArgv, type FastInvocation } from './fastArgv.js';
 import { exitQuietlyOnClosedPipe } from './output.js';
 import { lvmCompatInvocation, runLvmCompat } from '../lvmcompat/dispatch.js';
+import { keepHeapSmall } from '../host/heapPolicy.js';
+
+/** `thinlv [global options] host run ...` (a VG or host named "host" may match too: harmless). */
+function isHostRun(args: readonly string[]): boolean {
+  const index = args.indexOf('host');
+  return index >= 0 && args[index + 1] === 'run';
+}
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, operational: 3, internal: 4 } as const;
 
@@ -416,6 +423,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   return exitCode;
 }
 
+// A host daemon sets its heap policy before anything more is loaded (src/host/heapPolicy.ts):
+// set once the command's modules are, the young generation it keeps is whatever loading them
+// grew it to (1 to 8 MB from run to run). `host run` sets it again, which changes nothing.
+if (isHostRun(process.argv.slice(2))) keepHeapSmall();
 exitQuietlyOnClosedPipe();
 // An lvm-compatible command (`lvs ...` through a symlink, or `thinlv lvs ...`) prints and
 // exits as lvm does: it skips thinlv's option parser and error handler.
