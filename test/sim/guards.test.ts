@@ -1,7 +1,7 @@
 // The simulator finds the guards that fixed real bugs (issue 13), through workloads and
 // checks of their own: the freezer holds a paused daemon's effects and requests until it
 // thaws, the journal-writer ledger reports a write by any daemon but the last to take the
-// host's lease (I8), and two seeds reach the guarded situations (each fails, at the step
+// host's lease (I8), and seeded runs reach the guarded situations (each fails, at the step
 // named, with its guard removed: test/sim/README.md).
 
 import { describe, expect, test } from 'vitest';
@@ -52,16 +52,20 @@ async function run(options: SimOptions) {
 }
 
 describe('simulator: the guarded situations', () => {
-  test('a daemon paused past its lease and taken over halts on thawing, writing nothing (seed 1, --membership); the same seed gives the same run', async () => {
-    // Without leasedJournal's ensureHeld: "I8: h3#1 writes h3's journal while h3b#2 holds its lease" at step 111.
-    const options: SimOptions = { seed: 1, steps: 150, membershipRate: 10, deflateChance: 0.5 };
-    const first = await run(options);
-    const second = await run(options);
-    expect(second.traceHash, 'seed 1').toBe(first.traceHash);
-    expect(first.operations['daemon paused, taken over'], 'seed 1 pauses a daemon and another takes over').toBeGreaterThan(0);
-    const halted = Object.keys(first.operations).filter((outcome) => outcome.startsWith('paused daemon halted on thawing'));
-    expect(halted.length, `seed 1 outcomes ${JSON.stringify(first.operations)}`).toBeGreaterThan(0);
-  });
+  test('a daemon paused past its lease and taken over halts on thawing, writing nothing (the first seed that makes one, --membership); the same seed gives the same run', async () => {
+    // Without leasedJournal's ensureHeld: "I8: h3#1 writes h3's journal while h3b#2 holds its lease"
+    // (seed 1, step 111, when this was written). Where the situation falls moves with any change
+    // to the code a run goes through, so seeds are tried in turn until one reaches it.
+    const halted = (operations: Record<string, number>) => Object.keys(operations).some((outcome) => outcome.startsWith('paused daemon halted on thawing'));
+    let found: { options: SimOptions; traceHash: string } | undefined;
+    for (let seed = 1; seed <= 12 && found === undefined; seed++) {
+      const options: SimOptions = { seed, steps: 200, membershipRate: 10, deflateChance: 0.5 };
+      const stats = await run(options);
+      if ((stats.operations['daemon paused, taken over'] ?? 0) > 0 && halted(stats.operations)) found = { options, traceHash: stats.traceHash };
+    }
+    expect(found, 'no seed of 1 to 12 paused a daemon that another took over and that then halted on thawing').toBeDefined();
+    expect((await run(found!.options)).traceHash, `seed ${found!.options.seed}`).toBe(found!.traceHash);
+  }, 240_000);
 
   test('a deflate record that reaches the master after a migration target claimed the LV leaves it whole (the first seed that makes one, --membership)', async () => {
     // Without planReplay's "held by host" skip: "I8: a commit cut thin LV ... while host ... held it"
