@@ -121,6 +121,26 @@ function lvsTouched(change: MetadataChange): string[] {
 }
 
 /**
+ * `edit` applied to `segments` once, with the ranges of every change in `list`. When that
+ * is refused, the changes are applied one at a time, to name the change that fails (its
+ * index in the batch) rather than the batch.
+ */
+function inOneGo(
+  segments: readonly LinearSegment[],
+  list: readonly { readonly index: number; readonly ranges: readonly PhysicalRange[] }[],
+  edit: (segments: readonly LinearSegment[], ranges: readonly PhysicalRange[]) => LinearSegment[],
+): LinearSegment[] {
+  try {
+    return edit(segments, list.flatMap((change) => change.ranges));
+  } catch (error) {
+    if (!(error instanceof ExtentError)) throw error;
+    let current = segments;
+    for (const change of list) current = withExtentErrors(change.index, () => edit(current, change.ranges));
+    throw error;
+  }
+}
+
+/**
  * Extents moved out of LVs, taken out of each LV once. Replaying a pass is one move per
  * journal record out of the host's free LV, and taking each out at once re-derived the
  * whole pool for every record: N records against a pool of S segments cost N x S (most
@@ -159,16 +179,7 @@ class PendingRemovals {
     this.pending.delete(name);
     if (list.length === 0) return;
     const lv = this.lvs.get(name)!;
-    const segments = editableLinear(lv, list[0]!.index);
-    try {
-      this.replaceSegments(lv, removeExtentsFromSegments(segments, list.flatMap((removal) => removal.ranges)));
-    } catch (error) {
-      if (!(error instanceof ExtentError)) throw error;
-      // Find the change that fails, one at a time.
-      let left = segments;
-      for (const removal of list) left = withExtentErrors(removal.index, () => removeExtentsFromSegments(left, removal.ranges));
-      throw error;
-    }
+    this.replaceSegments(lv, inOneGo(editableLinear(lv, list[0]!.index), list, removeExtentsFromSegments));
   }
 
   flushAll(): void {
@@ -265,17 +276,8 @@ class PendingAppends {
   private appendAll(name: string, list: readonly { index: number; ranges: readonly PhysicalRange[] }[]): void {
     if (list.length === 0) return;
     const lv = this.lvs.get(name)!;
-    const segments = editableLinear(lv, list[0]!.index);
-    try {
-      this.replaceSegments(lv, appendSegments(segments, list.flatMap((append) => append.ranges)));
-    } catch (error) {
-      if (!(error instanceof ExtentError)) throw error;
-      // The checks as they came should have refused it: a pair assertion that failed. Name
-      // the change that fails, one at a time, rather than a batch.
-      let grown = segments;
-      for (const append of list) grown = withExtentErrors(append.index, () => appendSegments(grown, append.ranges));
-      throw error;
-    }
+    // The checks as they came should have refused anything this refuses (a pair assertion).
+    this.replaceSegments(lv, inOneGo(editableLinear(lv, list[0]!.index), list, appendSegments));
   }
 }
 

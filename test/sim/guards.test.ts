@@ -8,7 +8,8 @@ import { describe, expect, test } from 'vitest';
 import { Freezer } from './freezer.js';
 import { JournalWriters } from './journalWriters.js';
 import { drainMicrotasks, SimProcess } from './simKernel.js';
-import { runSimulation, SimFailure, type SimOptions } from './simulator.js';
+import type { SimOptions } from './simulator.js';
+import { runOrReport as run } from './runOrReport.js';
 
 describe('a paused daemon', () => {
   test('runs no request and passes no effect until it thaws, then in the order asked', async () => {
@@ -40,16 +41,6 @@ describe('I8: one daemon writes a host journal', () => {
     expect(violations).toEqual(["I8: h1#1 writes h1's journal while h1b#2 holds its lease"]);
   });
 });
-
-async function run(options: SimOptions) {
-  try {
-    return await runSimulation(options);
-  } catch (error) {
-    // The message names the seed, the step, the command to reproduce and the last steps.
-    if (error instanceof SimFailure) throw new Error(error.message);
-    throw error;
-  }
-}
 
 describe('simulator: the guarded situations', () => {
   test('a daemon paused past its lease and taken over halts on thawing, writing nothing (the first seed that makes one, --membership); the same seed gives the same run', async () => {

@@ -4,19 +4,10 @@
 // Longer runs: `npm run sim -- --seed S --steps N`.
 
 import { describe, expect, test } from 'vitest';
-import { runSimulation, SimFailure, THROUGHPUT_PROFILE, type SimOptions } from './simulator.js';
+import { THROUGHPUT_PROFILE } from './simulator.js';
+import { runOrReport as run } from './runOrReport.js';
 
 const STEPS = 200;
-
-async function run(options: SimOptions) {
-  try {
-    return await runSimulation(options);
-  } catch (error) {
-    // The message names the seed, the step, the command to reproduce and the last steps.
-    if (error instanceof SimFailure) throw new Error(error.message);
-    throw error;
-  }
-}
 
 describe('simulator', () => {
   test('one seed gives the same run twice (same trace hash)', async () => {
