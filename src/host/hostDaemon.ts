@@ -41,6 +41,7 @@ import { heldLayout } from './heldLayout.js';
 import { metadataRefresher } from './metadataRefresh.js';
 import { hostRequestHandler } from './hostRequests.js';
 import { leasedJournal } from './leasedJournal.js';
+import { leasedDeviceMapper } from './leasedDeviceMapper.js';
 import { startSocketServer, type RequestHandler, type SocketServer } from './socketServer.js';
 import { unreplayedRecords } from './unreplayedRecords.js';
 
@@ -248,7 +249,7 @@ type Opened = {
 
 /** The allocator over what start-up opened; `refresh` re-reads metadata for it (claims wait on it). */
 function buildAllocator(deps: HostDaemonDeps, options: HostDaemonOptions, opened: Opened, refresh: () => Promise<void>): HostAllocator {
-  const { vg, journal, state } = opened;
+  const { vg, journal, state, lease } = opened;
   const host = options.host;
   return new HostAllocator(
     {
@@ -264,7 +265,7 @@ function buildAllocator(deps: HostDaemonDeps, options: HostDaemonOptions, opened
     },
     {
       journal,
-      dm: deps.dm,
+      dm: leasedDeviceMapper(deps.dm, lease, { vg: vg.name, host }),
       nowMs: deps.nowMs,
       sleepMs: deps.sleepMs,
       dmName,

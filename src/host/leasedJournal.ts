@@ -13,14 +13,24 @@ import type { HostJournal } from './allocator.js';
 /** Journal refusals that happen before anything is written: the allocator may keep the extents. */
 const REFUSED_BEFORE_WRITE = ['RING_FULL', 'APPEND_QUEUE_FULL', 'PAYLOAD_TOO_LARGE'];
 
-export function leasedJournal(writer: RingWriter, lease: HeldLease, where: { readonly vg: string; readonly host: string }): HostJournal {
-  const ensureHeld = async (): Promise<void> => {
+export interface LeaseWhere {
+  readonly vg: string;
+  readonly host: string;
+}
+
+/** Resolves while this daemon holds the host's lease; else throws LEASE_LOST (or the lease's own code) saying nothing was done. */
+export function leaseGuard(lease: HeldLease, where: LeaseWhere): () => Promise<void> {
+  return async () => {
     try {
       await lease.ensureHeld();
     } catch (error) {
       throw new ThinlvError(codeOf(error), `host ${where.host} no longer holds its journal: ${(error as Error).message}`, { ...where, notWritten: true }, { cause: error });
     }
   };
+}
+
+export function leasedJournal(writer: RingWriter, lease: HeldLease, where: LeaseWhere): HostJournal {
+  const ensureHeld = leaseGuard(lease, where);
   // Also right before each group write: an append checked below may wait behind a slow
   // write and start after the lease's validity (hostLease.ts, point 1).
   writer.gateWrites(ensureHeld);

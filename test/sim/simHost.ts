@@ -23,6 +23,7 @@ import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
 import { HostAllocator, type HostDeviceMapper, type HostJournal, type UnreplayedRecord } from '../../src/host/allocator.js';
 import { grantFollower } from '../../src/host/grantFollower.js';
 import { leasedJournal } from '../../src/host/leasedJournal.js';
+import { leasedDeviceMapper } from '../../src/host/leasedDeviceMapper.js';
 import { metadataRefresher } from '../../src/host/metadataRefresh.js';
 import { unreplayedRecords } from '../../src/host/unreplayedRecords.js';
 import { createLogger } from '../../src/log.js';
@@ -196,14 +197,17 @@ export class SimHost {
         return result;
       },
     };
+    // As hostDaemon.ts: loads only while the lease is held, checked after the effect point
+    // (where a paused daemon stops), right before the load, as on a real host.
+    const leasedDm = leasedDeviceMapper(deps.dm, lease, { vg: vgName, host });
     const dm: HostDeviceMapper = {
       activate: async (name: string, table: readonly DmTableLine[]) => {
         await kernel.point(proc, 'dm.activate');
-        await deps.dm.activate(name, table);
+        await leasedDm.activate(name, table);
       },
       reload: async (name: string, table: readonly DmTableLine[]) => {
         await kernel.point(proc, 'dm.reload');
-        await deps.dm.reload(name, table);
+        await leasedDm.reload(name, table);
       },
       deactivate: async (name: string) => {
         await kernel.point(proc, 'dm.deactivate');
