@@ -186,7 +186,8 @@ export async function commitBatch(lvm: LvmRunner, base: VgMetadata, changes: rea
         // plan again on what LVM wrote so its entries are kept exactly as written.
         const planned = current === base || isDeepStrictEqual(comparable(current), comparable(base)) ? plannedOnBase : applyChanges(current, changes, identity);
         const file = join(dir, 'vg-next.txt');
-        await local.writeFile(file, printVgMetadata({ ...planned, seqno: current.seqno }));
+        const next = { ...planned, seqno: current.seqno };
+        await local.writeFile(file, printVgMetadata(next), next);
         await (options.faults ?? noFaults).hit('commit.afterBackup');
         await lvm.run('vgcfgrestore', ['--nolocking', '--yes', '-f', file, vgName], options);
         await (options.faults ?? noFaults).hit('commit.afterRestore');

@@ -66,7 +66,12 @@ export interface LvmLocal {
   withVgLock<T>(vgName: string, fn: () => Promise<T>): Promise<T>;
   /** Runs `fn` with a fresh directory for files lvm reads and writes, removed afterwards. */
   withScratchDir<T>(fn: (dir: string) => Promise<T>): Promise<T>;
-  writeFile(path: string, text: string): Promise<void>;
+  /**
+   * `printedFrom`: the VG `text` was printed from, when it is a VG text file (a commit's).
+   * A store that keeps it beside the text (the simulator's LVM) may hand it to the lvm that
+   * reads the file instead of a parse of what was just printed; a real file system ignores it.
+   */
+  writeFile(path: string, text: string, printedFrom?: VgMetadata): Promise<void>;
   readFile(path: string): Promise<string>;
   /**
    * The VG text file lvm wrote at `path`, parsed: without this, readFile and parseVgMetadata.

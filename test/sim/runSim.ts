@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     console.log(`  crashes: host ${stats.hostCrashes}, master ${stats.masterCrashes} (${perMinute(stats.hostCrashes + stats.masterCrashes)}/min); host restarts ${stats.hostRestarts}`);
     console.log(`  fault points hit ${stats.faultPointsHit}, fired ${stats.faultsFired}; torn writes ${stats.tornWrites} (${perMinute(stats.tornWrites)}/min); bit flips ${stats.bitFlips}`);
     console.log(`  passes ${stats.passes}, commits ${stats.commits}, second-master passes ${stats.secondMasterPasses}; LVs created ${stats.lvsCreated}, removed ${stats.lvsRemoved}; effect points ${stats.effectPoints}`);
-    console.log(`  lvm calls ${JSON.stringify(stats.lvmCalls)} (${stats.restoresAsGiven} restores printed back as given); metadata text ${stats.metadataTextBytes} bytes, at most ${stats.maxMetadataTextBytes}`);
+    console.log(`  lvm calls ${JSON.stringify(stats.lvmCalls)} (${stats.restoresAsGiven} restores parsed and printed back as given); metadata text ${stats.metadataTextBytes} bytes, at most ${stats.maxMetadataTextBytes}`);
     console.log(`  extends per commit ${(stats.extendsAcknowledged / Math.max(1, stats.commits)).toFixed(1)}, per step ${(stats.extendsAcknowledged / Math.max(1, stats.steps)).toFixed(2)}`);
     console.log(`  membership, rename, deflate ${JSON.stringify(stats.operations)}`);
     console.log(`  cpu ${cpuSeconds.toFixed(1)} s (${(stats.extendsAcknowledged / cpuSeconds).toFixed(0)} extends and ${((stats.hostCrashes + stats.masterCrashes) / cpuSeconds).toFixed(2)} crashes per cpu-second)`);

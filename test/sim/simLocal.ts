@@ -11,6 +11,8 @@
 // directory that holds them, and go with it. A file the simulated lvm wrote (vgcfgbackup)
 // carries the parse of its text, which lvm holds (simLvm.ts): readVgFile hands it over
 // instead of parsing the text again (it is frozen: nobody may change what lvm holds).
+// A file a commit wrote carries the VG it was printed from (LvmLocal.writeFile), which the
+// simulated vgcfgrestore takes instead of parsing what was just printed (simLvm.ts).
 
 import { ErrorCode, LvmError } from '../../src/errors.js';
 import { parseVgMetadata } from '../../src/lvm/metadataText.js';
@@ -20,8 +22,14 @@ import type { SimProcess } from './simKernel.js';
 
 const SCRATCH_ROOT = '/sim-scratch';
 
+interface SimFile {
+  readonly text: string;
+  readonly parsed: VgMetadata | undefined;
+  readonly printedFrom: VgMetadata | undefined;
+}
+
 export class SimLocalFiles {
-  private readonly files = new Map<string, { readonly text: string; readonly parsed: VgMetadata | undefined }>();
+  private readonly files = new Map<string, SimFile>();
   private readonly openDirs = new Set<string>();
   private readonly lockHolders = new Map<string, SimProcess>();
   private dirSerial = 0;
@@ -31,13 +39,13 @@ export class SimLocalFiles {
     return {
       withVgLock: (vgName, fn) => this.withVgLock(proc, vgName, fn),
       withScratchDir: (fn) => this.withScratchDir(fn),
-      writeFile: async (path, text) => this.writeFile(path, text),
+      writeFile: async (path, text, printedFrom) => this.writeFile(path, text, undefined, printedFrom),
       readFile: async (path) => this.readFile(path),
       readVgFile: async (path) => this.file(path).parsed ?? parseVgMetadata(this.file(path).text),
     };
   }
 
-  private file(path: string): { readonly text: string; readonly parsed: VgMetadata | undefined } {
+  private file(path: string): SimFile {
     const file = this.files.get(path);
     if (file === undefined) throw Object.assign(new Error(`ENOENT: no such file, open '${path}'`), { code: 'ENOENT' });
     return file;
@@ -48,11 +56,19 @@ export class SimLocalFiles {
     return this.file(path).text;
   }
 
-  /** What lvm writes with -f (`parsed`: the text's parse, when the writer holds it): only inside an open scratch directory. */
-  writeFile(path: string, text: string, parsed?: VgMetadata): void {
+  /** The VG the file's text was printed from, when its writer said (a commit's file), else undefined. */
+  printedFrom(path: string): VgMetadata | undefined {
+    return this.file(path).printedFrom;
+  }
+
+  /**
+   * A file written with -f, only inside an open scratch directory. `parsed`: the text's
+   * parse (lvm's own files: what it holds); `printedFrom`: the VG the writer printed it from.
+   */
+  writeFile(path: string, text: string, parsed?: VgMetadata, printedFrom?: VgMetadata): void {
     const dir = path.slice(0, path.lastIndexOf('/'));
     if (!this.openDirs.has(dir)) throw Object.assign(new Error(`ENOENT: no such directory, open '${path}'`), { code: 'ENOENT' });
-    this.files.set(path, { text, parsed });
+    this.files.set(path, { text, parsed, printedFrom });
   }
 
   private async withVgLock<T>(proc: SimProcess, vgName: string, fn: () => Promise<T>): Promise<T> {
