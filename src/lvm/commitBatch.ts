@@ -147,6 +147,11 @@ export interface CommitOptions extends LvmCallOptions {
   readonly lock?: VgLockOptions;
   /** Named points inside the commit ("commit.afterBackup", "commit.afterRestore") for crash tests. */
   readonly faults?: FaultPoints;
+  /**
+   * `applyChanges(base, changes)` as the caller already worked it out (a pass plans its
+   * refill on the replayed VG), so step 1 is not done twice. It must be exactly that.
+   */
+  readonly planned?: VgMetadata;
 }
 
 export interface CommitResult {
@@ -164,7 +169,7 @@ export interface CommitResult {
 export async function commitBatch(lvm: LvmRunner, base: VgMetadata, changes: readonly MetadataChange[], options: CommitOptions = {}): Promise<CommitResult> {
   const identity = options.identity ?? systemIdentity;
   // Step 1: refuse a bad batch before touching lvm at all.
-  const plannedOnBase = applyChanges(base, changes, identity);
+  const plannedOnBase = options.planned ?? applyChanges(base, changes, identity);
   const vgName = base.name;
   const local = lvm.local ?? machineLocal(options.lock);
 

@@ -432,7 +432,8 @@ async function replayAndRefill(deps: MasterDeps, session: MasterSession, vgName:
       let committed = vg;
       if (changes.length > 0) {
         try {
-          committed = (await commitBatch(deps.lvm, vg, changes, { faults: deps.faults })).metadata;
+          const planned = refill.changes.length === 0 ? afterReplay : applyChanges(afterReplay, refill.changes, systemIdentity);
+          committed = (await commitBatch(deps.lvm, vg, changes, { faults: deps.faults, planned })).metadata;
           session.noteCommit(vgName, committed, deps.nowMs());
         } catch (error) {
           session.forgetCommit();
