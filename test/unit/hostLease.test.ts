@@ -638,7 +638,13 @@ describe('host lease races', () => {
         const io: IoPlan = { ...INSTANT_IO, readBeforeMs: upToQ, readAfterMs: upToQ, writeLandMs: upToQ, writeAckMs: upToQ };
         const { scheduler, disk } = world();
         if (released) disk.bytes.set(encodeLeaseBlock({ state: 'released', counter: 3, ownerId: '0123456789abcdef', leaseId: LEASE_ID, holder: 'old' }));
-        const actors = ['hostA', 'hostB', 'hostC'].map((name) => makeActor(scheduler, disk, name, { io, random, clockRate: 0.9 + random() * 0.2, clockOffsetMs: random() * 1e6 }));
+        // Clocks 2% apart at most. What keeps a watcher from taking over a claimer that has
+        // just settled is WATCH's margin over SETTLE plus the first renewal (R, less I/O): with
+        // clocks 10% apart it is gone (seed 2082874053: hostA watched hostB's settled claim
+        // 600 ms on a fast clock while hostB settled 400 ms on a slow one, and took it over:
+        // safe by the argument at the top of hostLease.ts, which the safety property below
+        // checks with clocks 10% apart, but two acquisitions). Real clocks differ by parts per million.
+        const actors = ['hostA', 'hostB', 'hostC'].map((name) => makeActor(scheduler, disk, name, { io, random, clockRate: 0.98 + random() * 0.04, clockOffsetMs: random() * 1e6 }));
         const attempts = actors.map(async (actor) => {
           await scheduler.sleep(random() * 2 * QUICK_MS);
           const lease = await acquire(actor);
@@ -651,7 +657,7 @@ describe('host lease races', () => {
         expect(holders, `seed ${seed}, released ${released}`).toHaveLength(1);
         expect(results.filter((result) => 'lease' in result), `seed ${seed}, released ${released}`).toHaveLength(1);
       }),
-      { numRuns: 100 },
+      { numRuns: 100, examples: [[2082874053, false]] },
     );
   });
 
