@@ -1,16 +1,19 @@
 // The command lines run most often, read without yargs: loading yargs costs about 150 ms,
 // more than a whole `lvs` on a small VG. tapdisk's resize hook runs `thinlv lvextend` as a
 // process per grow; monitoring and operators run `inspect`, `check`, `hosts`, `free` and
-// `status` over and over.
+// `status` over and over. And `host run`, the daemon a service runs on every host: yargs
+// and what it loads (string-width's Intl.Segmenter pages in ICU's data) are 12 MB of its
+// resident memory for its whole life, an eighth of its 100 MB (issue 14).
 //
 // Only forms whose meaning is beyond doubt are read here, each one exactly as yargs reads
 // it with main.ts's definitions: the command first, its options and the global options as
-// `--name V` (a known `--log-level`, a positive whole `--lvm-timeout-ms`), each at most
-// once except `--devices`, and one positional anywhere among them. Anything else (help,
+// `--name V` (a known `--log-level`, a positive whole `--lvm-timeout-ms` or other `-ms`
+// option), each at most once except `--devices`, and the command's positionals (one; for
+// `host`, the action `run`, the VG and the host) anywhere among them. Anything else (help,
 // `=` forms, a value that starts with "-" or is empty, a boolean followed by true or
-// false, a repeated option, a second positional, `--`, an unknown option) returns
-// undefined and goes through yargs, which accepts or refuses it as before. So this is a
-// shortcut, never a second grammar: whatever it reads, yargs would have read the same
+// false, a repeated option, a positional too many or too few, `--`, an unknown option)
+// returns undefined and goes through yargs, which accepts or refuses it as before. So this
+// is a shortcut, never a second grammar: whatever it reads, yargs would have read the same
 // way (test/unit/fastArgv.test.ts compares the two).
 
 import { LOG_LEVELS } from '../log.js';
@@ -30,6 +33,8 @@ interface CommandOptions {
   /** Options that take a value, by every name yargs knows them by, and the field each fills. */
   readonly values: Readonly<Record<string, string>>;
   readonly booleans: readonly string[];
+  /** What the positionals must be: how many, and the first when it is fixed (`host run`); one by default. */
+  readonly positionals?: { readonly count: number; readonly first?: string };
 }
 
 const REPORT: CommandOptions = { values: {}, booleans: [] };
@@ -42,7 +47,24 @@ const COMMANDS = {
   hosts: REPORT,
   free: { values: { '--watch': 'watch' }, booleans: ['--check'] },
   status: { values: {}, booleans: ['--check'] },
+  // `host run VG HOST` only, with the options `run` uses: any other action goes to yargs.
+  host: {
+    values: {
+      '--socket': 'socket',
+      '--state-dir': 'state-dir',
+      '--out-of-space-wait-ms': 'out-of-space-wait-ms',
+      '--claim-wait-ms': 'claim-wait-ms',
+      '--lease-interval-ms': 'lease-interval-ms',
+      '--metrics-listen': 'metrics-listen',
+    },
+    booleans: [],
+    positionals: { count: 3, first: 'run' },
+  },
 } as const satisfies Record<string, CommandOptions>;
+
+/** Fields yargs reads as numbers: read here only when written as a positive whole number, which yargs reads the same. */
+const NUMBER_FIELDS: readonly string[] = ['lvm-timeout-ms', 'out-of-space-wait-ms', 'claim-wait-ms', 'lease-interval-ms'];
+const isPlainWholeNumber = (text: string): boolean => /^[1-9][0-9]{0,14}$/.test(text) && Number.isSafeInteger(Number(text));
 
 export type FastCommand = keyof typeof COMMANDS;
 
@@ -59,7 +81,8 @@ const MAX_ARGUMENTS = 64;
 
 export interface FastInvocation {
   readonly command: FastCommand;
-  readonly positional: string;
+  /** The positionals in order (one, the VG or LV, but for `host`: run, VG, host). */
+  readonly positionals: readonly string[];
   /** The command's own options given, by field ("size", "watch"). */
   readonly values: ReadonlyMap<string, string>;
   /** The command's own boolean options given, as written ("--live", "--check"). */
@@ -107,7 +130,6 @@ function globalsOf(read: Read): FastGlobals | undefined {
   const logLevel = read.values.get('log-level');
   if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) return undefined;
   const timeout = read.values.get('lvm-timeout-ms');
-  if (timeout !== undefined && !(/^[1-9][0-9]{0,14}$/.test(timeout) && Number.isSafeInteger(Number(timeout)))) return undefined;
   const lvmPath = read.values.get('lvm-path');
   const lvmConfig = read.values.get('lvm-config');
   return {
@@ -132,11 +154,13 @@ export function readFastArgv(argv: readonly string[]): FastInvocation | undefine
     i += took;
   }
   const globals = globalsOf(read);
-  if (read.positionals.length !== 1 || globals === undefined) return undefined;
+  const { count, first } = options.positionals ?? { count: 1 };
+  if (read.positionals.length !== count || (first !== undefined && read.positionals[0] !== first) || globals === undefined) return undefined;
+  if (NUMBER_FIELDS.some((field) => read.values.has(field) && !isPlainWholeNumber(read.values.get(field)!))) return undefined;
   const own = new Set(Object.values(options.values));
   return {
     command: command as FastCommand,
-    positional: read.positionals[0]!,
+    positionals: read.positionals,
     values: new Map([...read.values].filter(([field]) => own.has(field))),
     booleans: new Set([...read.booleans].filter((name) => name !== '--json')),
     globals,
@@ -145,5 +169,5 @@ export function readFastArgv(argv: readonly string[]): FastInvocation | undefine
 
 /** `thinlv lvextend ...` read without yargs, as its handler takes it. */
 export function lvextendArgsOf(fast: FastInvocation): LvextendArgs {
-  return { path: fast.positional, size: fast.values.get('size'), extents: fast.values.get('extents'), socket: fast.values.get('socket') };
+  return { path: fast.positionals[0]!, size: fast.values.get('size'), extents: fast.values.get('extents'), socket: fast.values.get('socket') };
 }

@@ -94,7 +94,7 @@ async function reportError(error: unknown, json: boolean): Promise<number> {
   return exitCode;
 }
 
-type ReportCommand = Exclude<FastInvocation['command'], 'lvextend'>;
+type ReportCommand = Exclude<FastInvocation['command'], 'lvextend' | 'host'>;
 
 /** The read-only reports, as both yargs' handlers below and the fast path run them. */
 async function runReport(command: ReportCommand, argv: RawGlobals, vg: string, flags: { check?: boolean; watch?: string | undefined } = {}): Promise<number> {
@@ -114,10 +114,56 @@ async function runReport(command: ReportCommand, argv: RawGlobals, vg: string, f
   }
 }
 
+/** `host run`'s options as yargs' handler below and the fast path both have them. */
+interface HostRunOptions {
+  readonly vg: string;
+  readonly host: string;
+  readonly socket?: string | undefined;
+  readonly 'state-dir': string;
+  readonly 'out-of-space-wait-ms': number;
+  readonly 'claim-wait-ms'?: number | undefined;
+  readonly 'lease-interval-ms'?: number | undefined;
+  readonly 'metrics-listen'?: string | undefined;
+}
+
+/** The host daemon, as both yargs' handler below and the fast path run it. */
+async function runHostRun(argv: RawGlobals, args: HostRunOptions): Promise<number> {
+  // The daemon asks dmsetup itself: it decides between real and computed tables for days.
+  const context = await contextFor(argv, 'fresh');
+  const { runHostDaemon } = await import('./commands/hostDaemon.js');
+  return runHostDaemon(context, {
+    vg: args.vg,
+    host: args.host,
+    socket: args.socket,
+    stateDir: args['state-dir'],
+    outOfSpaceWaitMs: args['out-of-space-wait-ms'],
+    claimWaitMs: args['claim-wait-ms'],
+    leaseIntervalMs: args['lease-interval-ms'],
+    metricsListen: args['metrics-listen'],
+  });
+}
+
+/** `host run` as fastArgv.ts read it, with the defaults yargs' definition below gives. */
+async function runFastHostRun(raw: RawGlobals, fast: FastInvocation): Promise<number> {
+  const [{ HOST_STATE_DIR }, { DEFAULT_OUT_OF_SPACE_WAIT_MS }] = await Promise.all([import('./commands/hostDaemon.js'), import('../host/allocator.js')]);
+  const numberOf = (field: string): number | undefined => (fast.values.has(field) ? Number(fast.values.get(field)) : undefined);
+  return runHostRun(raw, {
+    vg: fast.positionals[1]!,
+    host: fast.positionals[2]!,
+    socket: fast.values.get('socket'),
+    'state-dir': fast.values.get('state-dir') ?? HOST_STATE_DIR,
+    'out-of-space-wait-ms': numberOf('out-of-space-wait-ms') ?? DEFAULT_OUT_OF_SPACE_WAIT_MS,
+    'claim-wait-ms': numberOf('claim-wait-ms'),
+    'lease-interval-ms': numberOf('lease-interval-ms'),
+    'metrics-listen': fast.values.get('metrics-listen'),
+  });
+}
+
 /** A command line fastArgv.ts read: yargs' defaults added, then what its handler below does. */
 async function runFast(fast: FastInvocation): Promise<number> {
   const raw: RawGlobals = { 'log-level': 'warn', 'lvm-path': 'lvm', 'lvm-timeout-ms': DEFAULT_LVM_TIMEOUT_MS, ...fast.globals };
-  if (fast.command !== 'lvextend') return runReport(fast.command, raw, fast.positional, { check: fast.booleans.has('--check'), watch: fast.values.get('watch') });
+  if (fast.command === 'host') return runFastHostRun(raw, fast);
+  if (fast.command !== 'lvextend') return runReport(fast.command, raw, fast.positionals[0]!, { check: fast.booleans.has('--check'), watch: fast.values.get('watch') });
   const { runLvextend } = await import('./commands/lvextend.js');
   return runLvextend({ options: globalsFrom(raw) }, lvextendArgsOf(fast));
 }
@@ -268,23 +314,14 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('metrics-listen', { type: 'string', describe: 'run: serve Prometheus metrics on HOST:PORT (GET /metrics), e.g. 127.0.0.1:9464; off by default' });
         },
         async (args) => {
-          // The daemon asks dmsetup itself: it decides between real and computed tables for days.
-          const context = await contextFor(args, args.action === 'run' ? 'fresh' : 'quick');
-          const { runHostDaemon, runHostStatus } = await import('./commands/hostDaemon.js');
+          if (args.action === 'run') {
+            exitCode = await runHostRun(args, args);
+            return;
+          }
+          const context = await contextFor(args);
+          const { runHostStatus } = await import('./commands/hostDaemon.js');
           const { runHostAdd, runHostClearRejected, runHostRemove } = await import('./commands/admin.js');
           switch (args.action) {
-            case 'run':
-              exitCode = await runHostDaemon(context, {
-                vg: args.vg,
-                host: args.host,
-                socket: args.socket,
-                stateDir: args['state-dir'],
-                outOfSpaceWaitMs: args['out-of-space-wait-ms'],
-                claimWaitMs: args['claim-wait-ms'],
-                leaseIntervalMs: args['lease-interval-ms'],
-                metricsListen: args['metrics-listen'],
-              });
-              break;
             case 'status':
               exitCode = await runHostStatus(context, args.vg, args.host, args.socket);
               break;

@@ -1,7 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import yargs from 'yargs';
 
+import { HOST_STATE_DIR } from '../../src/cli/commands/hostDaemon.js';
 import { lvextendArgsOf, readFastArgv } from '../../src/cli/fastArgv.js';
+import { DEFAULT_OUT_OF_SPACE_WAIT_MS } from '../../src/host/allocator.js';
 import { LOG_LEVELS } from '../../src/log.js';
 
 /** thinlv's global options and the commands fastArgv.ts reads, as src/cli/main.ts defines them for yargs. */
@@ -44,6 +46,26 @@ async function parseWithYargs(argv: readonly string[]): Promise<Record<string, u
         'status <vg>',
         'status',
         (y) => y.positional('vg', { type: 'string', demandOption: true }).option('check', { type: 'boolean', default: false }),
+        (args) => {
+          parsed = args;
+        },
+      )
+      .command(
+        'host <action> <vg> <host>',
+        'the host commands',
+        (y) =>
+          y
+            .positional('vg', { type: 'string', demandOption: true })
+            .positional('action', { type: 'string', choices: ['run', 'status', 'add', 'remove', 'declare-dead', 'clear-rejected'], demandOption: true })
+            .positional('host', { type: 'string', demandOption: true })
+            .option('socket', { type: 'string' })
+            .option('state-dir', { type: 'string', default: HOST_STATE_DIR })
+            .option('out-of-space-wait-ms', { type: 'number', default: DEFAULT_OUT_OF_SPACE_WAIT_MS })
+            .option('claim-wait-ms', { type: 'number' })
+            .option('lease-interval-ms', { type: 'number' })
+            .option('fenced', { type: 'boolean', default: false })
+            .option('stop-wait-ms', { type: 'number' })
+            .option('metrics-listen', { type: 'string' }),
         (args) => {
           parsed = args;
         },
@@ -149,13 +171,63 @@ describe('the read-only reports read without yargs', () => {
     expect(fast).toBeDefined();
     expect(slow).toBeDefined();
     expect(fast!.command).toBe(argv[0]);
-    expect(fast!.positional).toBe(slow!['vg']);
+    expect(fast!.positionals).toEqual([slow!['vg']]);
     expect(fast!.values.get('watch')).toBe(slow!['watch']);
     if (slow!['check'] !== undefined) expect(fast!.booleans.has('--check')).toBe(slow!['check']);
     expectSameGlobals(fast!, slow!);
   });
 
   test.each(REPORTS_LEFT_TO_YARGS)('leaves %j to yargs', (...argv) => {
+    expect(readFastArgv(argv)).toBeUndefined();
+  });
+});
+
+/** The command line a service runs (contrib/systemd/thinlv-host@.service) and the forms around it. */
+const HOST_RUN_ACCEPTED: readonly (readonly string[])[] = [
+  ['host', 'run', 'vg0', 'h01'],
+  ['host', 'run', 'vg0', 'h01', '--socket', '/run/thinlv/host-vg0.sock', '--state-dir', '/tmp/state', '--log-level', 'error', '--devices', '/dev/loop3'],
+  ['host', '--log-level', 'info', 'run', 'vg0', 'h01', '--devices', '/dev/a', '--devices', '/dev/b', '--out-of-space-wait-ms', '30000'],
+  ['host', 'run', 'vg0', 'h01', '--claim-wait-ms', '5000', '--lease-interval-ms', '2000', '--metrics-listen', '127.0.0.1:9464', '--lvm-timeout-ms', '9000'],
+  ['host', 'run', 'vg0', '123', '--json'],
+];
+
+const HOST_RUN_LEFT_TO_YARGS: readonly (readonly string[])[] = [
+  ['host', 'status', 'vg0', 'h01'],
+  ['host', 'remove', 'vg0', 'h01'],
+  ['host', 'run', 'vg0'],
+  ['host', 'run', 'vg0', 'h01', 'h02'],
+  ['host', 'vg0', 'run', 'h01'],
+  ['host', '--devices', '/dev/a', 'run', 'vg0', 'h01'],
+  ['host', 'run', 'vg0', 'h01', '--fenced'],
+  ['host', 'run', 'vg0', 'h01', '--stop-wait-ms', '5'],
+  ['host', 'run', 'vg0', 'h01', '--out-of-space-wait-ms', '0'],
+  ['host', 'run', 'vg0', 'h01', '--out-of-space-wait-ms', '1e3'],
+  ['host', 'run', 'vg0', 'h01', '--claim-wait-ms', '0x10'],
+  ['host', 'run', 'vg0', 'h01', '--lease-interval-ms', ' 5'],
+  ['host', 'run', 'vg0', 'h01', '--socket', '/a', '--socket', '/b'],
+  ['host', 'run', 'vg0', 'h01', '--state-dir=/tmp'],
+  ['host', 'run', 'vg0', 'h01', '--help'],
+];
+
+describe('thinlv host run read without yargs (the daemon never loads it)', () => {
+  test.each(HOST_RUN_ACCEPTED)('reads %j exactly as yargs does', async (...argv) => {
+    const fast = readFastArgv(argv);
+    const slow = await parseWithYargs(argv);
+    expect(fast).toBeDefined();
+    expect(slow).toBeDefined();
+    expect(fast!.command).toBe('host');
+    expect(fast!.positionals).toEqual([slow!['action'], slow!['vg'], slow!['host']]);
+    const numberOf = (field: string): number | undefined => (fast!.values.has(field) ? Number(fast!.values.get(field)) : undefined);
+    expect(fast!.values.get('socket')).toBe(slow!['socket']);
+    expect(fast!.values.get('state-dir') ?? HOST_STATE_DIR).toBe(slow!['state-dir']);
+    expect(numberOf('out-of-space-wait-ms') ?? DEFAULT_OUT_OF_SPACE_WAIT_MS).toBe(slow!['out-of-space-wait-ms']);
+    expect(numberOf('claim-wait-ms')).toBe(slow!['claim-wait-ms']);
+    expect(numberOf('lease-interval-ms')).toBe(slow!['lease-interval-ms']);
+    expect(fast!.values.get('metrics-listen')).toBe(slow!['metrics-listen']);
+    expectSameGlobals(fast!, slow!);
+  });
+
+  test.each(HOST_RUN_LEFT_TO_YARGS)('leaves %j to yargs', (...argv) => {
     expect(readFastArgv(argv)).toBeUndefined();
   });
 });
