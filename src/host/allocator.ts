@@ -653,6 +653,11 @@ export class HostAllocator {
     return ExtentSet.fromRanges(segments);
   }
 
+  /** The VG layout in use: a re-read shares its unchanged LVs rather than build them twice (hostDaemon.ts). */
+  layout(): VgLayout {
+    return this.vg;
+  }
+
   /**
    * Takes in metadata the master has committed (after a replay): records at or below
    * `appliedSeq` are now metadata segments, so they leave the pending lists. An active

@@ -102,9 +102,13 @@ export interface RunningHostDaemon {
   stop(): Promise<void>;
 }
 
-/** The VG as the daemon keeps it (heldLayout.ts): the report is dropped as soon as it is copied. */
-async function readHeldLayout(deps: HostDaemonDeps, vgName: string): Promise<VgLayout> {
-  return heldLayout(await readVgReport(deps.lvm, vgName));
+/**
+ * The VG as the daemon keeps it (heldLayout.ts): the report is dropped as soon as it is
+ * copied. A re-read shares the LVs that did not change with the layout in use (`held`),
+ * so the daemon never holds two of each LV while the old layout is still in use.
+ */
+async function readHeldLayout(deps: HostDaemonDeps, vgName: string, held?: VgLayout): Promise<VgLayout> {
+  return heldLayout(await readVgReport(deps.lvm, vgName, held === undefined ? {} : { sharingWith: held.lvs }));
 }
 
 async function readLayout(deps: HostDaemonDeps, vgName: string, host: string) {
@@ -307,7 +311,7 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
   let lowWaterExtents = readThinlvVg(vg).settings.lowWaterExtents;
   refresh = metadataRefresher({
     textKey: () => vgTextKey(deps.lvm, vgName),
-    read: () => readHeldLayout(deps, vgName),
+    read: () => readHeldLayout(deps, vgName, allocator.layout()),
     apply: async (fresh) => {
       const thinlv = readThinlvVg(fresh);
       const info = thinlv.hosts.get(host);

@@ -9,6 +9,7 @@
 // the general parser then reads the whole text again and reports errors with their line.
 
 import type { ConfigEntry, ConfigScalar, ConfigValue } from './configTree.js';
+import { linesOf } from './textLines.js';
 
 /** Bound on nesting, so hostile input cannot blow the stack. LVM metadata nests 5 deep. */
 export const MAX_SECTION_DEPTH = 32;
@@ -101,12 +102,6 @@ function arrayAt(text: string, at: number): { value: ConfigValue; end: number } 
  */
 export const MAX_SHARED_LINES = 65_536;
 
-/** The end of the line starting at `at`: its "\n", or the end of the text. */
-function lineEnd(text: string, at: number): number {
-  const end = text.indexOf('\n', at);
-  return end < 0 ? text.length : end;
-}
-
 /**
  * Called as each section ends, with the names of the sections around it (outermost
  * first; the list is the parser's own, good only during the call) and its entries.
@@ -127,8 +122,11 @@ export interface ConfigLinesOptions {
   readonly maxSharedLines?: number;
 }
 
-/** LVM's text as a tree, when it is laid out as LVM lays it out; undefined otherwise. */
-export function parseConfigLines(text: string, options: ConfigLinesOptions = {}): ConfigEntry[] | undefined {
+/**
+ * LVM's text as a tree, when it is laid out as LVM lays it out; undefined otherwise. The
+ * text may be its UTF-8 bytes as read: they are decoded a piece at a time (textLines.ts).
+ */
+export function parseConfigLines(text: string | Uint8Array, options: ConfigLinesOptions = {}): ConfigEntry[] | undefined {
   const { onSectionEnd, maxSharedLines = MAX_SHARED_LINES } = options;
   const stack: { name: string; entries: ConfigEntry[] }[] = [{ name: '', entries: [] }];
   /** The names of the open sections but the top level, for onSectionEnd. */
@@ -140,9 +138,9 @@ export function parseConfigLines(text: string, options: ConfigLinesOptions = {})
   };
   // A line at a time, each sliced as it is read: an array of every line of a text of
   // megabytes would be hundreds of thousands of strings alive for the whole parse.
-  for (let lineStart = 0, end = 0; lineStart <= text.length; lineStart = end + 1) {
-    end = lineEnd(text, lineStart);
-    let line = text.slice(lineStart, end);
+  const nextLine = linesOf(text);
+  for (let read = nextLine(); read !== undefined; read = nextLine()) {
+    let line = read;
     const start = skipSpaces(line, 0);
     if (restIsEmpty(line, start)) continue;
     const entries = stack[stack.length - 1]!.entries;
@@ -174,9 +172,10 @@ export function parseConfigLines(text: string, options: ConfigLinesOptions = {})
     const valueAt = skipSpaces(line, after + 1);
     if (line.charCodeAt(valueAt) === 91) {
       // An array LVM wrote over several lines: read on until its "]".
-      while (!line.includes(']', valueAt) && end < text.length) {
-        end = lineEnd(text, end + 1);
-        line = text.slice(lineStart, end);
+      while (!line.includes(']', valueAt)) {
+        const more = nextLine();
+        if (more === undefined) break;
+        line = `${line}\n${more}`;
       }
       const array = arrayAt(line, valueAt + 1);
       if (array === undefined || !restIsEmpty(line, array.end)) return undefined;

@@ -25,15 +25,17 @@ import { createRequire } from 'node:module';
 import { ExtentSet } from '../extent/extentSet.js';
 import { computeFreeExtents } from '../metadata/checkLayout.js';
 import type { LvLayout, VgMetadata, VgReport } from '../metadata/vgModel.js';
-import { parseVgMetadata, parseVgSummary, type VgSummary } from './metadataText.js';
+import { parseVgMetadata, parseVgSummary, type LvKeeper, type VgSummary } from './metadataText.js';
 import { ownCopy, StringTable } from './ownStrings.js';
+import { lvsSharedWith } from './sharedLvs.js';
+import { wholeText } from './textLines.js';
 import { compareUtf8 } from './utf8Order.js';
 import { cacheKeyOf, readCachedReport, writeCachedReport } from './vgReportCache.js';
 import {
   LABEL_SCAN_BYTES,
   MDA_HEADER_BYTES,
   mdaFreeBytes,
-  metadataText,
+  metadataBytes,
   OnDiskFormatError,
   parseMdaHeader,
   parsePvLabel,
@@ -61,9 +63,12 @@ export interface PvHeaders {
   readonly areas: readonly { readonly header: MdaHeader }[];
 }
 
-/** One PV as read from its device: the label, and the metadata text of each area in use. */
+/**
+ * One PV as read from its device: the label, and the metadata text of each area in use,
+ * as read: its UTF-8 bytes, decoded only as a parse reads them (or a string, the same text).
+ */
 export interface DevicePv extends PvHeaders {
-  readonly areas: readonly { readonly header: MdaHeader; readonly text: string }[];
+  readonly areas: readonly { readonly header: MdaHeader; readonly text: string | Uint8Array }[];
 }
 
 /** Why the disk could not answer; the caller asks lvm instead. */
@@ -97,13 +102,13 @@ const readHeader = async (fd: number, area: DiskArea): Promise<MdaHeader> =>
   parseMdaHeader(await readAligned(fd, { offsetBytes: area.offsetBytes, sizeBytes: MDA_HEADER_BYTES }), area.offsetBytes);
 
 /** The text of one metadata area, read again when a commit changed it between the header and the text. */
-async function readArea(fd: number, area: DiskArea): Promise<{ header: MdaHeader; text: string } | undefined> {
+async function readArea(fd: number, area: DiskArea): Promise<{ header: MdaHeader; text: Uint8Array } | undefined> {
   for (let attempt = 1; ; attempt++) {
     const header = await readHeader(fd, area);
     if (header.text === undefined) return undefined;
     const pieces = await Promise.all(textPieces(header).map((piece) => readAligned(fd, piece)));
     try {
-      return { header, text: metadataText(header, pieces) };
+      return { header, text: metadataBytes(header, pieces) };
     } catch (error) {
       if (!(error instanceof OnDiskFormatError) || attempt >= TEXT_READ_ATTEMPTS) throw error;
     }
@@ -153,7 +158,7 @@ const miss = (message: string): never => {
  * The newest metadata of `vgName` among the PVs read, checked as lvm checks it before
  * trusting it; each text read with `parse` (a report needs only the summary).
  */
-export function vgFromPvs<M extends VgSummary>(pvs: readonly DevicePv[], vgName: string, parse: (text: string) => M): { metadata: M; byUuid: Map<string, DevicePv> } {
+export function vgFromPvs<M extends VgSummary>(pvs: readonly DevicePv[], vgName: string, parse: (text: string | Uint8Array) => M): { metadata: M; byUuid: Map<string, DevicePv> } {
   const byUuid = new Map(pvs.map((pv) => [pv.label.pvUuid, pv]));
   const copies = pvs.flatMap((pv) => pv.areas.map((area) => ({ pv, metadata: parse(area.text), header: area.header })));
   const ours = copies.filter((copy) => copy.metadata.name === vgName);
@@ -194,15 +199,29 @@ function reportLv(lv: LvLayout, deviceOf: ReadonlyMap<string, string>, lists: St
 }
 
 /**
+ * Each LV as the report keeps it, made as it is read (parseVgSummary's LvKeeper): the
+ * report's LV (reportLv), or the LV of `sharingWith` equal to it (sharedLvs.ts).
+ */
+function reportLvKeeper(byUuid: ReadonlyMap<string, DevicePv>, sharingWith: readonly LvLayout[] | undefined): LvKeeper {
+  const lists = new StringTable();
+  const shared = lvsSharedWith(sharingWith);
+  return (textPvs) => {
+    // A PV not among those read leaves its name as it is: vgFromPvs then refuses the text.
+    const deviceOf = new Map(textPvs.map((pv) => [pv.device, byUuid.get(pv.uuid)?.device ?? pv.device]));
+    return (lv) => shared(reportLv(lv, deviceOf, lists));
+  };
+}
+
+/**
  * The report lvm fullreport gives, computed from the metadata: PVs named by the device they
  * were read on. Its strings are its own (ownStrings.ts): it keeps nothing of the texts alive.
+ * An LV equal to one of `sharingWith`'s (a layout the caller holds) is that LV, not a copy.
  */
-export function reportFromPvs(pvs: readonly DevicePv[], vgName: string): VgReport {
-  const { metadata, byUuid } = vgFromPvs(pvs, vgName, parseVgSummary);
-  const deviceOf = new Map(metadata.pvs.map((pv) => [pv.device, byUuid.get(pv.uuid)!.device]));
-  // Sorted as lvm's report sorts them: LVs by name, tags by strcmp.
-  const lists = new StringTable();
-  const lvs = [...metadata.lvs].sort((a, b) => compareUtf8(a.name, b.name)).map((lv) => reportLv(lv, deviceOf, lists));
+export function reportFromPvs(pvs: readonly DevicePv[], vgName: string, sharingWith?: readonly LvLayout[]): VgReport {
+  const keepLv = reportLvKeeper(new Map(pvs.map((pv) => [pv.label.pvUuid, pv])), sharingWith);
+  const { metadata, byUuid } = vgFromPvs(pvs, vgName, (text) => parseVgSummary(text, keepLv));
+  // Sorted as lvm's report sorts them: LVs by name (the keeper sorted each LV's tags).
+  const lvs = [...metadata.lvs].sort((a, b) => compareUtf8(a.name, b.name));
   const reportPvs = metadata.pvs.map((pv) => {
     const read = byUuid.get(pv.uuid)!;
     return { device: read.device, uuid: ownCopy(pv.uuid), peStartSectors: pv.peStartSectors, peCount: pv.peCount, deviceSizeBytes: read.deviceSizeBytes };
@@ -256,7 +275,7 @@ function missOnError<T>(read: () => T): T {
 }
 
 /** reportFromPvs, any error but a miss made one; a function of its own, so no closure of the caller's keeps the texts. */
-const reportOrMiss = (pvs: readonly DevicePv[], vgName: string): VgReport => missOnError(() => reportFromPvs(pvs, vgName));
+const reportOrMiss = (pvs: readonly DevicePv[], vgName: string, sharingWith: readonly LvLayout[] | undefined): VgReport => missOnError(() => reportFromPvs(pvs, vgName, sharingWith));
 
 /**
  * `vgName`'s metadata as vgcfgbackup gives it (the master's commits read and check it so),
@@ -266,7 +285,7 @@ export async function readVgMetadataFromDisk(devices: readonly string[], vgName:
   const known = unlessUnchanged?.name === vgName ? textsOf.get(unlessUnchanged) : undefined;
   if (known !== undefined && known.devices === devices.join('\n') && (await readTextsKey(devices)) === known.key) return unlessUnchanged!;
   const pvs = await readPvs(devices, readDevicePv);
-  const metadata = missOnError(() => vgFromPvs(pvs, vgName, parseVgMetadata).metadata);
+  const metadata = missOnError(() => vgFromPvs(pvs, vgName, (text) => parseVgMetadata(wholeText(text))).metadata);
   textsOf.set(metadata, { devices: devices.join('\n'), key: cacheKeyOf(pvs) });
   return metadata;
 }
@@ -287,13 +306,16 @@ export async function readTextsKey(devices: readonly string[]): Promise<string> 
  */
 const textsOf = new WeakMap<VgMetadata, { readonly devices: string; readonly key: string }>();
 
-/** `vgName` read from `devices` (every PV of the VG among them); throws DiskMetadataMiss when lvm must answer. */
-export async function readVgFromDisk(devices: readonly string[], vgName: string): Promise<VgReport> {
+/**
+ * `vgName` read from `devices` (every PV of the VG among them); throws DiskMetadataMiss when
+ * lvm must answer. LVs equal to those of `sharingWith` are those LVs (reportFromPvs).
+ */
+export async function readVgFromDisk(devices: readonly string[], vgName: string, sharingWith?: readonly LvLayout[]): Promise<VgReport> {
   let pvs: DevicePv[] | undefined = await readPvs(devices, readDevicePv);
   const key = cacheKeyOf(pvs);
   const cached = await readCachedReport(vgName, key);
   if (cached !== undefined) return cached;
-  const report = reportOrMiss(pvs, vgName);
+  const report = reportOrMiss(pvs, vgName, sharingWith);
   // The texts (megabytes at 10,000 LVs) may go before the cache is written: the report holds nothing of them.
   pvs = undefined;
   await writeCachedReport(vgName, key, report);

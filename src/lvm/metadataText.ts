@@ -13,6 +13,7 @@
 
 import { ErrorCode, ThinlvError } from '../errors.js';
 import { parseConfigLines } from './configLines.js';
+import { wholeText } from './textLines.js';
 import { ownLvLayout, StringTable } from './ownStrings.js';
 import {
   type ConfigEntry,
@@ -229,13 +230,29 @@ export function summaryOf(vg: VgMetadata): VgSummary {
 }
 
 /**
- * summaryOf(parseVgMetadata(text)), or the error parseVgMetadata throws, without a tree or
- * model of every LV at once: at 10,000 LVs the tree is 17 MB and the model 13 more, which
- * set a host daemon's peak memory (issue 14). In LVM's layout each LV's section becomes its
- * layout as soon as it ends (parseVgSummaryLines); anything else goes to parseVgMetadata.
+ * What a reader keeps of each LV of a summary, given the text's PVs (read before any LV):
+ * the LV as the summary gives it, or what the reader makes of it at once (a report's LV,
+ * one the reader holds already: diskMetadata.ts). Called for every LV as it is read, so
+ * what it returns, not the LV read, is what the parse holds until it ends.
  */
-export function parseVgSummary(text: string): VgSummary {
-  return parseVgSummaryLines(text) ?? summaryOf(parseVgMetadata(text));
+export type LvKeeper = (pvs: readonly PvMetadata[]) => (lv: LvLayout) => LvLayout;
+
+/**
+ * summaryOf(parseVgMetadata(text)), each LV passed through `keepLv`, or the error
+ * parseVgMetadata throws, without a tree or model of every LV at once: at 10,000 LVs the
+ * tree is 17 MB and the model 13 more, which set a host daemon's peak memory (issue 14). In
+ * LVM's layout each LV's section becomes its layout as soon as it ends
+ * (parseVgSummaryLines); anything else goes to parseVgMetadata. The text may be its UTF-8
+ * bytes as read, decoded a piece at a time (textLines.ts), never whole but for
+ * parseVgMetadata.
+ */
+export function parseVgSummary(text: string | Uint8Array, keepLv?: LvKeeper): VgSummary {
+  const lines = parseVgSummaryLines(text, keepLv);
+  if (lines !== undefined) return lines;
+  const summary = summaryOf(parseVgMetadata(wholeText(text)));
+  if (keepLv === undefined) return summary;
+  const keep = keepLv(summary.pvs);
+  return { ...summary, lvs: summary.lvs.map((lv) => keep(lv)) };
 }
 
 /**
@@ -259,18 +276,21 @@ class NotInLvmLayout extends Error {}
  * error: so the answer is always parseVgMetadata's, and so is every error message.
  * Exported for the tests that compare the two.
  */
-export function parseVgSummaryLines(text: string): VgSummary | undefined {
+export function parseVgSummaryLines(text: string | Uint8Array, keepLv?: LvKeeper): VgSummary | undefined {
   const lvs: LvLayout[] = [];
   const strings = new StringTable();
   let pvByKey: ReadonlyMap<string, string> | undefined;
+  let keep: (lv: LvLayout) => LvLayout = (lv) => lv;
   const onSectionEnd = (parents: readonly string[], name: string, entries: ConfigEntry[]): boolean => {
     if (parents.length === 1 && name === 'physical_volumes') {
-      pvByKey = new Map(sectionsOf(entries, name).map((s) => parsePv(s.name, s.entries)).map((pv) => [pv.key, pv.device]));
+      const pvs = sectionsOf(entries, name).map((s) => parsePv(s.name, s.entries));
+      pvByKey = new Map(pvs.map((pv) => [pv.key, pv.device]));
+      if (keepLv !== undefined) keep = keepLv(pvs);
       return false;
     }
     if (parents.length !== 2 || parents[1] !== 'logical_volumes') return false;
     if (pvByKey === undefined) throw new NotInLvmLayout('an LV comes before the PVs');
-    lvs.push(ownLvLayout(parseLv(name, entries, pvByKey), strings));
+    lvs.push(keep(ownLvLayout(parseLv(name, entries, pvByKey), strings)));
     return true;
   };
   try {

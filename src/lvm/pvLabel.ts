@@ -135,17 +135,21 @@ export function textPieces(header: MdaHeader): DiskArea[] {
   return pieces;
 }
 
-/** The text from its pieces' bytes, checked against the header's checksum; its trailing NUL dropped. */
-export function metadataText(header: MdaHeader, pieces: readonly Uint8Array[]): string {
+/**
+ * The text's UTF-8 bytes from its pieces' bytes, checked against the header's checksum; its
+ * trailing NUL dropped. Not decoded: a reader that parses it a piece at a time never holds
+ * it whole as a string (textLines.ts).
+ */
+export function metadataBytes(header: MdaHeader, pieces: readonly Uint8Array[]): Buffer {
   const text = header.text;
   if (text === undefined) throw new OnDiskFormatError('metadata area holds no metadata');
   const crc = pieces.reduce((value, piece) => lvmCrc(piece, value), LVM_CRC_INITIAL);
   if (crc !== text.checksum) throw new OnDiskFormatError(`metadata text at ${header.startBytes + text.offsetBytes}: checksum mismatch`);
-  // One piece (the text does not wrap) is decoded where it lies: a copy of it first would
-  // be megabytes more (10,000 LVs: 5.5 MB) at the moment a host daemon's memory peaks.
+  // One piece (the text does not wrap) is kept where it lies: a copy of it would be
+  // megabytes more (10,000 LVs: 5.5 MB) at the moment a host daemon's memory peaks.
   const joined = pieces.length === 1 ? asBuffer(pieces[0]!) : Buffer.concat(pieces);
   const end = joined.indexOf(0);
-  return joined.toString('utf8', 0, end < 0 ? joined.length : end);
+  return end < 0 ? joined : joined.subarray(0, end);
 }
 
 const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

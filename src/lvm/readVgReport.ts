@@ -166,6 +166,11 @@ export function parseFullReport(json: string, vgName: string): VgReport {
 export interface ReadVgOptions extends LvmCallOptions {
   /** 'lvm': ask lvm even when the PVs could be read directly (`thinlv check` wants lvm's own view). */
   readonly via?: 'lvm';
+  /**
+   * The LVs of a layout the caller holds (a host daemon's, as it re-reads): a read from the
+   * PVs gives each LV unchanged since as that very object, not a second copy (sharedLvs.ts).
+   */
+  readonly sharingWith?: readonly LvLayout[];
 }
 
 /** Where to read the VG's PVs directly: the devices lvm is restricted to, else where lvm last found them. */
@@ -203,15 +208,16 @@ export async function noteDevices(lvm: LvmRunner, vgName: string, devices: reado
  * lvm process, which costs seconds on a large VG); whatever that cannot vouch for goes to lvm.
  */
 export async function readVgReport(lvm: LvmRunner, vgName: string, options: ReadVgOptions = {}): Promise<VgReport> {
-  const devices = options.via === 'lvm' ? undefined : await devicesToRead(lvm, vgName);
+  const { via, sharingWith, ...callOptions } = options;
+  const devices = via === 'lvm' ? undefined : await devicesToRead(lvm, vgName);
   if (devices !== undefined) {
     try {
-      return await readVgFromDisk(devices, vgName);
+      return await readVgFromDisk(devices, vgName, sharingWith);
     } catch (error) {
       if (!(error instanceof DiskMetadataMiss)) throw error;
     }
   }
-  const report = await readVgReportWithLvm(lvm, vgName, options);
+  const report = await readVgReportWithLvm(lvm, vgName, callOptions);
   await noteDevices(lvm, vgName, report.pvs.map((pv) => pv.device));
   return report;
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DiskMetadataMiss, readDevicePv, readVgFromDisk, readVgMetadataFromDisk } from '../../src/lvm/diskMetadata.js';
 import { textPieces } from '../../src/lvm/pvLabel.js';
+import { parseVgMetadata } from '../../src/lvm/metadataText.js';
 import { readVgReport, vgTextKey } from '../../src/lvm/readVgReport.js';
 import type { LvmRunner } from '../../src/lvm/runLvm.js';
 import { VG_CACHE_DIR } from '../../src/lvm/vgReportCache.js';
@@ -53,6 +54,9 @@ describe.skipIf(skip)('a VG read from its PVs equals lvm fullreport', () => {
     const pv = (await readDevicePv(t.vg.device))!;
     const area = pv.areas[0]!;
     expect(pv.label.pvUuid).toBe((await readVgMetadata(t.vg.lvm, t.vg.vgName)).pvs[0]!.uuid);
+    // Kept as the bytes read, not decoded whole: a parse decodes them a piece at a time.
+    expect(area.text).toBeInstanceOf(Uint8Array);
+    expect(parseVgMetadata(Buffer.from(area.text).toString('utf8')).seqno).toBe((await readVgMetadata(t.vg.lvm, t.vg.vgName)).seqno);
     const piece = textPieces(area.header)[0]!;
     // Flip one byte of the committed text on our own test device, check, then put it back.
     const at = piece.offsetBytes + 100;

@@ -5,6 +5,7 @@ import { ThinlvError } from '../../src/errors.js';
 import { parseConfigLines } from '../../src/lvm/configLines.js';
 import { parseConfig, printConfig, type ConfigEntry, type ConfigValue } from '../../src/lvm/configTree.js';
 import { parseVgMetadata, parseVgSummary, parseVgSummaryLines, printVgMetadata, summaryOf } from '../../src/lvm/metadataText.js';
+import type { LvLayout } from '../../src/metadata/vgModel.js';
 import {
   extraEntriesArbitrary,
   RESERVED_LV_KEYS,
@@ -497,6 +498,22 @@ describe('parseVgSummary', () => {
       expect(quickly(text)).toEqual(slowly(text));
     },
   );
+
+  test('a reader\'s LvKeeper is given the text\'s PVs and keeps each LV, on the fast path and on parseVgMetadata\'s alike', () => {
+    const vgBody = FIXTURE.slice(FIXTURE.indexOf('\tphysical_volumes {'), FIXTURE.lastIndexOf('}'));
+    const pvs = vgBody.slice(0, vgBody.indexOf('\tlogical_volumes {'));
+    const swapped = FIXTURE.replace(vgBody, vgBody.slice(vgBody.indexOf('\tlogical_volumes {')) + pvs);
+    for (const text of [FIXTURE, swapped]) {
+      const seen: string[][] = [];
+      const keepLv = (textPvs: readonly { device: string }[]) => {
+        seen.push(textPvs.map((pv) => pv.device));
+        return (lv: LvLayout): LvLayout => ({ ...lv, name: `kept ${lv.name}` });
+      };
+      const summary = summaryOf(parseVgMetadata(text));
+      expect(parseVgSummary(text, keepLv)).toEqual({ ...summary, lvs: summary.lvs.map((lv) => ({ ...lv, name: `kept ${lv.name}` })) });
+      expect(seen).toEqual([summary.pvs.map((pv) => pv.device)]);
+    }
+  });
 
   test('LVs before the PVs, or a value among the LVs, are left to parseVgMetadata, whose answer it is', () => {
     const vgBody = FIXTURE.slice(FIXTURE.indexOf('\tphysical_volumes {'), FIXTURE.lastIndexOf('}'));

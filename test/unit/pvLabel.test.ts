@@ -3,7 +3,7 @@
 // nibble-table algorithm.
 
 import { describe, expect, test } from 'vitest';
-import { dashedUuid, lvmCrc, mdaFreeBytes, metadataText, OnDiskFormatError, parseMdaHeader, parsePvLabel, textPieces } from '../../src/lvm/pvLabel.js';
+import { dashedUuid, lvmCrc, mdaFreeBytes, metadataBytes, OnDiskFormatError, parseMdaHeader, parsePvLabel, textPieces } from '../../src/lvm/pvLabel.js';
 
 /** lvm2 lib/misc/crc.c, the small-table variant, written out independently of zlib. */
 function calcCrcLikeLvm(initial: number, bytes: Uint8Array): number {
@@ -108,7 +108,7 @@ describe('the metadata area', () => {
   test('a text in one piece is read and checked, its NUL dropped', () => {
     const header = parseMdaHeader(mdaHeader(4096, 1024 * 1024, { offset: 2048, size: text.length, checksum: lvmCrc(text) }), 4096);
     expect(textPieces(header)).toEqual([{ offsetBytes: 4096 + 2048, sizeBytes: text.length }]);
-    expect(metadataText(header, [text])).toBe('vg0 {\nseqno = 3\n}\n');
+    expect(metadataBytes(header, [text]).toString('utf8')).toBe('vg0 {\nseqno = 3\n}\n');
   });
 
   test('a text that wraps is read from the end of the area and then from just past the header', () => {
@@ -118,12 +118,12 @@ describe('the metadata area', () => {
       { offsetBytes: 4096 + size - 10, sizeBytes: 10 },
       { offsetBytes: 4096 + 512, sizeBytes: text.length - 10 },
     ]);
-    expect(metadataText(header, [text.subarray(0, 10), text.subarray(10)])).toBe('vg0 {\nseqno = 3\n}\n');
+    expect(metadataBytes(header, [text.subarray(0, 10), text.subarray(10)]).toString('utf8')).toBe('vg0 {\nseqno = 3\n}\n');
   });
 
   test('a text whose checksum does not match is refused', () => {
     const header = parseMdaHeader(mdaHeader(4096, 1024 * 1024, { offset: 2048, size: text.length, checksum: lvmCrc(text) ^ 1 }), 4096);
-    expect(() => metadataText(header, [text])).toThrow(/checksum mismatch/);
+    expect(() => metadataBytes(header, [text])).toThrow(/checksum mismatch/);
   });
 
   test('an ignored area, an empty one, a damaged header and one at the wrong place hold no answer', () => {
