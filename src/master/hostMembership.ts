@@ -69,6 +69,10 @@ function hostError(code: string, message: string, data: Record<string, unknown>)
   return new ThinlvError(code, message, data);
 }
 
+/** A ring that is not this LV's, or is damaged where nothing but recreating it helps. */
+const unreadableRing = (error: unknown): boolean =>
+  isJournalError(error) && ['NOT_A_RING', 'HEADER_CORRUPT', 'RING_VERSION', 'RING_ID_MISMATCH', 'CONSUMER_CORRUPT', 'CONSUMER_AHEAD'].includes(error.code);
+
 /** Ensures the ring on `lvName` carries its LV's identity, creating it when it does not. Returns whether it wrote. */
 async function ensureRing(deps: MasterDeps, vg: VgMetadata, lvName: string): Promise<boolean> {
   const location = ringLocation(vg, lvName);
@@ -78,8 +82,7 @@ async function ensureRing(deps: MasterDeps, vg: VgMetadata, lvName: string): Pro
       await openRingReader(region, { ringId: location.ringId });
       return false;
     } catch (error) {
-      const stale = isJournalError(error) && ['NOT_A_RING', 'HEADER_CORRUPT', 'RING_VERSION', 'RING_ID_MISMATCH', 'CONSUMER_CORRUPT', 'CONSUMER_AHEAD'].includes(error.code);
-      if (!stale) throw error;
+      if (!unreadableRing(error)) throw error;
     }
     // The LV is ours and new (its uuid is not in the header), so whatever the extents
     // held before belongs to nobody: overwrite it.
@@ -311,7 +314,12 @@ async function stopDaemon(deps: MasterDeps, vg: VgMetadata, host: string, effect
   }
 }
 
-/** Consumes the host's grants ring to its end (the host's side; we hold its lease). */
+/**
+ * Consumes the host's grants ring to its end (the host's side; we hold its lease). A ring
+ * that cannot be read (a damaged header: a bit flipped on the LUN) is left as it is: no
+ * daemon can read it either, and the removal deletes it; refusing here would leave the
+ * operator no way to remove the host and add it again with a new ring.
+ */
 async function consumeGrants(deps: MasterDeps, vg: VgMetadata, host: string): Promise<void> {
   const location = ringLocation(vg, hostLvNames(host).grants);
   const region = await deps.regions.open(location);
@@ -320,6 +328,9 @@ async function consumeGrants(deps: MasterDeps, vg: VgMetadata, host: string): Pr
     const { records } = await reader.read({ fromSeq: reader.consumedSeq + 1 });
     const last = records.at(-1);
     if (last !== undefined) await reader.consume(last.seq);
+  } catch (error) {
+    if (!unreadableRing(error)) throw error;
+    deps.log.warn({ vg: vg.name, host, err: error }, "the host's grants ring cannot be read; it goes with the host");
   } finally {
     await region.close();
   }

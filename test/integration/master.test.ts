@@ -1,3 +1,4 @@
+import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { noFaults } from '../../src/faults.js';
 import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
@@ -9,7 +10,7 @@ import { linearSegments } from '../../src/metadata/vgModel.js';
 import { formatVg } from '../../src/master/formatVg.js';
 import { addHost, removeHost } from '../../src/master/hostMembership.js';
 import { MasterSession, runPass, type MasterDeps } from '../../src/master/replayPass.js';
-import { fileRegionOpener } from '../../src/rings/ringRegions.js';
+import { fileRegionOpener, ringLocation } from '../../src/rings/ringRegions.js';
 import { createLoopVg, realLvmUnavailableReason, type LoopVg } from '../fixtures/loopVg.js';
 import { AllocatorHost } from '../fixtures/allocatorHost.js';
 
@@ -96,5 +97,25 @@ describe.skipIf(skipReason !== undefined)('the master on a real VG', () => {
     expect(report.lvs.some((lv) => lv.name.startsWith('thinlv_hostB_'))).toBe(false);
     expect(report.freeExtentCount).toBe(freeBefore + removed.returnedExtentCount + ringExtents);
     expect(hostLvNames('hostB').free).toBe('thinlv_hostB_free');
+  });
+
+  test("a host whose grants ring header is damaged (a bit flipped on the LUN) can still be removed, and added again with a new ring", async () => {
+    const deps = depsFor(vg);
+    await addHost(deps, vg.vgName, 'hostC');
+    const location = ringLocation(await readVgMetadata(vg.lvm, vg.vgName), hostLvNames('hostC').grants);
+    const fd = openSync(location.device, 'r+');
+    try {
+      const header = Buffer.alloc(1);
+      readSync(fd, header, 0, 1, location.offsetBytes + 20);
+      header[0] = header[0]! ^ 0x10;
+      writeSync(fd, header, 0, 1, location.offsetBytes + 20);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    await removeHost(deps, vg.vgName, 'hostC');
+    expect((await readVgReport(vg.lvm, vg.vgName)).lvs.some((lv) => lv.name.startsWith('thinlv_hostC_'))).toBe(false);
+    await addHost(deps, vg.vgName, 'hostC');
+    expect(readThinlvVg(await readVgMetadata(vg.lvm, vg.vgName)).hosts.has('hostC')).toBe(true);
   });
 });
