@@ -140,6 +140,36 @@ function inOneGo(
   }
 }
 
+type ReplaceSegments = (lv: LvMetadata, segments: readonly LinearSegment[]) => void;
+
+/**
+ * Changes of one kind held back per LV and applied to it in one go (inOneGo) when flushed:
+ * `ranges` is what the subclass checks each change against as it comes, `changes` the
+ * changes kept, in batch order.
+ */
+abstract class PendingEdits {
+  protected readonly pending = new Map<string, { ranges: PhysicalRange[]; changes: { index: number; ranges: readonly PhysicalRange[] }[] }>();
+
+  constructor(
+    protected readonly lvs: Map<string, LvMetadata>,
+    protected readonly replaceSegments: ReplaceSegments,
+    private readonly edit: (segments: readonly LinearSegment[], ranges: readonly PhysicalRange[]) => LinearSegment[],
+  ) {}
+
+  flush(name: string): void {
+    const list = this.pending.get(name)?.changes;
+    if (list === undefined) return;
+    this.pending.delete(name);
+    if (list.length === 0) return;
+    const lv = this.lvs.get(name)!;
+    this.replaceSegments(lv, inOneGo(editableLinear(lv, list[0]!.index), list, this.edit));
+  }
+
+  flushAll(): void {
+    for (const name of [...this.pending.keys()]) this.flush(name);
+  }
+}
+
 /**
  * Extents moved out of LVs, taken out of each LV once. Replaying a pass is one move per
  * journal record out of the host's free LV, and taking each out at once re-derived the
@@ -148,22 +178,20 @@ function inOneGo(
  * segments, since the extents left keep their logical order either way. An error is
  * reported at the change that makes it, as one at a time would.
  */
-class PendingRemovals {
-  private readonly pending = new Map<string, { held: PhysicalRange[]; removals: { index: number; ranges: readonly PhysicalRange[] }[] }>();
-
-  constructor(
-    private readonly lvs: Map<string, LvMetadata>,
-    private readonly replaceSegments: (lv: LvMetadata, segments: readonly LinearSegment[]) => void,
-  ) {}
+class PendingRemovals extends PendingEdits {
+  constructor(lvs: Map<string, LvMetadata>, replaceSegments: ReplaceSegments) {
+    super(lvs, replaceSegments, removeExtentsFromSegments);
+  }
 
   add(lv: LvMetadata, index: number, ranges: readonly PhysicalRange[]): void {
     let entry = this.pending.get(lv.name);
     if (entry === undefined) {
-      entry = { held: sortedRanges(editableLinear(lv, index)), removals: [] };
+      entry = { ranges: sortedRanges(editableLinear(lv, index)), changes: [] };
       this.pending.set(lv.name, entry);
     }
-    if (ranges.every((range) => isHeld(entry.held, range))) {
-      entry.removals.push({ index, ranges });
+    const held = entry.ranges;
+    if (ranges.every((range) => isHeld(held, range))) {
+      entry.changes.push({ index, ranges });
       return;
     }
     // Not within one segment each (or not held at all): done now, one at a time, on the LV as
@@ -171,19 +199,6 @@ class PendingRemovals {
     this.flush(lv.name);
     const current = this.lvs.get(lv.name)!;
     this.replaceSegments(current, withExtentErrors(index, () => removeExtentsFromSegments(editableLinear(current, index), ranges)));
-  }
-
-  flush(name: string): void {
-    const list = this.pending.get(name)?.removals;
-    if (list === undefined) return;
-    this.pending.delete(name);
-    if (list.length === 0) return;
-    const lv = this.lvs.get(name)!;
-    this.replaceSegments(lv, inOneGo(editableLinear(lv, list[0]!.index), list, removeExtentsFromSegments));
-  }
-
-  flushAll(): void {
-    for (const name of [...this.pending.keys()]) this.flush(name);
   }
 }
 
@@ -233,13 +248,11 @@ function addDisjoint(mapped: PhysicalRange[], ranges: readonly PhysicalRange[]):
  * it, with the error it always had; the flush appends them all at once, and appendSegments
  * checks the whole result again.
  */
-class PendingAppends {
-  private readonly pending = new Map<string, { mapped: PhysicalRange[]; appends: { index: number; ranges: readonly PhysicalRange[] }[] }>();
-
-  constructor(
-    private readonly lvs: Map<string, LvMetadata>,
-    private readonly replaceSegments: (lv: LvMetadata, segments: readonly LinearSegment[]) => void,
-  ) {}
+class PendingAppends extends PendingEdits {
+  constructor(lvs: Map<string, LvMetadata>, replaceSegments: ReplaceSegments) {
+    // The checks as they came should have refused anything the flush refuses (a pair assertion).
+    super(lvs, replaceSegments, appendSegments);
+  }
 
   add(lv: LvMetadata, index: number, ranges: readonly PhysicalRange[]): void {
     let entry = this.pending.get(lv.name);
@@ -247,37 +260,18 @@ class PendingAppends {
       const segments = editableLinear(lv, index);
       // As appendSegments does first: an LV whose own segments are wrong is refused at its first append.
       withExtentErrors(index, () => assertValidSegments(segments, 'lvSegments'));
-      entry = { mapped: sortedRanges(segments), appends: [] };
+      entry = { ranges: sortedRanges(segments), changes: [] };
       this.pending.set(lv.name, entry);
     }
-    if (addDisjoint(entry.mapped, ranges)) {
-      entry.appends.push({ index, ranges });
+    if (addDisjoint(entry.ranges, ranges)) {
+      entry.changes.push({ index, ranges });
       return;
     }
     // A malformed range or one mapped twice: appended now, on the LV as the earlier appends
     // left it, so it is refused exactly as it always was.
-    this.pending.delete(lv.name);
-    this.appendAll(lv.name, entry.appends);
+    this.flush(lv.name);
     const current = this.lvs.get(lv.name)!;
     this.replaceSegments(current, withExtentErrors(index, () => appendSegments(editableLinear(current, index), ranges)));
-  }
-
-  flush(name: string): void {
-    const entry = this.pending.get(name);
-    if (entry === undefined) return;
-    this.pending.delete(name);
-    this.appendAll(name, entry.appends);
-  }
-
-  flushAll(): void {
-    for (const name of [...this.pending.keys()]) this.flush(name);
-  }
-
-  private appendAll(name: string, list: readonly { index: number; ranges: readonly PhysicalRange[] }[]): void {
-    if (list.length === 0) return;
-    const lv = this.lvs.get(name)!;
-    // The checks as they came should have refused anything this refuses (a pair assertion).
-    this.replaceSegments(lv, inOneGo(editableLinear(lv, list[0]!.index), list, appendSegments));
   }
 }
 
