@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'vitest';
 
 import { heldLayout } from '../../src/host/heldLayout.js';
-import { isOwnReport, reportFromPvs, type DevicePv } from '../../src/lvm/diskMetadata.js';
-import { printVgMetadata } from '../../src/lvm/metadataText.js';
+import { isOwnReport, reportFromPvs } from '../../src/lvm/diskMetadata.js';
 import { MAX_SHARED_LINES, parseConfigLines } from '../../src/lvm/configLines.js';
 import { parseConfigTokens } from '../../src/lvm/configTree.js';
 import type { VgMetadata, VgReport } from '../../src/metadata/vgModel.js';
+import { pvHolding, testVg } from '../fixtures/pvText.js';
 
 const report: VgReport = {
   name: 'vg0',
@@ -51,17 +51,10 @@ describe('the layout the host daemon keeps', () => {
 });
 
 describe('a report read from the PVs (diskMetadata.ts)', () => {
-  const metadata: VgMetadata = {
-    header: [],
+  const metadata: VgMetadata = testVg({
     name: 'vg_held_test_0123456789',
-    uuid: 'vg-uuid-0123456789-abcdef',
     seqno: 9,
-    status: ['RESIZEABLE', 'READ', 'WRITE'],
-    flags: [],
     tags: ['thinlv_format=1', 'thinlv_quantum_extents=400'],
-    extentSizeSectors: 8192,
-    extra: [],
-    pvs: [{ key: 'pv0', uuid: 'pv-uuid-0123456789-abcdef', device: '/dev/loop9', status: ['ALLOCATABLE'], flags: [], tags: [], devSizeSectors: 8 * 1024 ** 2, peStartSectors: 2048, peCount: 1000, extra: [] }],
     lvs: ['vdi00001', 'vdi00000', 'vdi00002'].map((name, i) => ({
       name,
       uuid: `lv-uuid-0123456789-abcdef-${i}`,
@@ -73,14 +66,8 @@ describe('a report read from the PVs (diskMetadata.ts)', () => {
       segments: [0, 1].map((k) => ({ logicalStart: k, extentCount: 1, type: 'striped', stripes: [{ pv: '/dev/loop9', firstExtent: k * 3 + i }], extra: [] })),
       extra: [],
     })),
-  };
-  const text = printVgMetadata(metadata);
-  const pv: DevicePv = {
-    device: '/dev/loop9',
-    label: { pvUuid: metadata.pvs[0]!.uuid, deviceSizeBytes: 4 * 1024 ** 3, dataAreas: [], metadataAreas: [] },
-    deviceSizeBytes: 4 * 1024 ** 3,
-    areas: [{ header: { startBytes: 4096, sizeBytes: 1024 ** 2, text: { offsetBytes: 512, sizeBytes: text.length, checksum: 0 } }, text }],
-  };
+  });
+  const pv = pvHolding(metadata);
 
   test('is kept as it is, LVs and all, and equals the copy any other report gets', () => {
     const read = reportFromPvs([pv], metadata.name);

@@ -1,21 +1,12 @@
 import { expect, test } from 'vitest';
-import { reportFromPvs, type DevicePv } from '../../src/lvm/diskMetadata.js';
-import { printVgMetadata } from '../../src/lvm/metadataText.js';
+import { reportFromPvs } from '../../src/lvm/diskMetadata.js';
 import type { VgMetadata } from '../../src/metadata/vgModel.js';
+import { pvHolding, testVg } from '../fixtures/pvText.js';
 
 // thinlv tags an LV with its virtual size before its owner, and the text keeps that order,
 // while a report lists tags sorted: every thin LV of a pool has its tags out of order.
-const metadata: VgMetadata = {
-  header: [],
+const metadata: VgMetadata = testVg({
   name: 'vg_report_tags_0123456789',
-  uuid: 'vg-uuid-0123456789-abcdef',
-  seqno: 3,
-  status: ['RESIZEABLE', 'READ', 'WRITE'],
-  flags: [],
-  tags: ['thinlv_format=1'],
-  extentSizeSectors: 8192,
-  extra: [],
-  pvs: [{ key: 'pv0', uuid: 'pv-uuid-0123456789-abcdef', device: '/dev/loop9', status: ['ALLOCATABLE'], flags: [], tags: [], devSizeSectors: 8 * 1024 ** 2, peStartSectors: 2048, peCount: 1000, extra: [] }],
   lvs: [0, 1, 2].map((i) => ({
     name: `vdi0000${i}`,
     uuid: `lv-uuid-0123456789-abcdef-${i}`,
@@ -26,14 +17,8 @@ const metadata: VgMetadata = {
     segments: [0, 1].map((k) => ({ logicalStart: k, extentCount: 1, type: 'striped', stripes: [{ pv: '/dev/loop9', firstExtent: k * 3 + i }], extra: [] })),
     extra: [],
   })),
-};
-const text = printVgMetadata(metadata);
-const pv: DevicePv = {
-  device: '/dev/loop9',
-  label: { pvUuid: metadata.pvs[0]!.uuid, deviceSizeBytes: 4 * 1024 ** 3, dataAreas: [], metadataAreas: [] },
-  deviceSizeBytes: 4 * 1024 ** 3,
-  areas: [{ header: { startBytes: 4096, sizeBytes: 1024 ** 2, text: { offsetBytes: 512, sizeBytes: text.length, checksum: 0 } }, text }],
-};
+});
+const pv = pvHolding(metadata);
 
 test('a report read from the PVs sorts LVs\' tags into one list per distinct list, the rest of each LV as read', () => {
   const [a, b, c] = reportFromPvs([pv], metadata.name).lvs;

@@ -1,11 +1,11 @@
 import { describe, expect, test } from 'vitest';
 
-import { reportFromPvs, type DevicePv } from '../../src/lvm/diskMetadata.js';
-import { printVgMetadata } from '../../src/lvm/metadataText.js';
+import { reportFromPvs } from '../../src/lvm/diskMetadata.js';
 import { sameLv } from '../../src/lvm/sharedLvs.js';
 import type { LvMetadata, VgMetadata } from '../../src/metadata/vgModel.js';
+import { pvHolding, TEST_PV_DEVICE, testVg } from '../fixtures/pvText.js';
 
-const DEVICE = '/dev/loop9';
+const DEVICE = TEST_PV_DEVICE;
 
 function lv(i: number, extentCount = 2): LvMetadata {
   return {
@@ -22,30 +22,7 @@ function lv(i: number, extentCount = 2): LvMetadata {
 }
 
 function metadata(seqno: number, lvs: readonly LvMetadata[]): VgMetadata {
-  return {
-    header: [],
-    name: 'vg_shared_test_0123456789',
-    uuid: 'vg-uuid-0123456789-abcdef',
-    seqno,
-    status: ['RESIZEABLE', 'READ', 'WRITE'],
-    flags: [],
-    tags: ['thinlv_format=1'],
-    extentSizeSectors: 8192,
-    extra: [],
-    pvs: [{ key: 'pv0', uuid: 'pv-uuid-0123456789-abcdef', device: DEVICE, status: ['ALLOCATABLE'], flags: [], tags: [], devSizeSectors: 8 * 1024 ** 2, peStartSectors: 2048, peCount: 1000, extra: [] }],
-    lvs: [...lvs],
-  };
-}
-
-/** The PV as read from `device` (the text names DEVICE), holding `vg`'s text. */
-function pvHolding(vg: VgMetadata, device = DEVICE): DevicePv {
-  const text = printVgMetadata(vg);
-  return {
-    device,
-    label: { pvUuid: vg.pvs[0]!.uuid, deviceSizeBytes: 4 * 1024 ** 3, dataAreas: [], metadataAreas: [] },
-    deviceSizeBytes: 4 * 1024 ** 3,
-    areas: [{ header: { startBytes: 4096, sizeBytes: 1024 ** 2, text: { offsetBytes: 512, sizeBytes: text.length, checksum: 0 } }, text }],
-  };
+  return testVg({ name: 'vg_shared_test_0123456789', seqno, lvs });
 }
 
 const lvsOf = (count: number): LvMetadata[] => Array.from({ length: count }, (_, i) => lv(i));

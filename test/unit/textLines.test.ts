@@ -5,6 +5,7 @@ import { parseConfigLines } from '../../src/lvm/configLines.js';
 import { parseVgSummary, parseVgSummaryLines, printVgMetadata } from '../../src/lvm/metadataText.js';
 import { linesOf, PIECE_BYTES, type NextLine } from '../../src/lvm/textLines.js';
 import type { VgMetadata } from '../../src/metadata/vgModel.js';
+import { testVg } from '../fixtures/pvText.js';
 
 const all = (next: NextLine): string[] => {
   const lines: string[] = [];
@@ -39,17 +40,11 @@ describe('the lines of a text', () => {
 describe('a VG text parsed from its bytes', () => {
   // Enough LVs for the text to run over many pieces, so some piece ends inside an LV, a
   // segment or a `stripes` array LVM writes over three lines.
-  const vg: VgMetadata = {
-    header: [],
+  const vg: VgMetadata = testVg({
     name: 'vg_bytes_test',
-    uuid: 'vg-uuid-0123456789-abcdef',
-    seqno: 3,
-    status: ['RESIZEABLE', 'READ', 'WRITE'],
-    flags: [],
     tags: ['thinlv_format=1', 'caf\u00e9_\u{1f600}'],
-    extentSizeSectors: 8192,
-    extra: [],
-    pvs: [{ key: 'pv0', uuid: 'pv-uuid-0123456789-abcdef', device: '/dev/loop9', status: ['ALLOCATABLE'], flags: [], tags: [], devSizeSectors: 8 * 1024 ** 3, peStartSectors: 2048, peCount: 100_000, extra: [] }],
+    devSizeSectors: 8 * 1024 ** 3,
+    peCount: 100_000,
     lvs: Array.from({ length: 1500 }, (_, i) => ({
       name: `vdi${String(i).padStart(5, '0')}`,
       uuid: `lv-uuid-0123456789-abcdef-${i}`,
@@ -60,7 +55,7 @@ describe('a VG text parsed from its bytes', () => {
       segments: [0, 1, 2].map((k) => ({ logicalStart: k, extentCount: 1, type: 'striped', stripes: [{ pv: '/dev/loop9', firstExtent: k * 1500 + i }], extra: [] })),
       extra: [],
     })),
-  };
+  });
   const text = printVgMetadata(vg);
 
   test('is the tree and the summary the string gives', () => {
