@@ -1,13 +1,25 @@
 // `npm run sim -- --seed S --steps N [--minutes M] [--verbose]`: one simulator run.
 // Without --seed a random seed is chosen and printed first, so any run can be repeated.
 
-import { runSimulation, SimFailure, THROUGHPUT_PROFILE, type SimOptions } from './simulator.js';
+import { runSimulation, SimFailure, THROUGHPUT_PROFILE, type SimOptions, type SimProgress } from './simulator.js';
 
 function argValue(name: string): string | undefined {
   const index = process.argv.indexOf(`--${name}`);
   if (index >= 0) return process.argv[index + 1];
   const inline = process.argv.find((a) => a.startsWith(`--${name}=`));
   return inline?.slice(name.length + 3);
+}
+
+/** `--progress`: a line every 30 s, with the extends since the last line (a long run's drift shows here). */
+function printProgress(): (p: SimProgress) => void {
+  let last = { wallMs: 0, step: 0, extendsAcknowledged: 0, outOfSpace: 0 };
+  return (p) => {
+    const seconds = (p.wallMs - last.wallMs) / 1000;
+    const extendsNow = p.extendsAcknowledged - last.extendsAcknowledged;
+    const perStep = extendsNow / Math.max(1, p.step - last.step);
+    console.log(`  ${(p.wallMs / 1000).toFixed(0)} s step ${p.step}: ${p.extendsAcknowledged} extends (${(extendsNow / seconds).toFixed(0)}/s, ${perStep.toFixed(2)}/step, ${p.outOfSpace - last.outOfSpace} OUT_OF_SPACE); LVs ${p.thinLvs} (${p.heldLvs} held), hosts ${p.members} (${p.liveDaemons} daemons, ${p.startingDaemons} starting), free ${p.freeExtents} extents, text ${p.textBytes} bytes`);
+    last = p;
+  };
 }
 
 async function main(): Promise<void> {
@@ -20,7 +32,7 @@ async function main(): Promise<void> {
   const peCount = argValue('pe-count');
   const verbose = process.argv.includes('--verbose');
   if (!Number.isSafeInteger(seed) || seed < 0 || !Number.isSafeInteger(steps) || steps < 1) {
-    console.error('usage: npm run sim -- [--seed S] [--steps N] [--minutes M] [--burst B] [--waves W] [--quantum Q] [--pe-count N] [--throughput] [--claims] [--membership] [--workaround-stale-grant] [--verbose]');
+    console.error('usage: npm run sim -- [--seed S] [--steps N] [--minutes M] [--burst B] [--waves W] [--quantum Q] [--pe-count N] [--throughput] [--claims] [--membership] [--workaround-stale-grant] [--progress] [--verbose]');
     process.exit(2);
   }
   console.log(`thinlv simulator: seed ${seed}, ${steps} steps`);
@@ -39,6 +51,7 @@ async function main(): Promise<void> {
     ...(process.argv.includes('--membership') ? { membershipRate: 10, deflateChance: 0.5 } : {}),
     ...(process.argv.includes('--workaround-stale-grant') ? { workaroundStaleGrant: true } : {}),
     ...(verbose ? { onTrace: (line: string) => console.log(line) } : {}),
+    ...(process.argv.includes('--progress') ? { onProgress: printProgress() } : {}),
   };
   const cpuBefore = process.cpuUsage();
   try {

@@ -60,6 +60,9 @@ export interface SimOptions {
   readonly quietCheckEvery?: number;
   /** Called with each trace line (the CLI prints them with --verbose). */
   readonly onTrace?: (line: string) => void;
+  /** Called about every `progressEveryMs` of wall time with where the run stands (the CLI's --progress). */
+  readonly onProgress?: (progress: SimProgress) => void;
+  readonly progressEveryMs?: number;
   /** Work around the known stale-grant bug (hosts ignore a grant older than their metadata). */
   readonly workaroundStaleGrant?: boolean;
   /** Share of extends that go to any LV (claimed through the master, or refused), not an active one. */
@@ -116,6 +119,21 @@ export const THROUGHPUT_PROFILE = {
   // of it usable) filled within minutes and then refused every commit.
   metadataAreaBytes: 16 * 1024 * 1024,
 } as const satisfies Partial<SimOptions>;
+
+/** Where a run stands: what a long run prints now and then, to see its workload drift. */
+export interface SimProgress {
+  readonly step: number;
+  readonly wallMs: number;
+  readonly extendsAcknowledged: number;
+  readonly outOfSpace: number;
+  readonly thinLvs: number;
+  readonly heldLvs: number;
+  readonly members: number;
+  readonly liveDaemons: number;
+  readonly startingDaemons: number;
+  readonly freeExtents: number;
+  readonly textBytes: number;
+}
 
 export interface SimStats {
   seed: number;
@@ -259,7 +277,7 @@ export class Simulator {
   /** When each host last refused to grow an LV past its virtual size (extendTargets.ts). */
   private readonly sizeRefusedAt = new WeakMap<SimHost, Map<string, number>>();
   readonly stats: SimStats;
-  private readonly o: Required<Omit<SimOptions, 'onTrace'>> & Pick<SimOptions, 'onTrace'>;
+  private readonly o: Required<Omit<SimOptions, 'onTrace' | 'onProgress'>> & Pick<SimOptions, 'onTrace' | 'onProgress'>;
 
   constructor(options: SimOptions) {
     this.o = {
@@ -282,6 +300,7 @@ export class Simulator {
       deflateChance: 0.25,
       maxWallMs: Number.POSITIVE_INFINITY,
       spareFraction: 0.1,
+      progressEveryMs: 30_000,
       ...options,
     };
     this.prng = new Prng(options.seed);
@@ -554,7 +573,7 @@ export class Simulator {
         const code = this.codeOf(error, `start ${proc}`, proc);
         // A host add that crashed before initialising the rings: the operator runs it again.
         if (code === 'HOST_START_FAILED' && !duplicate) this.unfinishedAdds.add(name);
-        if (duplicate) this.count(`duplicate daemon ${code}`);
+        this.count(`${duplicate ? 'duplicate daemon' : 'daemon start'} ${code}`);
         this.note(`host ${proc} start failed ${code}`);
       },
     );
@@ -1271,8 +1290,20 @@ export class Simulator {
     }
   }
 
+  private progress(wallMs: number): SimProgress {
+    const vg = this.lvm.metadata;
+    const thin = [...thinlvOf(vg).thinLvs.values()];
+    return {
+      step: this.step, wallMs, extendsAcknowledged: this.stats.extendsAcknowledged, outOfSpace: this.stats.extendsRefused['OUT_OF_SPACE'] ?? 0, thinLvs: thin.length,
+      heldLvs: thin.filter((t) => t.owner !== undefined).length, members: this.memberCount(), liveDaemons: this.liveHosts().length,
+      startingDaemons: [...this.hosts.values()].filter((slot) => slot.starting).length,
+      freeExtents: freeExtentCountOf(vg), textBytes: this.lvm.metadataTextBytes,
+    };
+  }
+
   async run(): Promise<SimStats> {
     const started = Date.now();
+    let lastProgress = started;
     const onUnhandled = (reason: unknown) => {
       this.failure ??= `unhandled rejection: ${(reason as Error)?.stack ?? String(reason)}`;
     };
@@ -1291,6 +1322,10 @@ export class Simulator {
           this.fail(error instanceof InvariantViolation ? error.message : `the simulator itself failed: ${(error as Error).stack ?? String(error)}`);
         }
         this.stats.steps = this.step;
+        if (this.o.onProgress !== undefined && Date.now() - lastProgress >= this.o.progressEveryMs) {
+          lastProgress = Date.now();
+          this.o.onProgress(this.progress(lastProgress - started));
+        }
         if (Date.now() - started > this.o.maxWallMs) break;
       }
       this.step = this.stats.steps;
