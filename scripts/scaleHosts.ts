@@ -57,7 +57,7 @@ export class ScaleHost {
     );
     const state = { setGrantGeneration: () => undefined } as unknown as HostState;
     const followGrants = grantFollower({
-      reader: grantsReader,
+      ring: { current: async () => grantsReader },
       allocator,
       state,
       log: createLogger('silent'),

@@ -180,6 +180,17 @@ export class RingReader {
     return found === undefined ? undefined : { seq: found.seq, payload: found.payload };
   }
 
+  /**
+   * Whether the ring on the region is still the one this reader opened: false once it was
+   * created again over it (a new nonce). Throws as open does when the header cannot be
+   * read now (HEADER_CORRUPT, RING_ID_MISMATCH, ...). One block read. For a consumer whose
+   * producer may recreate the ring: it opens a new reader then.
+   */
+  async stillCurrent(): Promise<boolean> {
+    const header = await readRingHeader(this.region, this.header.ringId);
+    return header.ringNonce === this.header.ringNonce;
+  }
+
   /** Re-reads the consumer block, e.g. after another process consumed. Mostly for tools. */
   async refreshConsumer(): Promise<ConsumerState> {
     this.consumer = await readConsumerState(this.region, this.header);

@@ -10,7 +10,8 @@ import type { HostState } from '../state/hostState.js';
 import type { HostAllocator } from './allocator.js';
 
 export interface GrantFollowerDeps {
-  readonly reader: RingReader;
+  /** The grants ring's reader now (followedRing.ts: a new one once the master recreated the ring); undefined while it cannot be read. */
+  readonly ring: { current(): Promise<RingReader | undefined> };
   readonly allocator: HostAllocator;
   readonly state: HostState;
   readonly log: Logger;
@@ -26,7 +27,9 @@ export interface GrantFollowerDeps {
 /** Returns a function that reads and applies the grants ring's new records once. */
 export function grantFollower(deps: GrantFollowerDeps): () => Promise<void> {
   return async () => {
-    const { records } = await deps.reader.read({ fromSeq: deps.reader.consumedSeq + 1 });
+    const reader = await deps.ring.current();
+    if (reader === undefined) return;
+    const { records } = await reader.read({ fromSeq: reader.consumedSeq + 1 });
     for (const record of records) {
       const decoded = decodeGrantRecord(record.payload);
       if (!decoded.ok) {
@@ -49,7 +52,7 @@ export function grantFollower(deps: GrantFollowerDeps): () => Promise<void> {
     const last = records.at(-1);
     if (last !== undefined) {
       await deps.beforeWrite();
-      await deps.reader.consume(last.seq);
+      await reader.consume(last.seq);
     }
   };
 }

@@ -36,6 +36,7 @@ import type { HostState } from '../state/hostState.js';
 import type { FaultPoints } from '../faults.js';
 import { withJournalWriteFaults } from './journalWriteFaults.js';
 import { HostAllocator, type UnreplayedRecord } from './allocator.js';
+import { FollowedRing } from './followedRing.js';
 import { grantFollower } from './grantFollower.js';
 import { heldLayout } from './heldLayout.js';
 import { metadataRefresher } from './metadataRefresh.js';
@@ -204,9 +205,9 @@ export async function startHostDaemon(deps: HostDaemonDeps, options: HostDaemonO
     const { vg, info, unreplayed } = await readUnreplayed(deps, options, first, { region: journalRegion, ringId: journalLocation.ringId, lastSeq: writer.lastSeq });
     phases.done('unreplayed');
     const journal = leasedJournal(writer, lease, { vg: vgName, host });
-    const grantsReader = await openRingReader(grantsRegion, { ringId: grantsLocation.ringId });
+    const grantsRing = await FollowedRing.open({ region: grantsRegion, ringId: grantsLocation.ringId, log: deps.log, nowMs: deps.nowMs });
     phases.done('grantsReader');
-    const running = await serveHost(deps, options, { vg, info, lease, journal, state, unreplayed, grantsReader, journalRingId: journalLocation.ringId, resources });
+    const running = await serveHost(deps, options, { vg, info, lease, journal, state, unreplayed, grantsRing, journalRingId: journalLocation.ringId, resources });
     phases.done('serve');
     phases.summary({ vg: vgName, host, unreplayedRecordCount: unreplayed.length });
     return running;
@@ -246,7 +247,7 @@ type Opened = {
   readonly journal: ReturnType<typeof leasedJournal>;
   readonly state: HostState;
   readonly unreplayed: readonly UnreplayedRecord[];
-  readonly grantsReader: Awaited<ReturnType<typeof openRingReader>>;
+  readonly grantsRing: FollowedRing;
   readonly journalRingId: string;
   readonly resources: Resources;
 };
@@ -325,7 +326,7 @@ async function serveHost(deps: HostDaemonDeps, options: HostDaemonOptions, opene
     },
   });
   const pollGrants = grantFollower({
-    reader: opened.grantsReader,
+    ring: opened.grantsRing,
     allocator,
     state,
     log: deps.log,

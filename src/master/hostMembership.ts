@@ -30,7 +30,7 @@
 //   lease that stops being renewed; running the command again redoes every step.
 
 import { hostname } from 'node:os';
-import { isJournalError, createRing, openRingReader } from '../../journal/index.js';
+import { createRing, openRingReader } from '../../journal/index.js';
 import { ErrorCode, ThinlvError, assert } from '../errors.js';
 import { ExtentSet } from '../extent/extentSet.js';
 import type { PhysicalRange } from '../extent/types.js';
@@ -42,7 +42,9 @@ import { extentSizeBytes, type VgMetadata } from '../metadata/vgModel.js';
 import { acquireLease, DEFAULT_LEASE_RENEW_MS, probeLease, type HeldLease, type LeaseEffects } from '../ownership/index.js';
 import { encodeGrantRecord } from '../records/records.js';
 import { leaseLocation, openLeaseRegion, ringLocation } from '../rings/ringRegions.js';
-import { appendToGrantsRing, runPass, MasterSession, type MasterDeps } from './replayPass.js';
+import { unreadableRing } from '../rings/unreadableRing.js';
+import { appendToGrantsRing } from './grantsRing.js';
+import { runPass, MasterSession, type MasterDeps } from './replayPass.js';
 
 /** Journal ring size: at one 4 KiB block per record, 4096 records between replays. */
 export const JOURNAL_RING_BYTES = 16 * 1024 * 1024;
@@ -68,10 +70,6 @@ export interface AddHostResult {
 function hostError(code: string, message: string, data: Record<string, unknown>): ThinlvError {
   return new ThinlvError(code, message, data);
 }
-
-/** A ring that is not this LV's, or is damaged where nothing but recreating it helps. */
-const unreadableRing = (error: unknown): boolean =>
-  isJournalError(error) && ['NOT_A_RING', 'HEADER_CORRUPT', 'RING_VERSION', 'RING_ID_MISMATCH', 'CONSUMER_CORRUPT', 'CONSUMER_AHEAD'].includes(error.code);
 
 /** Ensures the ring on `lvName` carries its LV's identity, creating it when it does not. Returns whether it wrote. */
 async function ensureRing(deps: MasterDeps, vg: VgMetadata, lvName: string): Promise<boolean> {

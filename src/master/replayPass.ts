@@ -23,7 +23,7 @@
 // Its journal reads can be stale too (a cursor already past the applied seq it read, a
 // host's ring replaced since), and it re-reads the same way.
 
-import { isJournalError, openRingReader, openRingWriter, type BlockRegion, type ReadResult, type RingReader } from '../../journal/index.js';
+import { isJournalError, openRingReader, type BlockRegion, type ReadResult, type RingReader } from '../../journal/index.js';
 import { CommitError, ErrorCode } from '../errors.js';
 import type { FaultPoints } from '../faults.js';
 import { hostLvNames, readThinlvVg, type ThinlvVg } from '../format/thinlvVg.js';
@@ -34,8 +34,9 @@ import { applyChanges, type MetadataChange } from '../metadata/applyChanges.js';
 import { computeFreeExtents } from '../metadata/checkLayout.js';
 import type { VgMetadata } from '../metadata/vgModel.js';
 import { planRefill, type RefillPlan } from '../pool/planRefill.js';
+import { appendToGrantsRing, grantOnRing } from './grantsRing.js';
 import { MasterSession } from './masterSession.js';
-import { MAX_RANGES_PER_RECORD, decodeGrantRecord, encodeGrantRecord, type PvExtentRange } from '../records/records.js';
+import { MAX_RANGES_PER_RECORD, encodeGrantRecord, type PvExtentRange } from '../records/records.js';
 import { planReplay, poolOf, toUuidRanges, type JournalRecordBytes, type ReplayPlan } from '../replay/planReplay.js';
 import { ringLocation, type RegionOpener, type RingLocation } from '../rings/ringRegions.js';
 
@@ -198,22 +199,6 @@ async function closeRegions(regions: readonly BlockRegion[]): Promise<void> {
   for (const region of regions) await region.close();
 }
 
-/** Appends one record to the host's grants ring, then closes the writer and its region. */
-export async function appendToGrantsRing(deps: MasterDeps, vg: VgMetadata, host: string, payload: Uint8Array): Promise<void> {
-  const location = ringLocation(vg, hostLvNames(host).grants);
-  const region = await deps.regions.open(location);
-  try {
-    const writer = await openRingWriter(region, { ringId: location.ringId });
-    try {
-      await writer.append(payload);
-    } finally {
-      await writer.close();
-    }
-  } finally {
-    await region.close();
-  }
-}
-
 /**
  * A pool in more pieces than one record names is sent as its largest pieces, in disk
  * order. That is safe: the host uses a subset of its own free LV, and the pieces left
@@ -231,34 +216,6 @@ async function writeGrant(deps: MasterDeps, vg: VgMetadata, thinlv: ThinlvVg, ho
   if (info === undefined || info.grantGeneration === 0) return;
   const freeRanges = largestRanges(toUuidRanges(vg, poolOf(vg, host).ranges()), MAX_RANGES_PER_RECORD);
   await appendToGrantsRing(deps, vg, host, encodeGrantRecord({ kind: 'grant', generation: info.grantGeneration, appliedSeq: info.appliedSeq, freeRanges }));
-}
-
-/**
- * Whether the host's grants ring already holds its grant of `generation` (or a later
- * one) where the host sees it: in a record not yet consumed (it will apply it), or as the
- * last consumed record (it applied it before consuming). A master session re-sends every
- * host's grant on its first pass, in case an earlier master died between a commit and
- * its grant write; when the grant is there, the re-send would change nothing for the
- * host (it ignores a generation it has) and costs a writer's open of the ring (a read of
- * the whole ring, and a write of up to 1 MiB to clear a torn span). This costs a few
- * block reads. Anything it cannot tell (a consumed record of another kind, an older
- * ring) answers false, and the grant is written as before.
- */
-async function grantOnRing(deps: MasterDeps, vg: VgMetadata, host: string, generation: number): Promise<boolean> {
-  const location = ringLocation(vg, hostLvNames(host).grants);
-  const region = await deps.regions.open(location);
-  try {
-    // A reader that only looks (it never consumes: the host does), so no survey.
-    const reader = await openRingReader(region, { ringId: location.ringId, survey: false });
-    const unconsumed = (await reader.read({ fromSeq: reader.consumedSeq + 1 })).records;
-    const consumed = await reader.readConsumedRecord();
-    return [...(consumed === undefined ? [] : [consumed]), ...unconsumed].some((record) => {
-      const decoded = decodeGrantRecord(record.payload);
-      return decoded.ok && decoded.record.kind === 'grant' && decoded.record.generation >= generation;
-    });
-  } finally {
-    await region.close();
-  }
 }
 
 async function writeReturnRequest(deps: MasterDeps, vg: VgMetadata, thinlv: ThinlvVg, host: string, extentCount: number): Promise<void> {

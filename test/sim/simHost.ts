@@ -21,6 +21,7 @@ import type { FaultPoints } from '../../src/faults.js';
 import { formatDmTable, type DmTableLine } from '../../src/extent/dmTable.js';
 import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
 import { HostAllocator, type HostDeviceMapper, type HostJournal, type UnreplayedRecord } from '../../src/host/allocator.js';
+import { FollowedRing } from '../../src/host/followedRing.js';
 import { grantFollower } from '../../src/host/grantFollower.js';
 import { leasedJournal } from '../../src/host/leasedJournal.js';
 import { leasedDeviceMapper } from '../../src/host/leasedDeviceMapper.js';
@@ -278,9 +279,9 @@ export class SimHost {
       allocator.applyGrant = (grant) => (grant.kind === 'grant' && grant.appliedSeq < appliedSeqOf() ? false : applyGrant(grant));
     }
     await allocator.recover();
-    const grantsReader = await openRingReader(grantsRegion, { ringId: grantsLocation.ringId });
+    const grantsRing = await FollowedRing.open({ region: grantsRegion, ringId: grantsLocation.ringId, log: silentLog, nowMs: () => kernel.nowMs() });
     const pollGrants = grantFollower({
-      reader: grantsReader,
+      ring: grantsRing,
       allocator,
       state,
       log: silentLog,
