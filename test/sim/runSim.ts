@@ -17,7 +17,7 @@ function printProgress(): (p: SimProgress) => void {
     const seconds = (p.wallMs - last.wallMs) / 1000;
     const extendsNow = p.extendsAcknowledged - last.extendsAcknowledged;
     const perStep = extendsNow / Math.max(1, p.step - last.step);
-    console.log(`  ${(p.wallMs / 1000).toFixed(0)} s step ${p.step}: ${p.extendsAcknowledged} extends (${(extendsNow / seconds).toFixed(0)}/s, ${perStep.toFixed(2)}/step, ${p.outOfSpace - last.outOfSpace} OUT_OF_SPACE); LVs ${p.thinLvs} (${p.heldLvs} held), hosts ${p.members} (${p.liveDaemons} daemons, ${p.startingDaemons} starting), free ${p.freeExtents} extents, text ${p.textBytes} bytes`);
+    console.log(`  ${(p.wallMs / 1000).toFixed(0)} s step ${p.step}: ${p.extendsAcknowledged} extends (${(extendsNow / seconds).toFixed(0)}/s, ${perStep.toFixed(2)}/step, ${p.outOfSpace - last.outOfSpace} OUT_OF_SPACE); LVs ${p.thinLvs} (${p.heldLvs} held), hosts ${p.members} (${p.liveDaemons} daemons, ${p.startingDaemons} starting${p.oldestStart === undefined ? '' : `, ${p.oldestStart.host} for ${p.oldestStart.steps} steps${p.oldestStart.member ? '' : ' (not a member)'}`}), free ${p.freeExtents} extents, text ${p.textBytes} bytes`);
     last = p;
   };
 }

@@ -131,6 +131,8 @@ export interface SimProgress {
   readonly members: number;
   readonly liveDaemons: number;
   readonly startingDaemons: number;
+  /** The start under way the longest, if any: how many steps, and whether its host is still a member. */
+  readonly oldestStart: { readonly host: string; readonly steps: number; readonly member: boolean } | undefined;
   readonly freeExtents: number;
   readonly textBytes: number;
 }
@@ -238,6 +240,8 @@ interface HostSlot {
   incarnation: number;
   /** Restart no earlier than this step (a host down for a while). */
   downUntilStep: number;
+  /** The step the start under way began at. */
+  startedAtStep: number;
 }
 
 export class Simulator {
@@ -277,6 +281,8 @@ export class Simulator {
   /** When each host last refused to grow an LV past its virtual size (extendTargets.ts). */
   private readonly sizeRefusedAt = new WeakMap<SimHost, Map<string, number>>();
   readonly stats: SimStats;
+  /** Starts killed from outside (a host powered off): the slot no longer waits for them. */
+  private readonly killedStarts = new WeakSet<SimProcess>();
   private readonly o: Required<Omit<SimOptions, 'onTrace' | 'onProgress'>> & Pick<SimOptions, 'onTrace' | 'onProgress'>;
 
   constructor(options: SimOptions) {
@@ -499,7 +505,7 @@ export class Simulator {
   private slotOf(name: string): HostSlot {
     let slot = this.hosts.get(name);
     if (slot === undefined) {
-      slot = { live: undefined, starting: false, duplicate: undefined, duplicateStarting: false, startingProcs: new Set(), incarnation: 0, downUntilStep: 0 };
+      slot = { live: undefined, starting: false, duplicate: undefined, duplicateStarting: false, startingProcs: new Set(), incarnation: 0, downUntilStep: 0, startedAtStep: 0 };
       this.hosts.set(name, slot);
     }
     return slot;
@@ -532,7 +538,7 @@ export class Simulator {
     const slot = this.slotOf(name);
     const proc = new SimProcess(duplicate ? `${name}b` : name, 'host', ++slot.incarnation);
     if (duplicate) slot.duplicateStarting = true;
-    else slot.starting = true;
+    else [slot.starting, slot.startedAtStep] = [true, this.step];
     slot.startingProcs.add(proc);
     const started = SimHost.start({
       vgName: VG,
@@ -557,6 +563,8 @@ export class Simulator {
     void started.finally(() => slot.startingProcs.delete(proc)).catch(() => undefined);
     started.then(
       (host) => {
+        // A start killed from outside that still settles says nothing about the host's next start.
+        if (this.killedStarts.has(proc)) return;
         if (duplicate) {
           slot.duplicateStarting = false;
           slot.duplicate = host;
@@ -568,6 +576,7 @@ export class Simulator {
         this.note(`host ${proc} started`);
       },
       (error: unknown) => {
+        if (this.killedStarts.has(proc)) return;
         if (duplicate) slot.duplicateStarting = false;
         else slot.starting = false;
         const code = this.codeOf(error, `start ${proc}`, proc);
@@ -936,6 +945,12 @@ export class Simulator {
         how = ' (powered off)';
         for (const daemon of [slot.live, slot.duplicate]) if (daemon !== undefined && daemon.proc.alive) this.kernel.crash(daemon.proc);
         for (const proc of slot.startingProcs) this.kernel.crash(proc);
+        // A start killed while it waits (on the lease, the clock) never settles: a dead
+        // process sleeps for ever. Left marked as starting, the host was never started again
+        // (one host after another, late in long runs, until few daemons served extends).
+        for (const proc of slot.startingProcs) this.killedStarts.add(proc);
+        slot.startingProcs.clear();
+        [slot.starting, slot.duplicateStarting] = [false, false];
         this.dms.set(host, new FakeDeviceMapper());
       } else if (variant === 3) {
         fenced = true;
@@ -1290,6 +1305,13 @@ export class Simulator {
     }
   }
 
+  private oldestStart(): SimProgress['oldestStart'] {
+    const starting = [...this.hosts].filter(([, slot]) => slot.starting).sort(([, a], [, b]) => a.startedAtStep - b.startedAtStep);
+    if (starting.length === 0) return undefined;
+    const [host, slot] = starting[0]!;
+    return { host, steps: this.step - slot.startedAtStep, member: this.isMember(host) };
+  }
+
   private progress(wallMs: number): SimProgress {
     const vg = this.lvm.metadata;
     const thin = [...thinlvOf(vg).thinLvs.values()];
@@ -1297,6 +1319,7 @@ export class Simulator {
       step: this.step, wallMs, extendsAcknowledged: this.stats.extendsAcknowledged, outOfSpace: this.stats.extendsRefused['OUT_OF_SPACE'] ?? 0, thinLvs: thin.length,
       heldLvs: thin.filter((t) => t.owner !== undefined).length, members: this.memberCount(), liveDaemons: this.liveHosts().length,
       startingDaemons: [...this.hosts.values()].filter((slot) => slot.starting).length,
+      oldestStart: this.oldestStart(),
       freeExtents: freeExtentCountOf(vg), textBytes: this.lvm.metadataTextBytes,
     };
   }
