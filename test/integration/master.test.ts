@@ -1,4 +1,3 @@
-import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { noFaults } from '../../src/faults.js';
 import { hostLvNames, readThinlvVg } from '../../src/format/thinlvVg.js';
@@ -13,6 +12,7 @@ import { MasterSession, runPass, type MasterDeps } from '../../src/master/replay
 import { fileRegionOpener, ringLocation } from '../../src/rings/ringRegions.js';
 import { createLoopVg, realLvmUnavailableReason, type LoopVg } from '../fixtures/loopVg.js';
 import { AllocatorHost } from '../fixtures/allocatorHost.js';
+import { flipBitOnDevice } from '../fixtures/flipBit.js';
 
 const skipReason = realLvmUnavailableReason();
 
@@ -103,16 +103,7 @@ describe.skipIf(skipReason !== undefined)('the master on a real VG', () => {
     const deps = depsFor(vg);
     await addHost(deps, vg.vgName, 'hostC');
     const location = ringLocation(await readVgMetadata(vg.lvm, vg.vgName), hostLvNames('hostC').grants);
-    const fd = openSync(location.device, 'r+');
-    try {
-      const header = Buffer.alloc(1);
-      readSync(fd, header, 0, 1, location.offsetBytes + 20);
-      header[0] = header[0]! ^ 0x10;
-      writeSync(fd, header, 0, 1, location.offsetBytes + 20);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    flipBitOnDevice(location.device, location.offsetBytes + 20);
     await removeHost(deps, vg.vgName, 'hostC');
     expect((await readVgReport(vg.lvm, vg.vgName)).lvs.some((lv) => lv.name.startsWith('thinlv_hostC_'))).toBe(false);
     await addHost(deps, vg.vgName, 'hostC');
