@@ -10,7 +10,7 @@
 
 import { assertNonNegativeSafeInteger, assertPositiveSafeInteger } from './argumentChecks.js';
 import { ExtentArgumentError } from './extentErrors.js';
-import { assertValidSegments, coalesceSegments } from './segments.js';
+import { assertValidSegments, coalesceSegments, ValidSegments } from './segments.js';
 import type { LinearSegment } from './types.js';
 
 /** Where a PV's extents start on its block device. */
@@ -38,15 +38,16 @@ export interface DmTableLine {
  * order. Segments are coalesced first, so neighbours that continue each other on the same
  * PV become one target (the kernel would accept two, but the table would then differ from
  * the one LVM builds and from the one another host builds for the same mapping).
- * An LV with no segments yields no lines.
+ * An LV with no segments yields no lines. A ValidSegments is not validated again.
  */
 export function linearTable(
-  segments: readonly LinearSegment[],
+  lv: readonly LinearSegment[] | ValidSegments,
   pvs: PvLocations,
   extentSizeSectors: number,
 ): DmTableLine[] {
   assertPositiveSafeInteger(extentSizeSectors, 'extentSizeSectors');
-  assertValidSegments(segments, 'segments');
+  const segments = lv instanceof ValidSegments ? lv.segments : lv;
+  if (!(lv instanceof ValidSegments)) assertValidSegments(segments, 'segments');
   return coalesceSegments(segments).map((segment) => {
     const location = lookUpPv(pvs, segment.pv);
     return {

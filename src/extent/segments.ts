@@ -102,9 +102,33 @@ export class ValidSegments {
 
   /** Throws ExtentArgumentError, as assertValidSegments does, when `segments` is not a valid LV. */
   static of(segments: readonly LinearSegment[], what = 'segments'): ValidSegments {
+    const valid = ValidSegments.checkedAtOnce(segments);
+    if (valid !== undefined) return valid;
     assertValidSegments(segments, what);
+    throw new ExtentInvariantError(`${what}: validateSegments found no problem in a list the one-pass check refused`);
+  }
+
+  /**
+   * The valid case in one pass (the host allocator builds one per extend): well-formed,
+   * logically contiguous from 0, and no physical extent twice, which holds exactly when
+   * the extent set is as large as the segments' sum. Undefined when anything is off:
+   * validateSegments() then names every problem.
+   */
+  private static checkedAtOnce(segments: readonly LinearSegment[]): ValidSegments | undefined {
+    let logicalEnd = 0;
+    try {
+      for (const segment of segments) {
+        assertLinearSegment(segment, 'segment');
+        if (segment.logicalStart !== logicalEnd) return undefined;
+        logicalEnd += segment.extentCount;
+      }
+    } catch (error) {
+      if (error instanceof ExtentError) return undefined;
+      throw error;
+    }
     const copy = Object.freeze(segments.map(copySegment));
-    return new ValidSegments(copy, ExtentSet.fromRanges(copy), segmentsExtentCount(copy));
+    const extents = ExtentSet.fromRanges(copy);
+    return extents.extentCount === logicalEnd ? new ValidSegments(copy, extents, logicalEnd) : undefined;
   }
 }
 

@@ -315,7 +315,7 @@ export class HostAllocator {
 
   tableOf(lvName: string): DmTableLine[] {
     const pvs = new Map(this.vg.pvs.map((pv) => [pv.device, { devicePath: pv.device, peStartSectors: pv.peStartSectors }]));
-    return linearTable(this.segmentsOf(lvName), pvs, this.vg.extentSizeSectors);
+    return linearTable(this.layoutOf(lvName), pvs, this.vg.extentSizeSectors);
   }
 
   /**

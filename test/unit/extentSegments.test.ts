@@ -13,6 +13,7 @@ import {
   type LinearSegment,
   type PhysicalRange,
 } from '../../src/extent/index.js';
+import { assertValidSegments, ValidSegments } from '../../src/extent/segments.js';
 
 // Model of an LV: the physical extent ("pv:extent") behind each logical extent, in order.
 function logicalMap(segments: readonly LinearSegment[]): string[] {
@@ -102,6 +103,36 @@ describe('validateSegments', () => {
     ]);
     expect(problems[0]?.message).toMatch(/starts at logical extent 1; extents from 0 are not mapped/);
     expect(problems[2]?.message).toMatch(/segments\[1\] and segments\[0\] both map physical extents pv0:12\+2/);
+  });
+});
+
+describe('ValidSegments.of', () => {
+  /** Valid walks, and walks broken on purpose: a logical start moved, a segment malformed. */
+  const anyListArbitrary = fc.tuple(segmentWalkArbitrary, fc.nat(12), fc.constantFrom('none', 'shift', 'malform')).map(([segments, at, damage]) => {
+    const index = at % Math.max(segments.length, 1);
+    const target = segments[index];
+    if (target === undefined || damage === 'none') return segments;
+    const broken = damage === 'shift' ? { ...target, logicalStart: target.logicalStart + 1 } : { ...target, extentCount: 0 };
+    return segments.map((segment, i) => (i === index ? broken : segment));
+  });
+
+  test.prop([fc.oneof(anyListArbitrary, validLvArbitrary)])('accepts exactly the lists validateSegments finds no problem in, and refuses the others with its message', (segments) => {
+    const problems = validateSegments(segments);
+    if (problems.length === 0) {
+      const valid = ValidSegments.of(segments, 'lv');
+      expect(valid.segments).toEqual(segments);
+      expect(valid.extentCount).toBe(segmentsExtentCount(segments));
+      expect(valid.extents.equals(segmentsToExtentSet(segments))).toBe(true);
+      return;
+    }
+    let expected: unknown;
+    try {
+      assertValidSegments(segments, 'lv');
+    } catch (error) {
+      expected = error;
+    }
+    expect(expected).toBeInstanceOf(ExtentArgumentError);
+    expect(() => ValidSegments.of(segments, 'lv')).toThrow((expected as Error).message);
   });
 });
 
