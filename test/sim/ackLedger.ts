@@ -20,7 +20,7 @@
 // that commit did not apply stay, so a deflate that cut another host's extends fails.
 
 import type { VgMetadata } from '../../src/metadata/vgModel.js';
-import { ackExtents, type Ack, checkAckExtent, InvariantViolation, Layouts, physicalAt, thinlvOf, type UnreplayedOnDisk } from './checks.js';
+import { ackExtents, type Ack, checkAckExtent, checkAckRanges, InvariantViolation, Layouts, physicalAt, thinlvOf, type UnreplayedOnDisk } from './checks.js';
 
 interface ReplayedLv {
   readonly lv: string;
@@ -90,9 +90,8 @@ export class AckLedger {
         throw new InvariantViolation(`I3: acknowledged extend ${ack.host} seq ${ack.seq} of ${ack.lv}: its host's journal is gone before the record was replayed`);
       }
       const layout = layouts.of(ack.lvUuid)!;
-      const extents = ackExtents(ack);
-      for (const { logical, want } of extents) checkAckExtent(ack, layout, logical, want);
-      if (replayed) this.retire(ack, extents);
+      checkAckRanges(ack, layout);
+      if (replayed) this.retire(ack, ackExtents(ack));
       else keep.push(ack);
     }
     this.pending = keep;
