@@ -92,8 +92,10 @@ const ARMED_STEPS = 6;
 const ARM_PROBABILITY = 0.1;
 /** Every this many steps a torn journal write is armed on a host holding an active LV. */
 const TORN_WRITE_EVERY_STEPS = 15;
-const MASTER_FAULTS = ['master.afterRead', 'master.afterCommit', 'master.afterConsume', 'master.afterGrant'];
-const HOST_FAULTS = ['host.journal.groupWrite:throw', 'host.journal.groupWrite:kill'];
+/** Where the master may be killed: its pass (src/master/replayPass.ts) and inside a batch commit, between backup and restore and after it (src/lvm/commitBatch.ts). */
+const MASTER_FAULTS = ['master.afterRead', 'master.afterCommit', 'master.afterConsume', 'master.afterGrant', 'commit.afterBackup', 'commit.afterRestore'];
+/** Where a host daemon may fail: a torn or killed group write, and right after it applied a grant (src/host/grantFollower.ts). */
+const HOST_FAULTS = ['host.journal.groupWrite:throw', 'host.journal.groupWrite:kill', 'host.afterGrantApplied'];
 /** Where `thinlv host add` and `host remove` may be killed (src/master/hostMembership.ts). */
 const ADD_FAULTS = ['host.add.afterCommit', 'host.add.afterJournalRing'];
 const REMOVE_FAULTS = ['host.remove.afterReplay', 'host.remove.afterLease', 'host.remove.afterStopAsked'];
