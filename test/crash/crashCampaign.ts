@@ -88,6 +88,13 @@ const READY_TIMEOUT_MS = 60_000;
 const COMMAND_TIMEOUT_MS = 90_000;
 /** An armed process that has not died at its point after this many steps is disarmed. */
 const ARMED_STEPS = 6;
+/**
+ * The same for a point reached only when the master refills the host's pool: a host is
+ * refilled after a few extends of its own (quantum 64 MiB, low water 32 MiB), which 6
+ * steps shared by every host and operation seldom give it.
+ */
+const ARMED_STEPS_UNTIL_REFILL = 30;
+const ARMED_UNTIL_REFILL = new Set(['host.afterGrantApplied:kill']);
 /** Chance that a step starts by restarting a daemon armed at a fault point chosen by the seed. */
 const ARM_PROBABILITY = 0.1;
 /** Every this many steps a torn journal write is armed on a host holding an active LV. */
@@ -355,10 +362,11 @@ async function armTornWrite(c: Campaign): Promise<void> {
   c.summary.faultPointsArmed[spec] = (c.summary.faultPointsArmed[spec] ?? 0) + 1;
 }
 
-/** An armed process whose point never came within ARMED_STEPS is restarted unarmed. */
+/** An armed process whose point never came within ARMED_STEPS (or ARMED_STEPS_UNTIL_REFILL) is restarted unarmed. */
 async function disarmStale(c: Campaign): Promise<void> {
   for (const [daemon, step] of c.armedAtStep) {
-    if (c.step - step < ARMED_STEPS || !daemon.running) continue;
+    const limit = ARMED_UNTIL_REFILL.has(daemon.armedWith ?? '') ? ARMED_STEPS_UNTIL_REFILL : ARMED_STEPS;
+    if (c.step - step < limit || !daemon.running) continue;
     daemon.kill('SIGKILL');
     await daemon.waitExit();
     c.armedAtStep.delete(daemon);
