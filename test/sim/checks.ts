@@ -307,7 +307,8 @@ export function checkAckRanges(ack: Ack, layout: readonly LinearSegment[]): void
       const s = segmentAt(layout, logical + done);
       const offset = s === undefined ? 0 : logical + done - s.logicalStart;
       if (s === undefined || s.pv !== r.pv || s.firstExtent + offset !== r.firstExtent + done) {
-        return checkAckExtent(ack, layout, logical + done, `${r.pv}:${r.firstExtent + done}`);
+        checkAckExtent(ack, layout, logical + done, `${r.pv}:${r.firstExtent + done}`);
+        throw new InvariantViolation(`checkAckRanges: ${ack.host} seq ${ack.seq} logical extent ${logical + done} is out of place, but checkAckExtent passed it`);
       }
       done += Math.min(s.extentCount - offset, r.extentCount - done);
     }
